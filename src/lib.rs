@@ -44,6 +44,8 @@
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod frames;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
+pub mod setup;

@@ -8,6 +8,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod init;
+
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
@@ -30,12 +32,16 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Write a config for a folder of camera inputs and a calibration file.
+    Init(init::InitArgs),
+}
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "aquamvs starting");
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -47,7 +53,9 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Init(args) => init::run(args),
+    }
 }
 
 /// Installs the `tracing` subscriber: logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.

@@ -734,14 +734,6 @@ impl Config {
         w.finish()
     }
 
-    /// A copy whose paths are written relative to `base` where possible (for a config file
-    /// saved in `base`).
-    pub fn relative_to(&self, base: &Path) -> Config {
-        let mut c = self.clone();
-        c.relativize_paths(base);
-        c
-    }
-
     /// Documentation of every field (path, accepted values, default, meaning), in file order.
     pub fn field_infos_all() -> Vec<FieldInfo> {
         let mut out = Config::field_infos("");

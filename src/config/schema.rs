@@ -80,9 +80,6 @@ pub trait ConfigValue: Sized + Clone {
 
     /// Makes relative paths inside the value relative to `base` (the config file's folder).
     fn resolve_paths(&mut self, _base: &Path) {}
-
-    /// Rewrites absolute paths inside the value relative to `base` where possible.
-    fn relativize_paths(&mut self, _base: &Path) {}
 }
 
 impl ConfigValue for bool {
@@ -197,11 +194,6 @@ impl ConfigValue for PathBuf {
             *self = base.join(&*self);
         }
     }
-    fn relativize_paths(&mut self, base: &Path) {
-        if let Some(rel) = relative_to(self, base) {
-            *self = rel;
-        }
-    }
 }
 
 impl<T: ConfigValue> ConfigValue for Option<T> {
@@ -226,11 +218,6 @@ impl<T: ConfigValue> ConfigValue for Option<T> {
     fn resolve_paths(&mut self, base: &Path) {
         if let Some(v) = self {
             v.resolve_paths(base);
-        }
-    }
-    fn relativize_paths(&mut self, base: &Path) {
-        if let Some(v) = self {
-            v.relativize_paths(base);
         }
     }
 }
@@ -260,9 +247,6 @@ impl<T: ConfigValue> ConfigValue for Vec<T> {
     }
     fn resolve_paths(&mut self, base: &Path) {
         self.iter_mut().for_each(|v| v.resolve_paths(base));
-    }
-    fn relativize_paths(&mut self, base: &Path) {
-        self.iter_mut().for_each(|v| v.relativize_paths(base));
     }
 }
 
@@ -309,9 +293,6 @@ impl<T: ConfigValue> ConfigValue for BTreeMap<String, T> {
     }
     fn resolve_paths(&mut self, base: &Path) {
         self.values_mut().for_each(|v| v.resolve_paths(base));
-    }
-    fn relativize_paths(&mut self, base: &Path) {
-        self.values_mut().for_each(|v| v.relativize_paths(base));
     }
 }
 
@@ -545,9 +526,6 @@ macro_rules! config_section {
             }
             fn resolve_paths(&mut self, base: &std::path::Path) {
                 $( $crate::config::schema::ConfigValue::resolve_paths(&mut self.$field, base); )*
-            }
-            fn relativize_paths(&mut self, base: &std::path::Path) {
-                $( $crate::config::schema::ConfigValue::relativize_paths(&mut self.$field, base); )*
             }
         }
     };
