@@ -102,7 +102,7 @@ impl ConfigValue for bool {
 
 impl ConfigValue for usize {
     fn expected() -> String {
-        "a whole number ≥ 0".into()
+        "a whole number".into()
     }
     fn parse(node: &Node, path: &str, ctx: &mut Ctx) -> Option<Self> {
         let int = match node.value {
@@ -175,7 +175,7 @@ impl ConfigValue for String {
 
 impl ConfigValue for PathBuf {
     fn expected() -> String {
-        "a path (relative paths are relative to the config file's folder)".into()
+        "a path".into()
     }
     fn parse(node: &Node, path: &str, ctx: &mut Ctx) -> Option<Self> {
         match &node.value {
