@@ -49,3 +49,4 @@ pub mod imgproc;
 pub mod io;
 pub mod mesh;
 pub mod setup;
+pub mod synth;

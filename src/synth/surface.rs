@@ -1,0 +1,382 @@
+//! Analytic underwater surfaces: heightfields `z = f(x, y)` built from a few smooth
+//! components, with exact gradients and the exact distance from any point to the surface.
+//!
+//! A surface is a [`SurfaceModel`]: a base depth plus components given as **elevation** (metres
+//! upward, i.e. toward −Z, since +Z points down into the water). The model serialises to JSON,
+//! which is the ground-truth description written next to a synthetic scene: with it the
+//! surface can be evaluated anywhere, at any resolution.
+
+use nalgebra::Point3;
+use serde::{Deserialize, Serialize};
+
+use super::rng::SplitMix;
+
+/// One smooth contribution to the elevation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Component {
+    /// A plane wave `amplitude · sin(2π (x cos θ + y sin θ) / wavelength + phase)`.
+    Sine {
+        /// Peak elevation (m).
+        amplitude: f64,
+        /// Crest spacing (m).
+        wavelength: f64,
+        /// Direction of travel θ (degrees from +X toward +Y).
+        direction_deg: f64,
+        /// Phase (radians).
+        phase: f64,
+    },
+    /// A smooth round bump `height · (1 − (r/radius)²)³` for `r < radius`.
+    Rock {
+        /// Centre (x, y) in metres.
+        center: [f64; 2],
+        /// Footprint radius (m).
+        radius: f64,
+        /// Peak elevation (m).
+        height: f64,
+    },
+    /// A straight step `height · smoothstep(s / width + ½)` where `s` is the signed distance
+    /// from the step's centre line along `direction_deg`; the steepest slope is
+    /// `1.5 · height / width`.
+    Ledge {
+        /// A point on the centre line (x, y) in metres.
+        point: [f64; 2],
+        /// Direction in which the ground rises (degrees from +X toward +Y).
+        direction_deg: f64,
+        /// Total rise (m).
+        height: f64,
+        /// Horizontal width of the slope (m).
+        width: f64,
+    },
+}
+
+impl Component {
+    /// Elevation and its gradient (∂e/∂x, ∂e/∂y) at (x, y).
+    fn eval(&self, x: f64, y: f64) -> (f64, f64, f64) {
+        match *self {
+            Component::Sine { amplitude, wavelength, direction_deg, phase } => {
+                let (s, c) = direction_deg.to_radians().sin_cos();
+                let k = std::f64::consts::TAU / wavelength;
+                let arg = k * (x * c + y * s) + phase;
+                let (sa, ca) = arg.sin_cos();
+                let d = amplitude * k * ca;
+                (amplitude * sa, d * c, d * s)
+            }
+            Component::Rock { center, radius, height } => {
+                let (dx, dy) = (x - center[0], y - center[1]);
+                let q = (dx * dx + dy * dy) / (radius * radius);
+                if q >= 1.0 {
+                    return (0.0, 0.0, 0.0);
+                }
+                let w = 1.0 - q;
+                // d/dx of (1 − q)³ = −3 (1 − q)² · 2 dx / R².
+                let g = -6.0 * height * w * w / (radius * radius);
+                (height * w * w * w, g * dx, g * dy)
+            }
+            Component::Ledge { point, direction_deg, height, width } => {
+                let (s, c) = direction_deg.to_radians().sin_cos();
+                let t = ((x - point[0]) * c + (y - point[1]) * s) / width + 0.5;
+                if t <= 0.0 {
+                    (0.0, 0.0, 0.0)
+                } else if t >= 1.0 {
+                    (height, 0.0, 0.0)
+                } else {
+                    let e = height * t * t * (3.0 - 2.0 * t);
+                    let de = height * 6.0 * t * (1.0 - t) / width;
+                    (e, de * c, de * s)
+                }
+            }
+        }
+    }
+}
+
+/// A heightfield surface under the water.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceModel {
+    /// Depth (world Z, m) of zero elevation.
+    pub base_z: f64,
+    /// Elevation components, summed.
+    pub components: Vec<Component>,
+}
+
+/// The built-in surfaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SurfaceKind {
+    /// A flat bottom.
+    Flat,
+    /// Two sine trains (AquaMVS's synthetic undulating scene: 5 mm, 50 mm and 65 mm).
+    Undulating,
+    /// Sand ripples, a few smooth rocks and a ledge with a steep slope.
+    Sandbed,
+}
+
+impl std::str::FromStr for SurfaceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "flat" => Ok(Self::Flat),
+            "undulating" => Ok(Self::Undulating),
+            "sandbed" => Ok(Self::Sandbed),
+            _ => Err(format!("unknown scene `{s}`; expected flat, undulating or sandbed")),
+        }
+    }
+}
+
+impl SurfaceKind {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flat => "flat",
+            Self::Undulating => "undulating",
+            Self::Sandbed => "sandbed",
+        }
+    }
+}
+
+impl SurfaceModel {
+    /// A flat bottom at depth `base_z`.
+    pub fn flat(base_z: f64) -> Self {
+        Self { base_z, components: Vec::new() }
+    }
+
+    /// Builds a surface of `kind` at depth `base_z`. Features are placed within `extent`
+    /// metres of (0, 0) horizontally (the area the rig sees). `frame` moves ripples slightly
+    /// (sand migrating), so consecutive frames of a time series differ a little; `seed`
+    /// chooses the layout.
+    pub fn generate(kind: SurfaceKind, base_z: f64, extent: f64, seed: u64, frame: usize) -> Self {
+        let drift = frame as f64 * 0.25; // radians of ripple phase per frame
+        match kind {
+            SurfaceKind::Flat => Self::flat(base_z),
+            SurfaceKind::Undulating => {
+                // AquaMVS: z = base + A (sin(2πx/λ) + sin(2πy/(1.3 λ))), A = 5 mm, λ = 50 mm.
+                let sine = |wavelength, direction_deg| Component::Sine {
+                    amplitude: 0.005,
+                    wavelength,
+                    direction_deg,
+                    phase: drift,
+                };
+                Self { base_z, components: vec![sine(0.05, 0.0), sine(0.065, 90.0)] }
+            }
+            SurfaceKind::Sandbed => Self::sandbed(base_z, extent, seed, drift),
+        }
+    }
+
+    fn sandbed(base_z: f64, extent: f64, seed: u64, drift: f64) -> Self {
+        let mut rng = SplitMix::new(seed ^ 0x5A4D_BED5);
+        let mut components = Vec::new();
+        // Ripple trains: a dominant one and two weaker cross trains.
+        let main_dir = rng.range(0.0, 180.0);
+        for (i, (amp, wl)) in [(0.004, 0.09), (0.002, 0.05), (0.0015, 0.14)].into_iter().enumerate()
+        {
+            components.push(Component::Sine {
+                amplitude: amp * rng.range(0.8, 1.2),
+                wavelength: wl * rng.range(0.85, 1.15),
+                direction_deg: main_dir + i as f64 * rng.range(25.0, 65.0),
+                phase: rng.range(0.0, std::f64::consts::TAU) + drift,
+            });
+        }
+        // A few rocks, kept apart from each other.
+        let mut centers: Vec<[f64; 2]> = Vec::new();
+        let mut attempts = 0;
+        while centers.len() < 4 && attempts < 200 {
+            attempts += 1;
+            let c = [rng.range(-0.7, 0.7) * extent, rng.range(-0.7, 0.7) * extent];
+            if centers.iter().all(|o| (o[0] - c[0]).hypot(o[1] - c[1]) > 0.3 * extent) {
+                centers.push(c);
+                components.push(Component::Rock {
+                    center: c,
+                    radius: rng.range(0.06, 0.11) * extent.max(0.2) / 0.5,
+                    height: rng.range(0.02, 0.05),
+                });
+            }
+        }
+        // One ledge crossing the scene: 4 cm over 2.5 cm is a slope of about 67°.
+        components.push(Component::Ledge {
+            point: [rng.range(-0.3, 0.3) * extent, rng.range(-0.3, 0.3) * extent],
+            direction_deg: rng.range(0.0, 360.0),
+            height: 0.04,
+            width: 0.025,
+        });
+        Self { base_z, components }
+    }
+
+    /// Elevation (m, upward) and its gradient at (x, y).
+    fn elevation(&self, x: f64, y: f64) -> (f64, f64, f64) {
+        self.components.iter().fold((0.0, 0.0, 0.0), |(e, gx, gy), c| {
+            let (ce, cx, cy) = c.eval(x, y);
+            (e + ce, gx + cx, gy + cy)
+        })
+    }
+
+    /// World Z of the surface at (x, y).
+    pub fn z(&self, x: f64, y: f64) -> f64 {
+        self.base_z - self.elevation(x, y).0
+    }
+
+    /// World Z and its gradient (∂z/∂x, ∂z/∂y) at (x, y).
+    pub fn z_and_gradient(&self, x: f64, y: f64) -> (f64, f64, f64) {
+        let (e, gx, gy) = self.elevation(x, y);
+        (self.base_z - e, -gx, -gy)
+    }
+
+    /// The surface point above/below (x, y).
+    pub fn point(&self, x: f64, y: f64) -> Point3<f64> {
+        Point3::new(x, y, self.z(x, y))
+    }
+
+    /// Upward unit normal (pointing toward −Z, i.e. toward the cameras) at (x, y).
+    pub fn normal_up(&self, x: f64, y: f64) -> nalgebra::Vector3<f64> {
+        let (_, gx, gy) = self.z_and_gradient(x, y);
+        nalgebra::Vector3::new(gx, gy, -1.0).normalize()
+    }
+
+    /// Minimum and maximum world Z over the square `|x|, |y| ≤ half` (sampled at `step`).
+    pub fn z_range(&self, half: f64, step: f64) -> (f64, f64) {
+        let n = (2.0 * half / step).ceil() as usize + 1;
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for i in 0..n {
+            for j in 0..n {
+                let z = self.z(-half + i as f64 * step, -half + j as f64 * step);
+                lo = lo.min(z);
+                hi = hi.max(z);
+            }
+        }
+        (lo, hi)
+    }
+
+    /// Unsigned Euclidean distance from `p` to the surface.
+    ///
+    /// The closest point lies within the vertical distance `d_v` horizontally, so the search
+    /// starts from the foot below/above `p` and, where the surface is steep, from a ring of
+    /// points within `d_v`; each start is refined by Gauss-Newton on |S(x, y) − p|².
+    pub fn distance(&self, p: &Point3<f64>) -> f64 {
+        let (z0, gx, gy) = self.z_and_gradient(p.x, p.y);
+        let dv = (p.z - z0).abs();
+        if dv == 0.0 {
+            return 0.0;
+        }
+        let mut best = self.refine(p, p.x, p.y);
+        // On gentle slopes the vertical foot's basin holds the global minimum.
+        if gx.hypot(gy) > 0.25 {
+            for ring in [0.5, 1.0] {
+                for k in 0..8 {
+                    let a = k as f64 * std::f64::consts::FRAC_PI_4;
+                    let (x, y) = (p.x + ring * dv * a.cos(), p.y + ring * dv * a.sin());
+                    best = best.min(self.refine(p, x, y));
+                }
+            }
+        }
+        best.min(dv)
+    }
+
+    fn refine(&self, p: &Point3<f64>, mut x: f64, mut y: f64) -> f64 {
+        let dist = |x: f64, y: f64| {
+            let z = self.z(x, y);
+            ((x - p.x).powi(2) + (y - p.y).powi(2) + (z - p.z).powi(2)).sqrt()
+        };
+        let mut d = dist(x, y);
+        for _ in 0..12 {
+            let (z, gx, gy) = self.z_and_gradient(x, y);
+            let (rx, ry, rz) = (x - p.x, y - p.y, z - p.z);
+            // Gauss-Newton: (I + g gᵀ) δ = −(r_xy + r_z g); solved in closed form.
+            let bx = -(rx + rz * gx);
+            let by = -(ry + rz * gy);
+            let gg = 1.0 + gx * gx + gy * gy;
+            let gb = gx * bx + gy * by;
+            let (dx, dy) = (bx - gx * gb / gg, by - gy * gb / gg);
+            // Backtrack so every step decreases the distance.
+            let mut step = 1.0;
+            let mut improved = false;
+            while step > 1e-4 {
+                let (nx, ny) = (x + step * dx, y + step * dy);
+                let nd = dist(nx, ny);
+                if nd < d {
+                    (x, y, d) = (nx, ny, nd);
+                    improved = true;
+                    break;
+                }
+                step *= 0.5;
+            }
+            if !improved || (dx.hypot(dy) * step) < 1e-12 {
+                break;
+            }
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let s = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 11, 0);
+        let h = 1e-6;
+        for &(x, y) in &[(0.01, 0.02), (-0.2, 0.13), (0.3, -0.25), (0.0, 0.0)] {
+            let (_, gx, gy) = s.z_and_gradient(x, y);
+            let fx = (s.z(x + h, y) - s.z(x - h, y)) / (2.0 * h);
+            let fy = (s.z(x, y + h) - s.z(x, y - h)) / (2.0 * h);
+            assert!(
+                (gx - fx).abs() < 1e-6 && (gy - fy).abs() < 1e-6,
+                "({x},{y}): {gx} {fx} {gy} {fy}"
+            );
+        }
+    }
+
+    #[test]
+    fn undulating_matches_aquamvs_formula() {
+        let s = SurfaceModel::generate(SurfaceKind::Undulating, 1.178, 0.25, 0, 0);
+        for &(x, y) in &[(0.01, 0.02), (-0.1, 0.07)] {
+            let tau = std::f64::consts::TAU;
+            let elevation = 0.005 * ((tau * x / 0.05).sin() + (tau * y / 0.065).sin());
+            assert!((s.z(x, y) - (1.178 - elevation)).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn distance_is_exact_for_a_plane_and_offsets() {
+        let flat = SurfaceModel::flat(1.2);
+        assert!((flat.distance(&Point3::new(0.3, -0.2, 1.203)) - 0.003).abs() < 1e-15);
+        // Points displaced along the normal of a curved surface keep that distance.
+        let s = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 3, 0);
+        for &(x, y) in &[(0.05, -0.1), (0.2, 0.2), (-0.31, 0.04)] {
+            let n = s.normal_up(x, y);
+            for off in [0.001, 0.002, -0.0015] {
+                let p = s.point(x, y) + n * off;
+                let d = s.distance(&p);
+                assert!((d - f64::abs(off)).abs() < 2e-6, "({x},{y},{off}): {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_json_round_trips() {
+        let a = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 42, 0);
+        let b = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 42, 0);
+        assert_eq!(a, b);
+        assert_ne!(a, SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 43, 0));
+        let json = serde_json::to_string(&a).unwrap();
+        let back: SurfaceModel = serde_json::from_str(&json).unwrap();
+        assert_eq!(a, back);
+        // Consecutive frames differ slightly (ripples drift), by millimetres.
+        let next = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 42, 1);
+        let dz = (a.z(0.1, 0.1) - next.z(0.1, 0.1)).abs();
+        assert!(dz > 0.0 && dz < 0.01, "{dz}");
+    }
+
+    #[test]
+    fn sandbed_has_a_steep_ledge() {
+        let s = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 5, 0);
+        let Some(Component::Ledge { point, direction_deg, .. }) = s.components.last().cloned()
+        else {
+            panic!("no ledge")
+        };
+        let (sn, cs) = direction_deg.to_radians().sin_cos();
+        let (_, gx, gy) = s.z_and_gradient(point[0] + 1e-9 * cs, point[1] + 1e-9 * sn);
+        assert!(gx.hypot(gy) > 2.0, "slope {}", gx.hypot(gy));
+        let (lo, hi) = s.z_range(0.5, 0.01);
+        assert!(hi - lo > 0.04 && hi - lo < 0.2, "{lo} {hi}");
+    }
+}
