@@ -44,9 +44,11 @@
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod eval;
 pub mod frames;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
 pub mod setup;
+pub mod spatial;
 pub mod synth;

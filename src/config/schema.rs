@@ -401,7 +401,7 @@ pub fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
     if path.is_absolute() && common == 0 {
         return None;
     }
-    if b[common..].iter().any(|c| *c == Component::ParentDir) {
+    if b[common..].contains(&Component::ParentDir) {
         return None;
     }
     let mut out = PathBuf::new();

@@ -309,9 +309,11 @@ fn missing_config_file_names_it() {
 
 #[test]
 fn written_yaml_reads_back_identically_with_every_field() {
-    let mut c = Config::default();
-    c.calibration_path = "calib.json".into();
-    c.output_dir = "out dir".into();
+    let mut c = Config {
+        calibration_path: "calib.json".into(),
+        output_dir: "out dir".into(),
+        ..Config::default()
+    };
     c.camera_input_map.insert("cam 1".into(), "images/cam 1".into());
     c.camera_input_map.insert("e3v8250".into(), "videos/e3v8250.mp4".into());
     c.reconstruction.depth_range = Some(DepthRange::Fixed { min: 0.3, max: 0.9 });

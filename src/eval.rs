@@ -1,0 +1,336 @@
+//! Accuracy metrics against ground truth: what the benchmark, the demo and the tests report.
+//!
+//! Definitions follow ETH3D (Schöps et al., CVPR 2017):
+//! - **accuracy / precision** at tolerance τ: fraction of reconstructed points within τ of the
+//!   ground-truth surface (distance is the exact point-to-surface distance);
+//! - **completeness / recall** at τ: fraction of the ground-truth surface *area* that has a
+//!   reconstructed point within τ; the surface is sampled on a fine grid and each sample
+//!   carries its area. Only area the cameras can see should be passed in (the caller filters
+//!   samples by visibility);
+//! - **F1** at τ: the harmonic mean of precision and recall.
+//!
+//! Depth maps are compared pixel by pixel in ray depth: mean absolute error over pixels valid
+//! in both, fraction within tolerance, and coverage (share of ground-truth-valid pixels with an
+//! estimate).
+
+use nalgebra::Point3;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::imgproc::GrayImage;
+use crate::spatial::PointIndex;
+use crate::synth::surface::SurfaceModel;
+
+/// The tolerances (m) reported by default: 1, 2 and 5 mm.
+pub const DEFAULT_TOLERANCES: [f64; 3] = [0.001, 0.002, 0.005];
+
+/// A value at one tolerance.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AtTolerance {
+    /// Tolerance (m).
+    pub tolerance: f64,
+    /// Fraction in [0, 1].
+    pub value: f64,
+}
+
+/// Distances from reconstructed points to the true surface.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccuracyStats {
+    /// Points evaluated.
+    pub n_points: usize,
+    /// Mean distance (m); NaN without points.
+    pub mean: f64,
+    /// Median distance (m).
+    pub median: f64,
+    /// 90th percentile (m).
+    pub p90: f64,
+    /// Fraction of points within each tolerance (precision).
+    pub within: Vec<AtTolerance>,
+}
+
+/// All point-cloud metrics.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CloudMetrics {
+    /// Point-to-surface distances.
+    pub accuracy: AccuracyStats,
+    /// Area fraction of the visible surface within each tolerance (recall).
+    pub completeness: Vec<AtTolerance>,
+    /// Harmonic mean of precision and recall at each tolerance.
+    pub f1: Vec<AtTolerance>,
+}
+
+/// Samples of the true surface with the area each represents.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SurfaceSamples {
+    /// Sample positions on the surface.
+    pub points: Vec<Point3<f64>>,
+    /// Surface area (m²) each sample stands for.
+    pub areas: Vec<f64>,
+}
+
+impl SurfaceSamples {
+    /// Total area (m²).
+    pub fn total_area(&self) -> f64 {
+        self.areas.iter().sum()
+    }
+}
+
+/// Distances from each point to the surface (parallel).
+pub fn point_distances(points: &[Point3<f64>], surface: &SurfaceModel) -> Vec<f64> {
+    points.par_iter().map(|p| surface.distance(p)).collect()
+}
+
+/// Accuracy statistics of `points` against `surface`.
+pub fn accuracy(
+    points: &[Point3<f64>],
+    surface: &SurfaceModel,
+    tolerances: &[f64],
+) -> AccuracyStats {
+    let mut d = point_distances(points, surface);
+    d.sort_by(f64::total_cmp);
+    let n = d.len();
+    let within = tolerances
+        .iter()
+        .map(|&t| AtTolerance {
+            tolerance: t,
+            value: if n == 0 { 0.0 } else { d.partition_point(|&x| x <= t) as f64 / n as f64 },
+        })
+        .collect();
+    AccuracyStats {
+        n_points: n,
+        mean: if n == 0 { f64::NAN } else { d.iter().sum::<f64>() / n as f64 },
+        median: quantile_sorted(&d, 0.5),
+        p90: quantile_sorted(&d, 0.9),
+        within,
+    }
+}
+
+/// Linear-interpolation quantile of sorted values (NaN when empty).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// Area-weighted fraction of `samples` with a point of `points` within each tolerance.
+pub fn completeness(
+    samples: &SurfaceSamples,
+    points: &[Point3<f64>],
+    tolerances: &[f64],
+) -> Vec<AtTolerance> {
+    let total = samples.total_area();
+    let index = PointIndex::new(points);
+    let nearest: Vec<f64> = samples
+        .points
+        .par_iter()
+        .map(|s| index.nearest(s).map_or(f64::INFINITY, |n| n.distance))
+        .collect();
+    tolerances
+        .iter()
+        .map(|&t| {
+            let covered: f64 =
+                nearest.iter().zip(&samples.areas).filter(|(d, _)| **d <= t).map(|(_, a)| a).sum();
+            AtTolerance { tolerance: t, value: if total > 0.0 { covered / total } else { 0.0 } }
+        })
+        .collect()
+}
+
+/// Harmonic mean of precision and recall (0 when both are 0).
+pub fn f1(precision: f64, recall: f64) -> f64 {
+    if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 }
+}
+
+/// Accuracy, completeness and F1 of a cloud at each tolerance.
+pub fn cloud_metrics(
+    points: &[Point3<f64>],
+    surface: &SurfaceModel,
+    visible: &SurfaceSamples,
+    tolerances: &[f64],
+) -> CloudMetrics {
+    let accuracy = accuracy(points, surface, tolerances);
+    let completeness = completeness(visible, points, tolerances);
+    let f1 = accuracy
+        .within
+        .iter()
+        .zip(&completeness)
+        .map(|(p, r)| AtTolerance { tolerance: p.tolerance, value: f1(p.value, r.value) })
+        .collect();
+    CloudMetrics { accuracy, completeness, f1 }
+}
+
+/// A depth map compared with its ground truth.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DepthMetrics {
+    /// Pixels valid in the ground truth.
+    pub n_gt_valid: usize,
+    /// Pixels valid in both.
+    pub n_both_valid: usize,
+    /// Mean absolute ray-depth error over pixels valid in both (m).
+    pub mae: f64,
+    /// Median absolute error (m).
+    pub median_abs_error: f64,
+    /// Fraction of pixels valid in both with error within each tolerance.
+    pub within: Vec<AtTolerance>,
+    /// `n_both_valid / n_gt_valid`.
+    pub coverage: f64,
+}
+
+/// Compares an estimated depth map with the ground truth (NaN = invalid in both).
+///
+/// Panics when the sizes differ (a programming error: both come from the same camera).
+pub fn depth_metrics(estimate: &GrayImage, truth: &GrayImage, tolerances: &[f64]) -> DepthMetrics {
+    assert_eq!(estimate.size(), truth.size(), "depth maps of one camera have one size");
+    let mut n_gt = 0usize;
+    let mut errors = Vec::new();
+    for (e, t) in estimate.as_slice().iter().zip(truth.as_slice()) {
+        if t.is_finite() {
+            n_gt += 1;
+            if e.is_finite() {
+                errors.push((e - t).abs() as f64);
+            }
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    let n = errors.len();
+    DepthMetrics {
+        n_gt_valid: n_gt,
+        n_both_valid: n,
+        mae: if n == 0 { f64::NAN } else { errors.iter().sum::<f64>() / n as f64 },
+        median_abs_error: quantile_sorted(&errors, 0.5),
+        within: tolerances
+            .iter()
+            .map(|&t| AtTolerance {
+                tolerance: t,
+                value: if n == 0 {
+                    0.0
+                } else {
+                    errors.partition_point(|&x| x <= t) as f64 / n as f64
+                },
+            })
+            .collect(),
+        coverage: if n_gt == 0 { 0.0 } else { n as f64 / n_gt as f64 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imgproc::ImageSize;
+    use crate::synth::surface::SurfaceKind;
+
+    /// Samples of `surface` on a grid of `step` over `[x0, x1] × [y0, y1]`, area by the
+    /// projected cell area scaled with the local slope.
+    fn grid_samples(
+        surface: &SurfaceModel,
+        x0: f64,
+        x1: f64,
+        y0: f64,
+        y1: f64,
+        step: f64,
+    ) -> SurfaceSamples {
+        let mut s = SurfaceSamples::default();
+        let nx = ((x1 - x0) / step).round() as usize;
+        let ny = ((y1 - y0) / step).round() as usize;
+        for i in 0..nx {
+            for j in 0..ny {
+                let (x, y) = (x0 + (i as f64 + 0.5) * step, y0 + (j as f64 + 0.5) * step);
+                let (_, gx, gy) = surface.z_and_gradient(x, y);
+                s.points.push(surface.point(x, y));
+                s.areas.push(step * step * (1.0 + gx * gx + gy * gy).sqrt());
+            }
+        }
+        s
+    }
+
+    fn scene() -> SurfaceModel {
+        SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.3, 8, 0)
+    }
+
+    #[test]
+    fn exact_surface_samples_are_perfect() {
+        let surface = scene();
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        // The reconstruction: the same surface sampled more densely.
+        let cloud = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.0007).points;
+        let m = cloud_metrics(&cloud, &surface, &visible, &DEFAULT_TOLERANCES);
+        assert!(m.accuracy.median < 1e-9 && m.accuracy.p90 < 1e-9, "{:?}", m.accuracy);
+        for t in m.accuracy.within.iter().chain(&m.completeness).chain(&m.f1) {
+            assert_eq!(t.value, 1.0, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_cloud_shifted_by_3mm() {
+        let surface = SurfaceModel::flat(1.5);
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        let cloud: Vec<Point3<f64>> = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.001)
+            .points
+            .iter()
+            .map(|p| p + nalgebra::Vector3::new(0.0, 0.0, 0.003))
+            .collect();
+        let m = cloud_metrics(&cloud, &surface, &visible, &DEFAULT_TOLERANCES);
+        assert!((m.accuracy.median - 0.003).abs() < 1e-12);
+        let [w1, w2, w5] = [0, 1, 2].map(|i| m.accuracy.within[i].value);
+        assert_eq!((w1, w2, w5), (0.0, 0.0, 1.0));
+        assert_eq!(m.completeness[1].value, 0.0);
+        assert_eq!(m.completeness[2].value, 1.0);
+        assert_eq!(m.f1[1].value, 0.0);
+    }
+
+    #[test]
+    fn half_the_area_missing() {
+        let surface = scene();
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        // Points only where x < 0: half of the (x-symmetric) sampled area.
+        let cloud: Vec<Point3<f64>> = grid_samples(&surface, -0.1, 0.0, -0.1, 0.1, 0.0007).points;
+        let m = cloud_metrics(&cloud, &surface, &visible, &[0.001]);
+        let total = visible.total_area();
+        let left: f64 = visible
+            .points
+            .iter()
+            .zip(&visible.areas)
+            .filter(|(p, _)| p.x < 0.0)
+            .map(|(_, a)| a)
+            .sum();
+        // Samples just right of x = 0 are within 1 mm of the cloud's edge.
+        let edge: f64 = visible
+            .points
+            .iter()
+            .zip(&visible.areas)
+            .filter(|(p, _)| p.x > 0.0 && p.x < 0.001)
+            .map(|(_, a)| a)
+            .sum();
+        let c = m.completeness[0].value;
+        assert!(c >= left / total - 1e-9 && c <= (left + edge) / total + 1e-9, "{c}");
+        assert!((c - 0.5).abs() < 0.05, "{c}");
+        assert_eq!(m.accuracy.within[0].value, 1.0);
+    }
+
+    #[test]
+    fn depth_map_comparison() {
+        let size = ImageSize::new(4, 2);
+        let truth =
+            GrayImage::new(size, vec![1.0, 1.0, 1.0, 1.0, f32::NAN, 1.0, 1.0, 1.0]).unwrap();
+        let est =
+            GrayImage::new(size, vec![1.0, 1.0005, 1.003, f32::NAN, 1.0, 1.0, 1.0, 0.9]).unwrap();
+        let m = depth_metrics(&est, &truth, &[0.001, 0.005]);
+        assert_eq!((m.n_gt_valid, m.n_both_valid), (7, 6));
+        assert!((m.coverage - 6.0 / 7.0).abs() < 1e-12);
+        assert!((m.within[0].value - 4.0 / 6.0).abs() < 1e-12);
+        assert!((m.within[1].value - 5.0 / 6.0).abs() < 1e-12);
+        assert!((m.mae - (0.0005 + 0.003 + 0.1) / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn quantiles() {
+        assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+        assert_eq!(quantile_sorted(&[5.0], 0.9), 5.0);
+        assert!(quantile_sorted(&[], 0.5).is_nan());
+        assert_eq!(f1(0.0, 0.0), 0.0);
+        assert!((f1(0.5, 1.0) - 2.0 / 3.0).abs() < 1e-12);
+    }
+}
