@@ -1,0 +1,20 @@
+//! Geometry: camera models, lens distortion, undistortion, refraction at the water surface
+//! and ray triangulation. The numerical ground floor every other stage projects through.
+//!
+//! Architecture invariant: this module does no IO and knows nothing of files or of the
+//! calibration format; it works on plain values in `f64` (geometry) and hands images to
+//! [`crate::imgproc`] for resampling. Expected geometric outcomes (a point above the water,
+//! behind the camera, a pixel whose ray misses the water) are value enums, never errors.
+//!
+//! - [`camera`]: pinhole intrinsics [`Intrinsics`].
+//! - [`distortion`]: the OpenCV lens models [`Distortion`] (Brown 5/8, Kannala-Brandt).
+//! - [`undistort`]: the undistorted pinhole `K_new` and the [`UndistortMap`] that resamples
+//!   frames into it.
+
+pub mod camera;
+pub mod distortion;
+pub mod undistort;
+
+pub use camera::Intrinsics;
+pub use distortion::Distortion;
+pub use undistort::{UndistortError, UndistortMap, new_camera_matrix};
