@@ -10,11 +10,24 @@
 //! - [`distortion`]: the OpenCV lens models [`Distortion`] (Brown 5/8, Kannala-Brandt).
 //! - [`undistort`]: the undistorted pinhole `K_new` and the [`UndistortMap`] that resamples
 //!   frames into it.
+//! - [`refraction`]: [`RefractiveCamera`], with `cast_ray` (pixel → ray in water) and
+//!   `project` (underwater point → pixel) through Snell's law.
+//! - [`triangulate`]: least-squares intersection of rays.
 
 pub mod camera;
 pub mod distortion;
+pub mod refraction;
+pub mod triangulate;
 pub mod undistort;
+
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use camera::Intrinsics;
 pub use distortion::Distortion;
+pub use refraction::{
+    CameraError, CastReject, InImageReject, ProjectReject, Projection, Ray, RefractiveCamera,
+    WaterInterface, ray_depth,
+};
+pub use triangulate::{TriangulationError, triangulate_rays, triangulate_two_rays};
 pub use undistort::{UndistortError, UndistortMap, new_camera_matrix};
