@@ -41,6 +41,7 @@
 //! assert_eq!(grey.get(3, 2), [0.5]);
 //! ```
 
+pub mod calib;
 pub mod cli;
 pub mod cloud;
 pub mod geom;
