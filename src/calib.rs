@@ -40,7 +40,7 @@ pub const WATER_Z_TOL_M: f64 = 1e-6;
 pub const NORMAL_TOL: f64 = 1e-6;
 /// Largest entry of `RᵀR − I` and largest `|det R − 1|` accepted for a rotation. Matrices
 /// from Rodrigues vectors are orthonormal to ~1e-15; 1e-6 admits values printed with ~7
-/// significant digits. Anything off by more than [`ROTATION_SNAP`] is snapped to the nearest
+/// significant digits. Anything off by more than 1e-12 is snapped to the nearest
 /// rotation so that `Rᵀ` inverts `R` exactly in every later computation.
 pub const ROTATION_TOL: f64 = 1e-6;
 /// See [`ROTATION_TOL`].
