@@ -737,6 +737,8 @@ mod tests {
         let ray = cam.cast_ray(px.x, px.y).unwrap();
         let d = (p.z - ray.origin.z) / ray.dir.z;
         assert!((ray.point_at(d) - p).norm() < ROUND_TRIP_M);
+        // The same depth as the projection onto the ray.
+        assert!((ray_depth(&ray, &p) - d).abs() < ROUND_TRIP_M);
         // 10. Pixel → point → pixel at ray depth 0.8.
         for (u, v) in [(500.0, 500.0), (600.0, 500.0), (500.0, 600.0)] {
             let p = cam.point_at_depth(u, v, 0.8).unwrap();

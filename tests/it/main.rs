@@ -1,4 +1,5 @@
 //! Integration tests: one binary for all of them (faster to link). Each module covers one area
 //! through the public API or the `aquamvs` binary.
 
+mod geometry;
 mod tidy;
