@@ -22,14 +22,16 @@
 //! The reference runs a fixed 10 Newton steps on the Snell residual in `r_p`, which mixes a
 //! concave and a convex term. In the slope `τ`, `g` is increasing and *concave* for `τ ≥ 0`,
 //! so Newton started left of the root (the paraxial value `r_q / (h_c + η·h_q)` always is)
-//! climbs to it monotonically and never overshoots: it cannot diverge, needs no clamping or
-//! bracketing, and takes about 3 steps on the tank rig (2 when warm-started). We stop when the step moves the
-//! interface point by less than [`NEWTON_TOL_M`] (the remaining error is then ~1e-24 m), or
-//! earlier when the step's size already bounds the *next* error below `f64` rounding
+//! climbs to it monotonically and never overshoots: it cannot diverge and needs no safeguard.
+//! It takes about 3 steps on the tank rig (2 when warm-started). It stops when a step moves
+//! the interface point by less than [`NEWTON_TOL_M`] (the remaining error is then ~1e-24 m),
+//! or earlier when the step's size already bounds the *next* error below `f64` rounding
 //! (quadratic convergence with a known bound on `g''`), which saves the confirming iteration.
-//! Either way the result is exact to rounding, so round trips hold to ~1e-12 px. A warm start (the previous depth hypothesis's `r_p`) is clamped into
-//! the root's bracket `[paraxial, r_q / h_c]`; from the right, one Newton step lands left of
-//! the root and the monotone climb resumes.
+//! Either way the result is exact to rounding, and round trips hold to ~1e-12 px.
+//!
+//! A warm start (the previous depth hypothesis's `r_p`) is clamped into the root's bracket
+//! `[paraxial, r_q / h_c]`; from the right of the root, one Newton step lands left of it and
+//! the monotone climb resumes.
 //!
 //! # Validity
 //! Expected outcomes are values: [`CastReject`] for a pixel whose ray never reaches the water,
@@ -46,8 +48,8 @@ use crate::imgproc::ImageSize;
 /// Newton stops once a step moves the interface point by less than this (metres). Rounding
 /// of `f64` at metre scale is ~1e-16 m, so the solution is exact to rounding long before this.
 pub const NEWTON_TOL_M: f64 = 1e-12;
-/// Newton iteration cap. The monotone iteration needs 2-4 steps for realistic rigs and under
-/// 10 for extreme ones (cameras millimetres above the water, rays near the critical angle).
+/// Newton iteration cap. The monotone iteration needs 2-3 steps for realistic rigs and at
+/// most 10 for extreme ones (cameras millimetres above the water, grazing rays).
 pub const NEWTON_MAX_ITER: usize = 20;
 /// `max_τ≥0 |d²/dτ² [τ / √(1 + κτ²)]| = C·√κ` with `C = 3·(4/5)^{5/2}/2 ≈ 0.8587`, rounded up:
 /// bounds `g''` for the early exit.
@@ -438,10 +440,11 @@ impl RefractiveCamera {
     /// regardless of the camera's orientation.
     pub fn interface_point(&self, p: &Point3<f64>) -> Result<Point3<f64>, ProjectReject> {
         let (dx, dy, h_q, r_q) = self.relative(p)?;
+        let (ux, uy) = Self::horizontal_unit(dx, dy, r_q);
         let (tau, _) = self.solve_slope(r_q, h_q, None)?;
-        let (bx, by) = self.horizontal(dx, dy, r_q, tau);
+        let r_p = self.h_c * tau;
         let (cx, cy) = (self.centre.x, self.centre.y);
-        Ok(Point3::new(cx + self.h_c * bx, cy + self.h_c * by, self.interface.water_z))
+        Ok(Point3::new(cx + r_p * ux, cy + r_p * uy, self.interface.water_z))
     }
 
     /// The derivative `∂(u, v)/∂(X, Y, Z)` of the projection at `p` (pixels per metre), by
@@ -502,11 +505,11 @@ impl RefractiveCamera {
         tau_guess: Option<f64>,
     ) -> Result<(Projection, usize), ProjectReject> {
         let (dx, dy, h_q, r_q) = self.relative(p)?;
+        let (ux, uy) = Self::horizontal_unit(dx, dy, r_q);
         let (tau, iterations) = self.solve_slope(r_q, h_q, tau_guess)?;
-        let (bx, by) = self.horizontal(dx, dy, r_q, tau);
-        // The camera sees the refraction point along (bx, by, 1)·h_c from its centre; the
-        // pixel depends only on the direction, so R·(P − C) needs no h_c and no C.
-        let c = self.r * Vector3::new(bx, by, 1.0);
+        // The camera sees the refraction point along (τ·u, 1)·h_c from its centre; the pixel
+        // depends only on the direction, so R·(P − C) needs no h_c and no C.
+        let c = self.r * Vector3::new(tau * ux, tau * uy, 1.0);
         // Finite: `relative` rejected non-finite points and R, τ are finite.
         if c.z <= 0.0 {
             return Err(ProjectReject::BehindCamera);
@@ -533,13 +536,14 @@ impl RefractiveCamera {
         Ok((dx, dy, h_q, r_q))
     }
 
-    /// Horizontal components of the camera-to-refraction-point direction scaled to unit
-    /// vertical component: `τ·(dx, dy)/r_q`.
+    /// Unit horizontal direction from the camera's nadir towards the point (zero at the
+    /// nadir). Computed before the Newton loop so that its division runs alongside it rather
+    /// than after it.
     #[inline]
-    fn horizontal(&self, dx: f64, dy: f64, r_q: f64, tau: f64) -> (f64, f64) {
+    fn horizontal_unit(dx: f64, dy: f64, r_q: f64) -> (f64, f64) {
         if r_q > 0.0 {
-            let b = tau / r_q;
-            (b * dx, b * dy)
+            let inv = 1.0 / r_q;
+            (dx * inv, dy * inv)
         } else {
             (0.0, 0.0)
         }
