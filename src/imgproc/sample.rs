@@ -137,6 +137,16 @@ fn sample_constant_border<T: RemapValue, const C: usize>(
     }
     let (x0, y0) = (xf as isize, yf as isize);
     let data = src.as_slice();
+    if x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < width && (y0 as usize) + 1 < height {
+        // Interior: all four neighbours exist (the common case; no per-neighbour checks).
+        let i00 = (y0 as usize * width + x0 as usize) * C;
+        let i10 = i00 + width * C;
+        return std::array::from_fn(|c| {
+            let top = data[i00 + c].to_f32() * (1.0 - fx) + data[i00 + C + c].to_f32() * fx;
+            let bottom = data[i10 + c].to_f32() * (1.0 - fx) + data[i10 + C + c].to_f32() * fx;
+            T::from_f32(top * (1.0 - fy) + bottom * fy)
+        });
+    }
     let fetch = |xi: isize, yi: isize, c: usize| -> f32 {
         if xi >= 0 && yi >= 0 && (xi as usize) < width && (yi as usize) < height {
             data[(yi as usize * width + xi as usize) * C + c].to_f32()
@@ -213,6 +223,21 @@ mod tests {
         let mut dst = GrayImage::from_elem(size, -1.0);
         remap_gray_into(&src, &map_x, &map_y, &mut dst).unwrap();
         assert_eq!(dst.as_slice(), &[0.5, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn interior_and_border_paths_agree() {
+        // The interior fast path and the checked path give the same value where both apply
+        // (a sample whose neighbours all exist, taken through each path).
+        let src = GrayImage::from_fn(ImageSize::new(6, 5), |x, y| [(x * x + 3 * y) as f32]);
+        for &(x, y) in &[(1.25f32, 2.5f32), (4.75, 3.125), (0.0, 0.0), (4.999, 3.999)] {
+            let fast = sample_constant_border(&src, x, y)[0];
+            let want = sample_bilinear(&src, x, y).unwrap();
+            assert!((fast - want).abs() < 1e-5, "({x}, {y}): {fast} vs {want}");
+        }
+        // At the last column the border path takes over and blends with 0 beyond it.
+        let edge = sample_constant_border(&src, 5.0, 1.0)[0];
+        assert_eq!(edge, src.get(5, 1)[0]);
     }
 
     #[test]
