@@ -13,6 +13,26 @@
 //! - [`refraction`]: [`RefractiveCamera`], with `cast_ray` (pixel → ray in water) and
 //!   `project` (underwater point → pixel) through Snell's law.
 //! - [`triangulate`]: least-squares intersection of rays.
+//!
+//! ```
+//! use aquamvs::geom::{Intrinsics, RefractiveCamera, WaterInterface};
+//! use aquamvs::imgproc::ImageSize;
+//! use nalgebra::{Rotation3, Vector3};
+//!
+//! // A camera at the origin looking straight down at water 1 m below it.
+//! let cam = RefractiveCamera::new(
+//!     Intrinsics::new(1000.0, 1000.0, 500.0, 500.0),
+//!     Rotation3::identity(),
+//!     Vector3::zeros(),
+//!     WaterInterface::new(1.0, 1.0, 1.333),
+//!     ImageSize::new(1000, 1000),
+//! )?;
+//! let ray = cam.cast_ray(600.0, 500.0).expect("the pixel looks down at the water");
+//! let point = ray.point_at(0.8); // 0.8 m along the refracted ray
+//! let pixel = cam.project(&point).expect("below the water, in front of the camera");
+//! assert!((pixel.x - 600.0).abs() < 1e-9 && (pixel.y - 500.0).abs() < 1e-9);
+//! # Ok::<(), aquamvs::geom::CameraError>(())
+//! ```
 
 pub mod camera;
 pub mod distortion;
