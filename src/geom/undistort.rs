@@ -328,6 +328,88 @@ mod tests {
         ]
     }
 
+    /// `K_new` and map samples computed by OpenCV 4.14 and 5.0 (identical) for
+    /// [`strong_models`] and the ring camera of the reference example:
+    /// `getOptimalNewCameraMatrix(K, D, (1600, 1200), 0)` or
+    /// `fisheye.estimateNewCameraMatrixForUndistortRectify(K, D, (1600, 1200), I, balance=0)`,
+    /// then `initUndistortRectifyMap(..., CV_32FC1)`.
+    #[allow(clippy::type_complexity)]
+    fn opencv_golden() -> Vec<(Intrinsics, Distortion, [f64; 4], [(usize, usize, f64, f64); 5])> {
+        let mut models = strong_models();
+        models.push((
+            Intrinsics::new(1400.0, 1400.0, 800.0, 600.0),
+            Distortion::Brown5([-0.05, 0.01, 0.0, 0.0, 0.0]),
+        ));
+        let golden = [
+            (
+                [927.1196438817253, 1012.8504315415221, 815.2493526877598, 598.7587163590209],
+                [
+                    (0, 0, 49.361915588378906, 87.39540100097656),
+                    (1599, 0, 1548.6146240234375, 84.1562271118164),
+                    (800, 600, 793.8707885742188, 598.9714965820312),
+                    (17, 1199, 59.252166748046875, 1115.9383544921875),
+                    (1234, 345, 1279.8525390625, 338.8326721191406),
+                ],
+            ),
+            (
+                [819.9469285219476, 916.7409623208273, 783.5797709408182, 613.7953125768239],
+                [
+                    (0, 0, 58.75437545776367, 99.18057250976562),
+                    (1599, 0, 1540.2119140625, 105.84459686279297),
+                    (800, 600, 811.021240234375, 594.2191162109375),
+                    (17, 1199, 64.40357971191406, 1105.357666015625),
+                    (1234, 345, 1298.93896484375, 338.7476501464844),
+                ],
+            ),
+            (
+                [528.5777016112182, 528.5777016112182, 800.0, 600.0],
+                [
+                    (0, 0, 184.96527099609375, 138.7239532470703),
+                    (1599, 0, 1414.5692138671875, 138.49624633789062),
+                    (800, 600, 800.0, 600.0),
+                    (17, 1199, 192.74014282226562, 1064.5576171875),
+                    (1234, 345, 1263.2684326171875, 327.8031311035156),
+                ],
+            ),
+            (
+                [1378.0237204664534, 1387.418430415885, 800.0152477608289, 600.0088711912197],
+                [
+                    (0, 0, 6.291494846343994, 8.752013206481934),
+                    (1599, 0, 1592.7139892578125, 8.731246948242188),
+                    (800, 600, 799.9844970703125, 599.9910278320312),
+                    (17, 1199, 22.690284729003906, 1190.60009765625),
+                    (1234, 345, 1238.052490234375, 344.3438720703125),
+                ],
+            ),
+        ];
+        models.into_iter().zip(golden).map(|((k, d), (kn, samples))| (k, d, kn, samples)).collect()
+    }
+
+    #[test]
+    fn matches_opencv() {
+        // K_new to a few ulps (the fisheye differs by one ulp: OpenCV stops its Newton
+        // undistortion at 1e-8, we converge); the f32 map samples bit for bit.
+        for (k, d, kn, samples) in opencv_golden() {
+            let map = UndistortMap::new(&k, &d, size()).unwrap();
+            let got = map.k_new();
+            for (a, b) in [got.fx, got.fy, got.cx, got.cy].iter().zip(kn) {
+                assert!((a - b).abs() <= 1e-12 * b.abs(), "{d:?}: {got:?} vs {kn:?}");
+            }
+            assert_eq!(got.skew, 0.0);
+            for (col, row, x, y) in samples {
+                let i = row * 1600 + col;
+                assert!(
+                    (map.map_x()[i] as f64 - x).abs() <= MAP_F32_TOL / 2.0,
+                    "{d:?} ({col}, {row})"
+                );
+                assert!(
+                    (map.map_y()[i] as f64 - y).abs() <= MAP_F32_TOL / 2.0,
+                    "{d:?} ({col}, {row})"
+                );
+            }
+        }
+    }
+
     #[test]
     fn zero_distortion_is_identity() {
         for d in [Distortion::None, Distortion::Brown5([0.0; 5]), Distortion::Brown8([0.0; 8])] {
