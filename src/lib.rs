@@ -41,11 +41,13 @@
 //! assert_eq!(grey.get(3, 2), [0.5]);
 //! ```
 
+pub mod calib;
 pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod eval;
 pub mod frames;
+pub mod geom;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;

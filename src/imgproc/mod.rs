@@ -10,6 +10,10 @@
 
 use std::fmt;
 
+pub mod sample;
+
+pub use sample::sample_bilinear;
+
 /// Width and height of an image, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageSize {

@@ -2,4 +2,5 @@
 //! through the public API or the `aquamvs` binary.
 
 mod docs;
+mod geometry;
 mod tidy;
