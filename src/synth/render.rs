@@ -236,8 +236,8 @@ fn shade(
 /// whatever the thread schedule.
 fn gaussian(seed: u64, cam: i64, x: usize, y: usize, c: usize) -> f32 {
     let key = (x as i64) << 2 | c as i64;
-    let u1 = hash_unit(seed ^ 0x4E01_5E, cam, y as i64, key).max(1e-300);
-    let u2 = hash_unit(seed ^ 0x4E01_5F, cam, y as i64, key);
+    let u1 = hash_unit(seed ^ 0x004E_015E, cam, y as i64, key).max(1e-300);
+    let u2 = hash_unit(seed ^ 0x004E_015F, cam, y as i64, key);
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 

@@ -119,7 +119,7 @@ impl RigParams {
 
     /// The depth (world Z) of the bottom this rig is built to look at.
     pub fn bottom_z(&self) -> f64 {
-        self.water_z + 0.53 * (self.water_z / 0.978).min(1.0).max(0.75)
+        self.water_z + 0.53 * (self.water_z / 0.978).clamp(0.75, 1.0)
     }
 
     /// Half-width (m) of the area of the bottom the rig sees well; features are placed there.
