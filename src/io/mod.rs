@@ -5,4 +5,5 @@
 //! truncated file that a later run would trust.
 
 pub mod atomic;
+pub mod mesh_export;
 pub mod ply;

@@ -402,7 +402,8 @@ impl Cursor<'_> {
             }
             Cursor::Ascii { tokens } => {
                 let tok = tokens.next().ok_or("file ends early (missing values)")?;
-                let v: f64 = tok.parse().map_err(|_| format!("cannot parse '{tok}' as a number"))?;
+                let v: f64 =
+                    tok.parse().map_err(|_| format!("cannot parse '{tok}' as a number"))?;
                 if !t.is_float() && v.fract() != 0.0 {
                     return Err(format!("'{tok}' is not an integer"));
                 }
@@ -561,7 +562,9 @@ fn read_vertices(
         let mut c = [0u8; 3];
         for (prop, slot) in el.props.iter().zip(slots) {
             match (prop.kind, *slot) {
-                (Kind::Scalar(t), VertexSlot::Pos(a)) => p[a] = cursor.read(t).map_err(|m| (i, m))?,
+                (Kind::Scalar(t), VertexSlot::Pos(a)) => {
+                    p[a] = cursor.read(t).map_err(|m| (i, m))?
+                }
                 (Kind::Scalar(t), VertexSlot::Normal(a)) => {
                     n[a] = cursor.read(t).map_err(|m| (i, m))?;
                 }
@@ -789,13 +792,15 @@ mod tests {
             }
         };
         check(b"hello\n", &["line 1", "not a PLY"]);
-        check(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty half x\nend_header\n", &[
-            "line 4", "half",
-        ]);
+        check(
+            b"ply\nformat ascii 1.0\nelement vertex 1\nproperty half x\nend_header\n",
+            &["line 4", "half"],
+        );
         check(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\n", &["end_header"]);
-        check(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n1\n", &[
-            "'y'",
-        ]);
+        check(
+            b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n1\n",
+            &["'y'"],
+        );
         let head = "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n\
                     property float z\nelement face 1\nproperty list uchar int vertex_indices\n\
                     end_header\n";
