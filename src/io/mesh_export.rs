@@ -528,7 +528,7 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.starts_with(b"solid"));
         assert_eq!(bytes.len(), 84 + 50 * mesh.n_faces());
-        let stl = stl_io::read_stl(&mut std::io::Cursor::new(bytes)).unwrap();
+        let stl = stl_io::read_stl(&mut io::Cursor::new(bytes)).unwrap();
         assert_eq!(stl.faces.len(), mesh.n_faces());
         assert_eq!(stl.vertices.len(), mesh.n_vertices());
         let face_normals = mesh.face_normals();
