@@ -46,3 +46,4 @@ pub mod cloud;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
+pub mod surface;
