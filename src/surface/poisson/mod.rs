@@ -9,7 +9,8 @@
 //!
 //! The method, in the unit cube that holds 1.1 × the cloud's bounding box:
 //! 1. Each oriented sample gets an area weight aₛ = π r²/k from the distance r to its k-th
-//!    nearest neighbour, so dense and sparse regions contribute per unit area, not per point.
+//!    nearest neighbour (one query per occupied finest cell), so dense and sparse regions
+//!    contribute per unit area, not per point.
 //! 2. The indicator χ minimises ∫|∇χ − V|² + α·2^d·Σ aₛ χ(pₛ)², with V = Σ aₛ nₛ δ(· − pₛ)
 //!    (the screened Poisson energy; α = 4 as in the paper).
 //! 3. Discretised with trilinear elements on a hierarchy of grids: a dense base level (depth
@@ -141,7 +142,8 @@ pub fn poisson_untrimmed(
     let unit: Vec<[f64; 3]> =
         points.iter().map(|p| ((p - origin) / size).into()).collect::<Vec<_>>();
 
-    let weights = area_weights(&unit);
+    let weights =
+        tracing::debug_span!("area_weights").in_scope(|| area_weights(&unit, options.depth));
     let depth = options.depth;
     let base = BASE_DEPTH.min(depth);
     let kernel_depth = depth.saturating_sub(2).max(base);
@@ -161,10 +163,11 @@ pub fn poisson_untrimmed(
         let mut level = if d == base {
             Level::dense(d)
         } else {
-            Level::band(d, &sample_cells(&unit, d), BAND_CELLS)
+            tracing::debug_span!("band")
+                .in_scope(|| Level::band(d, &sample_cells(&unit, d), BAND_CELLS))
         };
         if let Some(coarse) = levels.last() {
-            prolongate(&levels, coarse, &mut level);
+            tracing::debug_span!("prolongate").in_scope(|| prolongate(&levels, coarse, &mut level));
         }
         // V on this level: the coarser levels' splats (exactly representable here) plus the
         // samples splatted at this depth.
@@ -177,23 +180,27 @@ pub fn poisson_untrimmed(
                 splat_normal(&level, *u, dirs[s] * weights[s], &mut v);
             }
         }
-        let mut sys = System { rhs: solver::divergence(&level, &v), screen: Vec::new() };
-        point_terms(
-            &level,
-            &unit,
-            &dirs,
-            &weights,
-            &splat_depth,
-            d,
-            options.point_weight,
-            &mut sys,
-        );
+        let sys = tracing::debug_span!("system").in_scope(|| {
+            let mut sys = System { rhs: solver::divergence(&level, &v), screen: Vec::new() };
+            point_terms(
+                &level,
+                &unit,
+                &dirs,
+                &weights,
+                &splat_depth,
+                d,
+                options.point_weight,
+                &mut sys,
+            );
+            sys
+        });
         let settings = if d == base {
             CgSettings { rel_tol: 1e-6, max_iter: 1000 }
         } else {
             CgSettings { rel_tol: 1e-4, max_iter: 200 }
         };
-        let stats = solver::solve(&mut level, &sys, settings);
+        let stats =
+            tracing::debug_span!("cg").in_scope(|| solver::solve(&mut level, &sys, settings));
         tracing::debug!(
             depth = d,
             bricks = level.n_bricks(),
@@ -208,10 +215,13 @@ pub fn poisson_untrimmed(
     let top = levels.len() - 1;
 
     // Iso-value: the mean indicator at the samples (all inside the finest band).
-    let iso =
-        unit.par_iter().map(|u| eval_hierarchy(&levels, top, *u)).sum::<f64>() / unit.len() as f64;
+    let iso = tracing::debug_span!("iso").in_scope(|| {
+        // Collected, then summed in order: a parallel float sum would depend on the split.
+        let values: Vec<f64> = unit.par_iter().map(|u| eval_hierarchy(&levels, top, *u)).collect();
+        values.iter().sum::<f64>() / unit.len() as f64
+    });
 
-    let cells = surface_cells(&levels, iso);
+    let cells = tracing::debug_span!("surface_cells").in_scope(|| surface_cells(&levels, iso));
     let finest = &levels[top];
     let value = |i: usize, j: usize, k: usize| match finest.slot(i, j, k) {
         Some(s) if finest.node[s] != INACTIVE => finest.x[s],
@@ -227,10 +237,12 @@ pub fn poisson_untrimmed(
         let f = value(i, j, k);
         if (f - iso).abs() <= ISO_SNAP { iso } else { f }
     };
-    let (grid_vertices, faces) = mc::extract(finest.n, &cells, snapped, iso);
+    let (grid_vertices, faces) = tracing::debug_span!("marching_cubes")
+        .in_scope(|| mc::extract(finest.n, &cells, snapped, iso));
 
-    let densities =
-        vertex_densities(&levels, &unit, (kernel_depth - base) as usize, &grid_vertices);
+    let densities = tracing::debug_span!("densities").in_scope(|| {
+        vertex_densities(&levels, &unit, (kernel_depth - base) as usize, &grid_vertices)
+    });
     let scale = size / finest.n as f64;
     let vertices: Vec<Point3<f64>> =
         grid_vertices.iter().map(|v| origin + v.coords * scale).collect();
@@ -276,19 +288,44 @@ pub fn trim_by_density(mesh: &TriangleMesh, densities: &[f64], quantile: f64) ->
 }
 
 /// Area per sample in unit-cube units: π r²/k with r the distance to the k-th neighbour.
-fn area_weights(unit: &[[f64; 3]]) -> Vec<f64> {
+///
+/// One query per occupied finest cell (its first sample speaks for all samples in the cell):
+/// the estimate varies on the scale of r, which spans several cells anyway, and dense clouds
+/// have several samples per cell, so this divides the k-d tree work accordingly.
+fn area_weights(unit: &[[f64; 3]], depth: u32) -> Vec<f64> {
     let pts: Vec<Point3<f64>> = unit.iter().map(|u| Point3::from(*u)).collect();
     let tree = KdIndex::new(&pts);
     let k = AREA_NEIGHBOURS.min(pts.len() - 1);
+    let n = 1u64 << depth;
+    let mut keyed: Vec<(u64, u32)> = unit
+        .par_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let c = u.map(|v| ((v * n as f64).floor().max(0.0) as u64).min(n - 1));
+            // Index < n_samples ≤ u32::MAX (checked by the k-d tree).
+            (c[0] + n * (c[1] + n * c[2]), i as u32)
+        })
+        .collect();
+    keyed.par_sort_unstable();
+    let starts: Vec<usize> =
+        (0..keyed.len()).filter(|&i| i == 0 || keyed[i].0 != keyed[i - 1].0).collect();
     // Duplicated samples would get no area; a floor keeps them from vanishing entirely.
     let floor = 1e-14;
-    pts.par_iter()
-        .map(|p| {
-            let nn = tree.nearest_k(p, k + 1);
-            let r = nn.last().map_or(0.0, |n| n.1);
-            (std::f64::consts::PI * r * r / k as f64).max(floor)
+    let per_cell: Vec<f64> = starts
+        .par_iter()
+        .map(|&s| {
+            let r2 = tree.kth_distance_squared(&pts[keyed[s].1 as usize], k + 1);
+            (std::f64::consts::PI * r2 / k as f64).max(floor)
         })
-        .collect()
+        .collect();
+    let mut weights = vec![0.0; unit.len()];
+    for (g, &s) in starts.iter().enumerate() {
+        let end = starts.get(g + 1).copied().unwrap_or(keyed.len());
+        for &(_, i) in &keyed[s..end] {
+            weights[i as usize] = per_cell[g];
+        }
+    }
+    weights
 }
 
 /// Sorted unique cells of level `depth` that contain samples.
@@ -422,30 +459,37 @@ fn surface_cells(levels: &[Level], iso: f64) -> Vec<[usize; 3]> {
     let n0 = base.n;
     let mut cand: Vec<[usize; 3]> =
         (0..n0 * n0 * n0).map(|m| [m % n0, (m / n0) % n0, m / (n0 * n0)]).collect();
+    let straddles = |li: usize, cell: [usize; 3]| {
+        let n = levels[li].n as f64;
+        let (mut below, mut above) = (false, false);
+        for q in 0..8 {
+            let p = [cell[0] + (q & 1), cell[1] + ((q >> 1) & 1), cell[2] + ((q >> 2) & 1)];
+            if eval_hierarchy(levels, li, p.map(|v| v as f64 / n)) < iso {
+                below = true;
+            } else {
+                above = true;
+            }
+        }
+        below && above
+    };
     for li in 0..levels.len() - 1 {
         let fine = &levels[li + 1];
-        let nf = fine.n as f64;
         cand = cand
             .par_iter()
             .flat_map_iter(|&[i, j, k]| {
+                // Children that are inactive at the finer level (and so at every finer one)
+                // carry this cell's trilinear function, whose values are convex combinations
+                // of the corner values: if the corners do not straddle, neither do they.
+                let parent_straddles = straddles(li, [i, j, k]);
                 (0..8).filter_map(move |c| {
                     let ch = [2 * i + (c & 1), 2 * j + ((c >> 1) & 1), 2 * k + ((c >> 2) & 1)];
-                    if fine.is_cell_active(ch[0], ch[1], ch[2]) {
-                        return Some(ch);
+                    if fine.is_cell_active(ch[0], ch[1], ch[2])
+                        || (parent_straddles && straddles(li + 1, ch))
+                    {
+                        Some(ch)
+                    } else {
+                        None
                     }
-                    // Inactive here means inactive at every finer level: the function inside
-                    // is trilinear, so the corner signs decide.
-                    let (mut below, mut above) = (false, false);
-                    for q in 0..8 {
-                        let p = [ch[0] + (q & 1), ch[1] + ((q >> 1) & 1), ch[2] + ((q >> 2) & 1)];
-                        let v = eval_hierarchy(levels, li, p.map(|v| v as f64 / nf));
-                        if v < iso {
-                            below = true;
-                        } else {
-                            above = true;
-                        }
-                    }
-                    (below && above).then_some(ch)
                 })
             })
             .collect();
@@ -543,9 +587,9 @@ mod tests {
         assert!(!mesh.is_empty());
         let mean = mesh.vertices().iter().map(|v| v.z).sum::<f64>() / mesh.n_vertices() as f64;
         assert!((mean - 1.5).abs() < 0.1, "{mean}");
-        // In fact the plane is reproduced closely where the samples are.
+        // In fact the plane is reproduced within 0.1 mm (3 % of a 3.4 mm cell) where sampled.
         for v in mesh.vertices().iter().filter(|v| v.x.abs() < 0.08 && v.y.abs() < 0.08) {
-            assert!((v.z - 1.5).abs() < 1e-3, "{v:?}");
+            assert!((v.z - 1.5).abs() < 1e-4, "{v:?}");
         }
         // Faces face along the sample normals (up, −Z).
         let up = mesh.face_normals().iter().filter(|n| n.z < 0.0).count();
