@@ -20,7 +20,7 @@ use crate::surface::SurfaceError;
 
 /// Largest grid this module builds (nodes); beyond it the resolution is surely a unit mistake
 /// (e.g. millimetres given as metres) and the memory would run out first.
-const MAX_GRID_NODES: usize = 400_000_000;
+const MAX_GRID_NODES: usize = 100_000_000;
 
 /// Builds a height-field mesh from `cloud` on a grid of spacing `resolution` (metres).
 ///
@@ -60,7 +60,7 @@ pub fn reconstruct_heightfield(
         return Err(SurfaceError::InvalidOption {
             name: "grid_resolution",
             value: resolution.to_string(),
-            reason: "too fine for the cloud's extent (more than 4e8 grid nodes)",
+            reason: "too fine for the cloud's extent (more than 1e8 grid nodes)",
         });
     }
 

@@ -279,7 +279,8 @@ mod tests {
 
     #[test]
     fn every_method_gives_normals_colours_and_honours_target_faces() {
-        let cloud = plane_cloud(400, 1.5, &mut Rng::new(6));
+        // The reference §10.10 fixture: 100 points on z = 1.5 over [−0.1, 0.1]², normals up.
+        let cloud = plane_cloud(100, 1.5, &mut Rng::new(6));
         for method in [SurfaceMethod::Heightfield, SurfaceMethod::Poisson, SurfaceMethod::Bpa] {
             let opts = SurfaceOptions {
                 method,
