@@ -53,4 +53,5 @@ pub mod io;
 pub mod mesh;
 pub mod setup;
 pub mod spatial;
+pub mod surface;
 pub mod synth;

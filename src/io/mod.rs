@@ -6,3 +6,5 @@
 
 pub mod atomic;
 pub mod images;
+pub mod mesh_export;
+pub mod ply;
