@@ -46,3 +46,6 @@ pub mod cloud;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
+pub mod parallel;
+#[cfg(test)]
+pub(crate) mod testutil;

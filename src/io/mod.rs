@@ -5,3 +5,4 @@
 //! truncated file that a later run would trust.
 
 pub mod atomic;
+pub mod npz;
