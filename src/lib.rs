@@ -43,6 +43,7 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod dense;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
