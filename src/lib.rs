@@ -44,6 +44,7 @@
 pub mod cli;
 pub mod cloud;
 pub mod dense;
+pub mod fusion;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
