@@ -45,10 +45,12 @@
 //! equal for smooth images). Each box sum is separable and computed with running sums: a column
 //! sum per image column that slides down the strip (add the row entering the window, subtract
 //! the row leaving it) followed by a running sum along the row, so the work per pixel does not
-//! depend on the window size. Running sums are kept in `f64`: in `f32` the add/subtract drift
-//! over a 1600-pixel row would reach ~1e-4 of a window sum, in `f64` it stays ~1e-13. Pass-2
-//! products wait in a ring buffer of `w` rows, so a strip of any height needs
-//! O(`w × width`) scratch memory.
+//! depend on the window size. Running sums are kept in `f64`. In `f32` their drift (~1e-6 of a
+//! window sum) would be harmless for textured windows but not for flat ones: the quirk divides
+//! by `√(var_r·var_s) + 1e-8`, so a constant reference patch must give centred values near
+//! 1e-16, not 1e-7, or its cost turns into noise instead of the reference's 1. Pass-2 products
+//! wait in a ring buffer of `w + 1` rows, so a strip of any height needs O(`w × width`)
+//! scratch memory. The inner loops live in `kernels.rs`.
 //!
 //! SSIM uses the same two passes with separable Gaussian convolutions; a Gaussian has no
 //! running-sum form, so its cost per pixel is O(w) (two 1-D passes), not O(1) and not O(w²).
@@ -67,6 +69,11 @@ use std::str::FromStr;
 
 use crate::imgproc::{GrayImage, ImageSize};
 use crate::parallel::{STRIP_ROWS, ScratchPool, par_row_strips};
+
+mod kernels;
+
+pub use kernels::CostScratch;
+use kernels::{Layout, Strip};
 
 /// Added to the NCC denominator so constant patches give NCC 0 instead of 0/0 (reference value).
 pub const NCC_EPSILON: f64 = 1e-8;
@@ -338,14 +345,13 @@ impl CostKernel {
 
     /// A scratch buffer for [`compute_rows`](Self::compute_rows), sized for this kernel.
     pub fn new_scratch(&self) -> CostScratch {
-        CostScratch::new(self.size.width, self.options.window_size, self.needs_wide_pass())
+        CostScratch::new(self.size.width, self.options.window_size, self.layout())
     }
 
     /// A workspace for [`compute`](Self::compute): a pool of scratch buffers, one per worker.
     pub fn workspace(&self) -> CostWorkspace {
-        let (width, window, wide) =
-            (self.size.width, self.options.window_size, self.needs_wide_pass());
-        CostWorkspace { pool: ScratchPool::new(move || CostScratch::new(width, window, wide)) }
+        let (width, window, layout) = (self.size.width, self.options.window_size, self.layout());
+        CostWorkspace { pool: ScratchPool::new(move || CostScratch::new(width, window, layout)) }
     }
 
     /// Computes the cost of output `rows` into `out` (`rows.len() × width` values).
@@ -379,12 +385,13 @@ impl CostKernel {
         if rows.is_empty() || width == 0 {
             return Ok(());
         }
-        scratch.ensure(width, self.options.window_size, self.needs_wide_pass());
-        let io = StripIo { reference, source, rows, out };
-        match (self.options.function, self.options.ncc_variant) {
-            (CostFunction::Ncc, NccVariant::OwnWindow) => self.ncc_own_window_strip(io, scratch),
-            (CostFunction::Ncc, NccVariant::Textbook) => self.ncc_textbook_strip(io, scratch),
-            (CostFunction::Ssim, _) => self.ssim_strip(io, scratch),
+        scratch.ensure(width, self.options.window_size, self.layout());
+        let strip =
+            Strip { reference, source, rows, out, height: self.size.height, half: self.half };
+        match self.layout() {
+            Layout::NccOwnWindow => kernels::ncc_own_window(strip, self.min_valid, scratch),
+            Layout::NccTextbook => kernels::ncc_textbook(strip, self.min_valid, scratch),
+            Layout::Ssim | Layout::Empty => kernels::ssim(strip, &self.gauss, scratch),
         }
         Ok(())
     }
@@ -435,171 +442,12 @@ impl CostKernel {
         Ok(out)
     }
 
-    fn needs_wide_pass(&self) -> bool {
-        self.options.function == CostFunction::Ncc
-            && self.options.ncc_variant == NccVariant::Textbook
-    }
-
-    /// Own-window NCC over one strip (two streaming box-sum passes, see the module docs).
-    fn ncc_own_window_strip(&self, io: StripIo<'_, '_>, sc: &mut CostScratch) {
-        let StripIo { reference, source, rows, out } = io;
-        let (width, height, half) = (self.size.width, self.size.height, self.half);
-        let ring_rows = sc.ring_rows;
-        // Pass-1 window: input rows [lo1, hi1) are summed in `col3`.
-        // Pass-2 window: product rows [lo2, hi2) are summed in `col_b`.
-        let first = rows.start.saturating_sub(half);
-        let (mut lo1, mut hi1) = (first.saturating_sub(half), first.saturating_sub(half));
-        let (mut lo2, mut hi2) = (first, first);
-        sc.col3.fill([0.0; 3]);
-        sc.col_b.fill([0.0; 3]);
-        for (y, out_row) in rows.clone().zip(out.chunks_exact_mut(width)) {
-            let (want_lo2, want_hi2) = (y.saturating_sub(half), (y + half + 1).min(height));
-            // Leave before entering, so the ring never holds more than `w` rows.
-            while lo2 < want_lo2 {
-                let slot = lo2 % ring_rows;
-                accumulate_products(&mut sc.col_b, &sc.ring[slot * width..][..width], -1.0);
-                lo2 += 1;
-            }
-            while hi2 < want_hi2 {
-                let q = hi2;
-                let (want_lo1, want_hi1) = (q.saturating_sub(half), (q + half + 1).min(height));
-                while lo1 < want_lo1 {
-                    accumulate_inputs(&mut sc.col3, reference.row(lo1), source.row(lo1), -1.0);
-                    lo1 += 1;
-                }
-                while hi1 < want_hi1 {
-                    accumulate_inputs(&mut sc.col3, reference.row(hi1), source.row(hi1), 1.0);
-                    hi1 += 1;
-                }
-                box_filter_row(&sc.col3, &mut sc.row3, half);
-                let slot = q % ring_rows;
-                let ring = &mut sc.ring[slot * width..][..width];
-                let aux = &mut sc.aux[slot * width..][..width];
-                centre_products(&sc.row3, reference.row(q), source.row(q), 1.0, ring, aux);
-                accumulate_products(&mut sc.col_b, ring, 1.0);
-                hi2 += 1;
-            }
-            box_filter_row(&sc.col_b, &mut sc.row_b, half);
-            let aux = &sc.aux[(y % ring_rows) * width..][..width];
-            for ((o, sums), a) in out_row.iter_mut().zip(&sc.row_b).zip(aux) {
-                *o = ncc_cost(a[0], self.min_valid, sums[0], sums[1], sums[2]);
-            }
+    fn layout(&self) -> Layout {
+        match (self.options.function, self.options.ncc_variant) {
+            (CostFunction::Ncc, NccVariant::OwnWindow) => Layout::NccOwnWindow,
+            (CostFunction::Ncc, NccVariant::Textbook) => Layout::NccTextbook,
+            (CostFunction::Ssim, _) => Layout::Ssim,
         }
-    }
-
-    /// Textbook NCC over one strip: one streaming pass of six box sums.
-    fn ncc_textbook_strip(&self, io: StripIo<'_, '_>, sc: &mut CostScratch) {
-        let StripIo { reference, source, rows, out } = io;
-        let (width, height, half) = (self.size.width, self.size.height, self.half);
-        let (mut lo, mut hi) = (rows.start.saturating_sub(half), rows.start.saturating_sub(half));
-        sc.col6.fill([0.0; 6]);
-        for (y, out_row) in rows.clone().zip(out.chunks_exact_mut(width)) {
-            let (want_lo, want_hi) = (y.saturating_sub(half), (y + half + 1).min(height));
-            while lo < want_lo {
-                accumulate_moments(&mut sc.col6, reference.row(lo), source.row(lo), -1.0);
-                lo += 1;
-            }
-            while hi < want_hi {
-                accumulate_moments(&mut sc.col6, reference.row(hi), source.row(hi), 1.0);
-                hi += 1;
-            }
-            box_filter_row(&sc.col6, &mut sc.row6, half);
-            for (o, s) in out_row.iter_mut().zip(&sc.row6) {
-                let [count, sr, ss, srr, sss, srs] = *s;
-                let cnt = count.max(1.0);
-                let (mu_r, mu_s) = (sr / cnt, ss / cnt);
-                // Centred sums about the window's own means: Σm(r − μ_r)² = Σm·r² − μ_r·Σm·r
-                // and Σm(r − μ_r)(s − μ_s) = Σm·r·s − μ_r·Σm·s, using Σm·r = μ_r·count (exact
-                // when count ≥ 1; when count = 0 every sum is 0 and so are these).
-                let c_rr = srr - mu_r * sr;
-                let c_ss = sss - mu_s * ss;
-                let c_rs = srs - mu_r * ss;
-                *o = ncc_cost(count, self.min_valid, c_rr, c_ss, c_rs);
-            }
-        }
-    }
-
-    /// Own-window SSIM over one strip: two passes of separable Gaussian convolutions.
-    fn ssim_strip(&self, io: StripIo<'_, '_>, sc: &mut CostScratch) {
-        let StripIo { reference, source, rows, out } = io;
-        let (width, height, half) = (self.size.width, self.size.height, self.half);
-        let ring_rows = sc.ring_rows;
-        let g = &self.gauss;
-        let mut hi2 = rows.start.saturating_sub(half);
-        for (y, out_row) in rows.clone().zip(out.chunks_exact_mut(width)) {
-            let want_hi2 = (y + half + 1).min(height);
-            while hi2 < want_hi2 {
-                let q = hi2;
-                sc.col3.fill([0.0; 3]);
-                for yy in q.saturating_sub(half)..(q + half + 1).min(height) {
-                    let weight = g[yy + half - q];
-                    accumulate_inputs(&mut sc.col3, reference.row(yy), source.row(yy), weight);
-                }
-                gauss_filter_row(&sc.col3, &mut sc.row3, g);
-                let slot = q % ring_rows;
-                let ring = &mut sc.ring[slot * width..][..width];
-                let aux = &mut sc.aux[slot * width..][..width];
-                centre_products(&sc.row3, reference.row(q), source.row(q), 1e-8, ring, aux);
-                hi2 += 1;
-            }
-            sc.col_b.fill([0.0; 3]);
-            for yy in y.saturating_sub(half)..(y + half + 1).min(height) {
-                let slot = yy % ring_rows;
-                let ring = &sc.ring[slot * width..][..width];
-                accumulate_products(&mut sc.col_b, ring, g[yy + half - y]);
-            }
-            gauss_filter_row(&sc.col_b, &mut sc.row_b, g);
-            let aux = &sc.aux[(y % ring_rows) * width..][..width];
-            for ((o, sums), a) in out_row.iter_mut().zip(&sc.row_b).zip(aux) {
-                *o = ssim_cost(a[0], a[1], a[2], sums[0], sums[1], sums[2]);
-            }
-        }
-    }
-}
-
-/// Per-worker scratch memory of the cost kernel: column sums, row sums and a ring of `w` rows
-/// of centred products. About `w × width × 36` bytes (0.6 MB for `w = 11`, 1600 columns).
-#[derive(Clone, Debug, Default)]
-pub struct CostScratch {
-    width: usize,
-    window: usize,
-    ring_rows: usize,
-    col3: Vec<[f64; 3]>,
-    row3: Vec<[f64; 3]>,
-    col_b: Vec<[f64; 3]>,
-    row_b: Vec<[f64; 3]>,
-    col6: Vec<[f64; 6]>,
-    row6: Vec<[f64; 6]>,
-    /// Centred products `[r̃², s̃², r̃·s̃]` of the last `ring_rows` pass-1 rows.
-    ring: Vec<[f32; 3]>,
-    /// `[count or G(m), μ_r, μ_s]` of the same rows.
-    aux: Vec<[f64; 3]>,
-}
-
-impl CostScratch {
-    fn new(width: usize, window: usize, wide: bool) -> Self {
-        let mut scratch = Self::default();
-        scratch.ensure(width, window, wide);
-        scratch
-    }
-
-    /// Resizes the buffers if they were made for another width or window (allocates only then).
-    fn ensure(&mut self, width: usize, window: usize, wide: bool) {
-        let wide_len = if wide { width } else { 0 };
-        if self.width == width && self.window == window && self.col6.len() == wide_len {
-            return;
-        }
-        self.width = width;
-        self.window = window;
-        self.ring_rows = window;
-        for v in [&mut self.col3, &mut self.row3, &mut self.col_b, &mut self.row_b] {
-            v.resize(width, [0.0; 3]);
-        }
-        self.col6.resize(wide_len, [0.0; 6]);
-        self.row6.resize(wide_len, [0.0; 6]);
-        let ring_len = if wide { 0 } else { width * window };
-        self.ring.resize(ring_len, [0.0; 3]);
-        self.aux.resize(ring_len, [0.0; 3]);
     }
 }
 
@@ -610,14 +458,6 @@ pub struct CostWorkspace {
     pool: ScratchPool<CostScratch>,
 }
 
-/// The arguments of one strip computation, after validation.
-struct StripIo<'a, 'o> {
-    reference: RowBlock<'a>,
-    source: RowBlock<'a>,
-    rows: Range<usize>,
-    out: &'o mut [f32],
-}
-
 /// The normalised 1-D Gaussian of `size` taps; its outer product with itself is the
 /// normalised 2-D window (a product of two unit-sum kernels sums to one).
 fn gaussian_weights(size: usize, sigma: f64) -> Vec<f64> {
@@ -626,159 +466,6 @@ fn gaussian_weights(size: usize, sigma: f64) -> Vec<f64> {
         (0..size).map(|i| (-((i as f64 - half).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
     let total: f64 = raw.iter().sum();
     raw.into_iter().map(|v| v / total).collect()
-}
-
-/// The validity mask and masked values of one pixel: `(m, m·r, m·s)` with NaN-safe zeros.
-#[inline(always)]
-fn masked(r: f32, s: f32) -> (f64, f64, f64) {
-    if r.is_finite() && s.is_finite() { (1.0, f64::from(r), f64::from(s)) } else { (0.0, 0.0, 0.0) }
-}
-
-/// `col[x] += weight · (m, m·r, m·s)` for one input row.
-#[inline]
-fn accumulate_inputs(col: &mut [[f64; 3]], r: &[f32], s: &[f32], weight: f64) {
-    for ((c, &rv), &sv) in col.iter_mut().zip(r).zip(s) {
-        let (m, mr, ms) = masked(rv, sv);
-        c[0] += weight * m;
-        c[1] += weight * mr;
-        c[2] += weight * ms;
-    }
-}
-
-/// `col[x] += weight · (m, m·r, m·s, m·r², m·s², m·r·s)` for one input row.
-#[inline]
-fn accumulate_moments(col: &mut [[f64; 6]], r: &[f32], s: &[f32], weight: f64) {
-    for ((c, &rv), &sv) in col.iter_mut().zip(r).zip(s) {
-        let (m, mr, ms) = masked(rv, sv);
-        c[0] += weight * m;
-        c[1] += weight * mr;
-        c[2] += weight * ms;
-        c[3] += weight * mr * mr;
-        c[4] += weight * ms * ms;
-        c[5] += weight * mr * ms;
-    }
-}
-
-/// `col[x] += weight · products[x]`.
-#[inline]
-fn accumulate_products(col: &mut [[f64; 3]], products: &[[f32; 3]], weight: f64) {
-    for (c, p) in col.iter_mut().zip(products) {
-        c[0] += weight * f64::from(p[0]);
-        c[1] += weight * f64::from(p[1]);
-        c[2] += weight * f64::from(p[2]);
-    }
-}
-
-/// From the window sums `(Σm, Σm·r, Σm·s)` of one row, the own-window means and the centred
-/// products `r̃², s̃², r̃·s̃` of that row's pixels; `aux` receives `(Σm, μ_r, μ_s)`.
-/// `count_floor` is the lower bound of the normaliser (1 for box counts, 1e-8 for SSIM).
-#[inline]
-fn centre_products(
-    sums: &[[f64; 3]],
-    r: &[f32],
-    s: &[f32],
-    count_floor: f64,
-    ring: &mut [[f32; 3]],
-    aux: &mut [[f64; 3]],
-) {
-    for ((((sum, &rv), &sv), p), a) in sums.iter().zip(r).zip(s).zip(ring).zip(aux) {
-        let cnt = sum[0].max(count_floor);
-        let (mu_r, mu_s) = (sum[1] / cnt, sum[2] / cnt);
-        let (m, mr, ms) = masked(rv, sv);
-        let rt = mr - m * mu_r;
-        let st = ms - m * mu_s;
-        *p = [(rt * rt) as f32, (st * st) as f32, (rt * st) as f32];
-        *a = [sum[0], mu_r, mu_s];
-    }
-}
-
-/// Box sums along a row: `out[x] = Σ col[i]` over `i ∈ [x − half, x + half] ∩ [0, width)`, by
-/// a running sum (O(1) per pixel whatever `half`).
-fn box_filter_row<const N: usize>(col: &[[f64; N]], out: &mut [[f64; N]], half: usize) {
-    let width = col.len();
-    let mut sum = [0.0; N];
-    for c in &col[..half.min(width)] {
-        add_assign(&mut sum, c, 1.0);
-    }
-    // x < enter_end: column x + half enters; x ≥ leave_start: column x − half − 1 leaves.
-    let leave_start = (half + 1).min(width);
-    let enter_end = width.saturating_sub(half);
-    let mid_start = leave_start.min(enter_end);
-    for x in 0..mid_start {
-        add_assign(&mut sum, &col[x + half], 1.0);
-        out[x] = sum;
-    }
-    if leave_start <= enter_end {
-        // The branch-free interior: one column enters and one leaves.
-        let entering = &col[leave_start + half..enter_end + half];
-        let leaving = &col[..enter_end - leave_start];
-        for ((o, e), l) in out[leave_start..enter_end].iter_mut().zip(entering).zip(leaving) {
-            for c in 0..N {
-                sum[c] += e[c] - l[c];
-            }
-            *o = sum;
-        }
-    } else {
-        // Narrow image: the window covers the whole row for these columns.
-        for o in &mut out[enter_end..leave_start] {
-            *o = sum;
-        }
-    }
-    for x in leave_start.max(enter_end)..width {
-        add_assign(&mut sum, &col[x - half - 1], -1.0);
-        out[x] = sum;
-    }
-}
-
-/// Gaussian convolution along a row with zero padding: `out[x] = Σ g[i − x + half]·col[i]`.
-fn gauss_filter_row<const N: usize>(col: &[[f64; N]], out: &mut [[f64; N]], g: &[f64]) {
-    let width = col.len();
-    let half = g.len() / 2;
-    for (x, o) in out.iter_mut().enumerate() {
-        let lo = x.saturating_sub(half);
-        let hi = (x + half + 1).min(width);
-        let mut sum = [0.0; N];
-        for (c, w) in col[lo..hi].iter().zip(&g[lo + half - x..]) {
-            add_assign(&mut sum, c, *w);
-        }
-        *o = sum;
-    }
-}
-
-#[inline(always)]
-fn add_assign<const N: usize>(sum: &mut [f64; N], v: &[f64; N], weight: f64) {
-    for c in 0..N {
-        sum[c] += weight * v[c];
-    }
-}
-
-/// The NCC cost from the valid count and the **sums** `Σ r̃²`, `Σ s̃²`, `Σ r̃·s̃` of a window.
-#[inline(always)]
-fn ncc_cost(count: f64, min_valid: f64, sum_rr: f64, sum_ss: f64, sum_rs: f64) -> f32 {
-    if count < min_valid {
-        return INVALID_COST;
-    }
-    let cnt = count.max(1.0);
-    // Running sums can leave a variance a few ulps below zero; the exact value is ≥ 0.
-    let var_r = (sum_rr / cnt).max(0.0);
-    let var_s = (sum_ss / cnt).max(0.0);
-    let cov = sum_rs / cnt;
-    let ncc = cov / ((var_r * var_s).sqrt() + NCC_EPSILON);
-    (1.0 - ncc).clamp(0.0, 2.0) as f32
-}
-
-/// The SSIM cost from the valid weight `G(m)`, the means and the weighted **sums** of the
-/// centred products of a window.
-#[inline(always)]
-fn ssim_cost(weight: f64, mu_r: f64, mu_s: f64, sum_rr: f64, sum_ss: f64, sum_rs: f64) -> f32 {
-    if weight < SSIM_MIN_WEIGHT {
-        return INVALID_COST;
-    }
-    let cnt = weight.max(SSIM_WEIGHT_FLOOR);
-    let (var_r, var_s, cov) = (sum_rr / cnt, sum_ss / cnt, sum_rs / cnt);
-    let ssim = ((2.0 * mu_r * mu_s + SSIM_C1) * (2.0 * cov + SSIM_C2))
-        / ((mu_r * mu_r + mu_s * mu_s + SSIM_C1) * (var_r + var_s + SSIM_C2));
-    (1.0 - ssim).clamp(0.0, 1.0) as f32
 }
 
 /// Plain scalar implementations that follow the definitions literally with direct window loops
@@ -879,7 +566,12 @@ pub mod reference {
                     srs += rt * st;
                 }
             }
-            [ncc_cost(count[p], min_valid, srr, sss, srs)]
+            // The definition, literally: moments normalised by the count, then the ratio.
+            let cnt = count[p].max(1.0);
+            let (var_r, var_s, cov) = (srr / cnt, sss / cnt, srs / cnt);
+            let ncc = cov / ((var_r * var_s).sqrt() + NCC_EPSILON);
+            let cost = if count[p] < min_valid { 1.0 } else { (1.0 - ncc).clamp(0.0, 2.0) };
+            [cost as f32]
         })
     }
 
@@ -925,7 +617,7 @@ pub mod reference {
                     srs += w * rt * st;
                 }
             }
-            [ssim_cost(gm[p], mu_r[p], mu_s[p], srr, sss, srs)]
+            [kernels::ssim_cost(gm[p], mu_r[p], mu_s[p], srr, sss, srs)]
         })
     }
 }

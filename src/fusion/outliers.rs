@@ -123,7 +123,7 @@ mod tests {
         let keep = statistical_inlier_mask(cloud.points(), &OutlierOptions::default()).unwrap();
         assert!(!keep[2000]);
         let kept = keep.iter().filter(|k| **k).count();
-        assert!(kept >= 1900 && kept <= 2000, "{kept}");
+        assert!((1900..=2000).contains(&kept), "{kept}");
         let filtered = remove_statistical_outliers(&cloud, &OutlierOptions::default()).unwrap();
         assert_eq!(filtered.len(), kept);
         assert_eq!(filtered.colors().unwrap().len(), kept);
