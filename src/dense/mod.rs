@@ -5,52 +5,50 @@
 //! [`depth_hypotheses`]). At each it warps every source image onto the reference pixels through
 //! the refractive model (NaN where the sample is invalid), scores each warped source against
 //! the reference with a [`CostKernel`], combines the per-source costs with
-//! [`aggregate_costs`] and streams the result into a [`DepthAccumulator`]; after the last
-//! hypothesis [`DepthAccumulator::finish`] yields the depth map. No (H × W × D) cost volume is
-//! ever held (ARCHITECTURE decision 2).
+//! [`aggregate_costs`] ([`StripScorer`] does both in reusable buffers) and streams the result
+//! into a [`DepthAccumulator`]; after the last hypothesis [`DepthAccumulator::finish`] yields
+//! the depth map. No (H × W × D) cost volume is ever held (ARCHITECTURE decision 2).
+//!
+//! The cache-friendly order is strip-major: split the accumulator into row strips
+//! ([`DepthAccumulator::strips_mut`]), give each worker a strip, and let it run all hypotheses
+//! on that strip, warping only the rows [`CostKernel::input_rows`] asks for.
 //!
 //! ```
 //! use aquamvs::dense::{
-//!     Aggregation, CostKernel, CostOptions, DepthAccumulator, RowBlock, aggregate_costs,
+//!     Aggregation, CostKernel, CostOptions, DepthAccumulator, RowBlock, StripScorer,
 //!     depth_hypotheses,
 //! };
 //! use aquamvs::imgproc::{GrayImage, ImageSize};
 //!
-//! let size = ImageSize::new(40, 30);
+//! let size = ImageSize::new(48, 32);
 //! let reference = GrayImage::from_fn(size, |x, y| [((x * 7 + y * 13) % 17) as f32 / 17.0]);
 //! let hypotheses = depth_hypotheses(0.3, 0.9, 8)?;
 //! let kernel = CostKernel::new(CostOptions::default(), size)?;
-//! let mut scratch = kernel.new_scratch();
 //! let mut accumulator = DepthAccumulator::new(size, hypotheses.len())?;
-//! // One strip of rows; a real sweep runs strips in parallel (`accumulator.strips_mut`).
-//! let rows = 0..size.height;
-//! let n_sources = 2;
-//! let mut per_source = vec![vec![0.0f32; rows.len() * size.width]; n_sources];
-//! let mut aggregated = vec![0.0f32; rows.len() * size.width];
-//! let mut strip = accumulator.rows_mut(rows.clone())?;
-//! for (k, _depth) in hypotheses.values().iter().enumerate() {
-//!     for costs in per_source.iter_mut() {
-//!         // The sweep would warp the source at this depth; here it is the reference itself,
-//!         // shifted by one pixel except at hypothesis 3.
+//! // One worker's loop; a real sweep runs the strips in parallel (rayon `par_iter_mut`).
+//! for mut strip in accumulator.strips_mut(16) {
+//!     let rows = strip.rows();
+//!     let need = kernel.input_rows(rows.clone());
+//!     let span = need.start * size.width..need.end * size.width;
+//!     let reference_rows = RowBlock::new(&reference.as_slice()[span.clone()], size.width, need.start);
+//!     let mut scorer = StripScorer::new(&kernel, rows.len(), 1);
+//!     for (k, _depth) in hypotheses.values().iter().enumerate() {
+//!         // The sweep would warp each source at this depth (rows `need` only). Here the one
+//!         // source is the reference shifted by one column, except at hypothesis 3.
 //!         let shift = usize::from(k != 3);
-//!         let warped = GrayImage::from_fn(size, |x, y| {
-//!             [if x + shift < size.width { reference.get(x + shift, y)[0] } else { f32::NAN }]
-//!         });
-//!         // Only the rows the kernel reads are needed (here: all of them).
-//!         let need = kernel.input_rows(rows.clone());
-//!         let span = need.start * size.width..need.end * size.width;
-//!         let reference_rows = RowBlock::new(&reference.as_slice()[span.clone()], size.width, need.start);
-//!         let warped_rows = RowBlock::new(&warped.as_slice()[span], size.width, need.start);
-//!         kernel.compute_rows(reference_rows, warped_rows, rows.clone(), &mut scratch, costs)?;
+//!         let warped: Vec<f32> = need
+//!             .clone()
+//!             .flat_map(|y| (0..size.width).map(move |x| (x + shift, y)))
+//!             .map(|(x, y)| if x < size.width { reference.get(x, y)[0] } else { f32::NAN })
+//!             .collect();
+//!         let sources = [RowBlock::new(&warped, size.width, need.start)];
+//!         let costs = scorer.score(&kernel, Aggregation::Mean, reference_rows, &sources, rows.clone())?;
+//!         strip.push(k, costs)?;
 //!     }
-//!     let views: Vec<&[f32]> = per_source.iter().map(Vec::as_slice).collect();
-//!     aggregate_costs(Aggregation::Mean, &views, &mut aggregated)?;
-//!     strip.push(k, &aggregated)?;
 //! }
-//! drop(strip);
 //! let depth_map = accumulator.finish(&hypotheses)?;
 //! // Interior pixels pick hypothesis 3, where the warp matches.
-//! let d = depth_map.depth().get(20, 15)[0] as f64;
+//! let d = depth_map.depth().get(24, 16)[0] as f64;
 //! assert!((d - hypotheses.values()[3]).abs() <= 0.5 * hypotheses.step());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -58,6 +56,7 @@
 pub mod aggregate;
 pub mod cost;
 pub mod extract;
+pub mod score;
 
 use std::path::Path;
 
@@ -70,6 +69,7 @@ pub use extract::{
     AccumulatorRows, DepthAccumulator, DepthHypotheses, ExtractError, depth_hypotheses,
     extract_depth,
 };
+pub use score::StripScorer;
 
 use crate::imgproc::{GrayImage, ImageSize, MaskImage};
 use crate::io::npz::{ArrayBuf, ArrayData, ArrayRef, NpzError, read_npz, write_npz};
@@ -96,7 +96,7 @@ pub struct DepthMap {
     range: Option<DepthRange>,
 }
 
-/// Errors of depth maps.
+/// Errors of the dense pathway: depth maps and the sweep's building blocks.
 #[derive(Debug, thiserror::Error)]
 pub enum DenseError {
     /// Depth, confidence or mask sizes disagree.
@@ -112,6 +112,15 @@ pub enum DenseError {
     /// Reading or writing the `.npz` file failed, or it lacks an array.
     #[error(transparent)]
     Npz(#[from] NpzError),
+    /// A matching-cost error.
+    #[error(transparent)]
+    Cost(#[from] CostError),
+    /// An aggregation error.
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
+    /// A depth-extraction error.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
 }
 
 /// Names of the arrays in a depth-map `.npz` (the first two are the reference's).
