@@ -4,9 +4,9 @@
 //! Image kernels (the plane-sweep costs, the depth accumulator) work on horizontal **row
 //! strips**: a strip of output rows plus whatever halo rows the kernel reads. Strips are the
 //! unit of parallel work and of cache reuse. Point kernels (normals, outlier removal) work on
-//! fixed-size chunks of points. The sizes below are the only tuning knobs; they are constants so
-//! that results never depend on the machine (every kernel here writes each output exactly once,
-//! so the split changes timing, never values).
+//! fixed-size chunks of points. The sizes below are the only tuning knobs. They are constants,
+//! and every task writes its own outputs with no shared accumulation, so results depend on the
+//! inputs only, never on the thread count or scheduling.
 
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};

@@ -42,15 +42,24 @@
 //!
 //! Summing the centred products directly (3 box sums) is algebraically identical to the
 //! 5-term expansion above and avoids its cancellation (`B(m·r²)` and `B(m·μ_r²)` are nearly
-//! equal for smooth images). Each box sum is separable and computed with running sums: a column
-//! sum per image column that slides down the strip (add the row entering the window, subtract
-//! the row leaving it) followed by a running sum along the row, so the work per pixel does not
-//! depend on the window size. Running sums are kept in `f64`. In `f32` their drift (~1e-6 of a
-//! window sum) would be harmless for textured windows but not for flat ones: the quirk divides
-//! by `√(var_r·var_s) + 1e-8`, so a constant reference patch must give centred values near
-//! 1e-16, not 1e-7, or its cost turns into noise instead of the reference's 1. Pass-2 products
-//! wait in a ring buffer of `w + 1` rows, so a strip of any height needs O(`w × width`)
-//! scratch memory. The inner loops live in `kernels.rs`.
+//! equal for smooth images). Every box sum is separable and O(1) per pixel whatever `w`:
+//!
+//! - Pass 1 uses running sums in `f64`: a column sum per image column slides down the strip
+//!   (add the row entering the window, subtract the row leaving it), then a running sum along
+//!   the row. Sums of `f32` inputs are almost always exact in `f64`, and any residue moves `μ`
+//!   by ~1e-17, far below any `r − μ` that matters.
+//! - Pass 2 must not use running sums. Its sums can be tiny (a window that is flat after
+//!   own-window centring, e.g. a smooth ramp, has `Σr̃² ~ 1e-14`) right after a textured stretch
+//!   left the window, and that stretch's rounding residue (~1e-16 of sums of order 1) would
+//!   then dominate them and move the cost by up to ~1e-3 (the quirk divides by
+//!   `√(var_r·var_s) + 1e-8`, so such windows are sensitive). Rows and columns are instead cut
+//!   into blocks of `w` with prefix sums from each block's start and suffix sums to its end; a
+//!   window of `w` spans at most two blocks, so its sum is one suffix plus one prefix made only
+//!   of values inside the window (van Herk/Gil-Werman applied to sums). Blocks are aligned to
+//!   image rows and columns, so any strip split gives the same bits.
+//!
+//! The centred products wait in a ring buffer of `w + 1` rows, so a strip of any height needs
+//! O(`w × width`) scratch memory. The inner loops live in `kernels.rs`.
 //!
 //! SSIM uses the same two passes with separable Gaussian convolutions; a Gaussian has no
 //! running-sum form, so its cost per pixel is O(w) (two 1-D passes), not O(1) and not O(w²).
@@ -693,6 +702,57 @@ mod tests {
                 let got = fast(options, &r, &s);
                 let err = max_abs_diff(&got, &want);
                 assert!(err <= FAST_VS_REFERENCE_TOL, "trial {trial} {options:?}: {err}");
+            }
+        }
+    }
+
+    /// Near-flat windows are where running sums usually fail: after a textured stretch leaves
+    /// the window, its rounding residue (~1e-16 of a sum of order 1) stays behind and swamps
+    /// sums of order 1e-14 (an `f32` ramp centred on its own window mean). The kernel's pass-2
+    /// sums never carry values from outside the window, so it still matches here.
+    #[test]
+    fn fast_matches_reference_on_flat_and_ramp_regions() {
+        let mut rng = Rng::new(99);
+        for &(width, height, window) in &[(120usize, 90usize, 11usize), (150, 50, 5), (90, 90, 21)]
+        {
+            let mut r = random_image(&mut rng, width, height);
+            let mut s = random_image(&mut rng, width, height);
+            for y in 20..45 {
+                for x in 30..70 {
+                    r.set(x, y, [1.0]);
+                }
+            }
+            // Ramps (flat after own-window centring) against texture, both ways round.
+            for y in 50..height.min(85) {
+                for x in 60..width.min(115) {
+                    if x < 90 {
+                        r.set(x, y, [0.25 + 0.001 * x as f32]);
+                    } else {
+                        s.set(x, y, [0.5 + 0.0007 * y as f32]);
+                    }
+                }
+            }
+            for y in 10..30 {
+                for x in 50..62 {
+                    s.set(x, y, [f32::NAN]);
+                }
+            }
+            for y in 25..40 {
+                for x in 40..65 {
+                    s.set(x, y, [0.7]);
+                }
+            }
+            for (function, ncc_variant) in [
+                (CostFunction::Ncc, NccVariant::OwnWindow),
+                (CostFunction::Ncc, NccVariant::Textbook),
+                (CostFunction::Ssim, NccVariant::OwnWindow),
+            ] {
+                let options = CostOptions { function, window_size: window, ncc_variant };
+                for source in [&s, &r] {
+                    let want = reference::cost_map(&options, &r, source).unwrap();
+                    let err = max_abs_diff(&fast(options, &r, source), &want);
+                    assert!(err <= FAST_VS_REFERENCE_TOL, "{width}x{height} {options:?}: {err}");
+                }
             }
         }
     }

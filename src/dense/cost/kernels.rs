@@ -1,15 +1,16 @@
 //! The inner loops of the cost kernels, over one strip of output rows (see the parent module
 //! for the semantics and the two-pass derivation).
 //!
-//! Layout choices, all for speed with identical results:
+//! Layout choices, all for speed:
 //! - Planes, not interleaved channels: every per-column loop is a plain element-wise loop over
 //!   a few `f64`/`f32` slices, which the compiler vectorises.
-//! - A row's box sum is a running sum, a chain of dependent additions. The row is cut into
-//!   [`SEGMENTS`] runs whose sums advance in the same loop, so four independent chains overlap
-//!   instead of waiting on each other's latency. Each run starts from a directly summed window,
-//!   which also bounds the drift of the running sum.
-//! - Pass-2 inputs (the centred products of pass 1) wait in a ring of `w + 1` rows, so the row
-//!   entering the pass-2 window and the one leaving it are both available to one fused update.
+//! - Pass 1's running box sum along a row is a chain of dependent additions. The row is cut
+//!   into [`SEGMENTS`] runs whose sums advance in the same loop, so four independent chains
+//!   overlap instead of waiting on each other's latency. Each run starts from a directly summed
+//!   window.
+//! - Pass 2's block prefix/suffix sums advance both chains of a block in one loop, and the
+//!   window sums are formed inside the final per-pixel loop rather than stored.
+//! - Pass-2 inputs (the centred products) wait in a ring of `w + 1` rows.
 
 use std::ops::Range;
 
@@ -42,9 +43,11 @@ pub struct CostScratch {
     width: usize,
     window: usize,
     layout: Layout,
-    planes: [Vec<f64>; 12],
+    planes: [Vec<f64>; 18],
     ring: [Vec<f32>; 4],
     ring_wide: [Vec<f64>; 3],
+    /// Own-window NCC: suffix sums of the last complete block of `w` product rows.
+    suffix: [Vec<f32>; 3],
 }
 
 impl CostScratch {
@@ -77,6 +80,10 @@ impl CostScratch {
         }
         for (i, plane) in self.ring_wide.iter_mut().enumerate() {
             plane.resize(if i < n_wide { ring_len } else { 0 }, 0.0);
+        }
+        let suffix_len = if layout == Layout::NccOwnWindow { window * width } else { 0 };
+        for plane in &mut self.suffix {
+            plane.resize(suffix_len, 0.0);
         }
     }
 
@@ -112,27 +119,56 @@ fn window_rows(y: usize, half: usize, height: usize) -> Range<usize> {
 }
 
 /// Own-window NCC over a strip: pass 1 streams box sums of `(m, m·r, m·s)` down the rows to
-/// get each pixel's window means and its centred products; pass 2 streams box sums of those.
+/// get each pixel's window means and its centred products; pass 2 sums those products over
+/// each window.
+///
+/// Pass 2 must not use add-and-subtract running sums. Its sums can be tiny (a window that is
+/// flat after own-window centring, e.g. an `f32` ramp, has `Σr̃² ~ 1e-14`) right after a textured
+/// stretch left the window, and the rounding residue of that stretch (~1e-16 of sums of order 1)
+/// would then dominate them and shift the cost by up to ~1e-3. Instead pass 2 cuts rows and
+/// columns into blocks of `w` and keeps prefix sums from each block's start and suffix sums to
+/// its end: a window of `w` spans at most two blocks, so its sum is one suffix plus one prefix,
+/// both made only of values inside the window (van Herk/Gil-Werman for sums). Still O(1) per
+/// pixel. Pass-1 drift is harmless: it moves `μ` by ~1e-17, far below any `r − μ` that matters.
 pub(super) fn ncc_own_window(mut strip: Strip<'_, '_>, min_valid: f64, sc: &mut CostScratch) {
     let out = std::mem::take(&mut strip.out);
     let (inputs, rows, height, half) = strip.split();
-    let width = sc.width;
+    let (width, block) = (sc.width, sc.window);
     let ring_rows = sc.ring_rows();
-    let [col_m, col_r, col_s, box_m, box_r, box_s, col_rr, col_ss, col_rs, box_rr, box_ss, box_rs] =
-        &mut sc.planes;
+    let [
+        col_m,
+        col_r,
+        col_s,
+        box_m,
+        box_r,
+        box_s,
+        pre_rr,
+        pre_ss,
+        pre_rs,
+        sum_rr,
+        sum_ss,
+        sum_rs,
+        fwd_rr,
+        fwd_ss,
+        fwd_rs,
+        bwd_rr,
+        bwd_ss,
+        bwd_rs,
+    ] = &mut sc.planes;
     let [ring_rr, ring_ss, ring_rs, ring_count] = &mut sc.ring;
-    for plane in [&mut *col_m, &mut *col_r, &mut *col_s, &mut *col_rr, &mut *col_ss, &mut *col_rs] {
+    let [suf_rr, suf_ss, suf_rs] = &mut sc.suffix;
+    for plane in [&mut *col_m, &mut *col_r, &mut *col_s] {
         plane.fill(0.0);
     }
     let slot = |row: usize| (row % ring_rows) * width..(row % ring_rows + 1) * width;
-    // Pass-1 column sums cover input rows [lo1, hi1); pass-2 column sums cover product rows
-    // [lo2, hi2); product rows below `produced` are in the ring.
+    // Pass-1 column sums cover input rows [lo1, hi1). Product rows below `produced` are in the
+    // ring; pass-2 blocks are the image rows [k·w, (k + 1)·w).
     let first = rows.start.saturating_sub(half);
     let (mut lo1, mut hi1) = (first.saturating_sub(half), first.saturating_sub(half));
-    let (mut lo2, mut hi2, mut produced) = (first, first, first);
+    let mut produced = first;
     for (y, out_row) in rows.clone().zip(out.chunks_exact_mut(width)) {
-        let want2 = window_rows(y, half, height);
-        while produced < want2.end {
+        let want = window_rows(y, half, height);
+        while produced < want.end {
             let q = produced;
             let want1 = window_rows(q, half, height);
             while lo1 < want1.start || hi1 < want1.end {
@@ -155,26 +191,89 @@ pub(super) fn ncc_own_window(mut strip: Strip<'_, '_>, min_valid: f64, sc: &mut 
                     &mut ring_rr[at.clone()],
                     &mut ring_ss[at.clone()],
                     &mut ring_rs[at.clone()],
-                    &mut ring_count[at],
+                    &mut ring_count[at.clone()],
                 ],
             );
+            // Pass-2 prefix of the current block; suffixes once the block is complete. Blocks
+            // are aligned to image rows (not to the strip), so every strip sums alike.
+            let in_block = q % block;
+            for (prefix, suffix, ring) in [
+                (&mut *pre_rr, &mut *suf_rr, &*ring_rr),
+                (&mut *pre_ss, &mut *suf_ss, &*ring_ss),
+                (&mut *pre_rs, &mut *suf_rs, &*ring_rs),
+            ] {
+                let row = &ring[at.clone()];
+                if in_block == 0 {
+                    prefix.iter_mut().zip(row).for_each(|(p, &v)| *p = f64::from(v));
+                } else {
+                    prefix.iter_mut().zip(row).for_each(|(p, &v)| *p += f64::from(v));
+                }
+                if in_block + 1 == block {
+                    // Rows before `first` were never produced; no window of this strip uses them.
+                    let from = (q + 1 - block).max(first);
+                    block_suffixes(ring, from..q + 1, &slot, suffix, width);
+                }
+            }
             produced += 1;
         }
-        while lo2 < want2.start || hi2 < want2.end {
-            let leave = (lo2 < want2.start).then(|| slot(lo2));
-            let enter = (hi2 < want2.end).then(|| slot(hi2));
-            lo2 += usize::from(leave.is_some());
-            hi2 += usize::from(enter.is_some());
-            for (col, ring) in
-                [(&mut *col_rr, &*ring_rr), (&mut *col_ss, &*ring_ss), (&mut *col_rs, &*ring_rs)]
-            {
-                slide_plane(col, enter.clone().map(|e| &ring[e]), leave.clone().map(|l| &ring[l]));
+        // Window sums over rows [a, b] for every column.
+        let (a, b) = (want.start, want.end - 1);
+        let a_block_start = a / block * block;
+        for (sum, prefix, suffix, ring) in [
+            (&mut *sum_rr, &*pre_rr, &*suf_rr, &*ring_rr),
+            (&mut *sum_ss, &*pre_ss, &*suf_ss, &*ring_ss),
+            (&mut *sum_rs, &*pre_rs, &*suf_rs, &*ring_rs),
+        ] {
+            if y + half >= height {
+                // Clipped by the bottom edge (at most `half` rows per image): sum directly.
+                sum.fill(0.0);
+                for row in a..=b {
+                    sum.iter_mut().zip(&ring[slot(row)]).for_each(|(t, &v)| *t += f64::from(v));
+                }
+            } else if a == a_block_start {
+                // The window is exactly one block (or its top part at the image's top edge).
+                sum.copy_from_slice(prefix);
+            } else {
+                // The end of a's block plus the start of the next one.
+                let suffix_row = &suffix[(a % block) * width..][..width];
+                for ((t, &s), &p) in sum.iter_mut().zip(suffix_row).zip(prefix.iter()) {
+                    *t = f64::from(s) + p;
+                }
             }
         }
-        box_sum_row(col_rr, box_rr, half);
-        box_sum_row(col_ss, box_ss, half);
-        box_sum_row(col_rs, box_rs, half);
-        ncc_row(&ring_count[slot(y)], [&*box_rr, &*box_ss, &*box_rs], min_valid, out_row);
+        block_sums(sum_rr, fwd_rr, bwd_rr, half);
+        block_sums(sum_ss, fwd_ss, bwd_ss, half);
+        block_sums(sum_rs, fwd_rs, bwd_rs, half);
+        ncc_row(
+            &ring_count[slot(y)],
+            [&*fwd_rr, &*fwd_ss, &*fwd_rs],
+            [&*bwd_rr, &*bwd_ss, &*bwd_rs],
+            half,
+            min_valid,
+            out_row,
+        );
+    }
+}
+
+/// Suffix sums over the ring rows `rows` (the tail of one block, which ends at `rows.end − 1`):
+/// `suffix[r mod w] = Σ rows r ..= rows.end − 1`.
+fn block_suffixes(
+    ring: &[f32],
+    rows: Range<usize>,
+    slot: &impl Fn(usize) -> Range<usize>,
+    suffix: &mut [f32],
+    width: usize,
+) {
+    let block = suffix.len() / width;
+    let last = rows.end - 1;
+    suffix[(last % block) * width..][..width].copy_from_slice(&ring[slot(last)]);
+    for row in (rows.start..last).rev() {
+        let i = row % block;
+        let (upper, lower) = suffix.split_at_mut((i + 1) * width);
+        let current = &mut upper[i * width..];
+        for ((c, &v), &b) in current.iter_mut().zip(&ring[slot(row)]).zip(&lower[..width]) {
+            *c = v + b;
+        }
     }
 }
 
@@ -224,7 +323,7 @@ pub(super) fn ssim(mut strip: Strip<'_, '_>, gauss: &[f64], sc: &mut CostScratch
     let (inputs, rows, height, half) = strip.split();
     let width = sc.width;
     let ring_rows = sc.ring_rows();
-    let [col_m, col_r, col_s, g_m, g_r, g_s, col_rr, col_ss, col_rs, g_rr, g_ss, g_rs] =
+    let [col_m, col_r, col_s, g_m, g_r, g_s, col_rr, col_ss, col_rs, g_rr, g_ss, g_rs, ..] =
         &mut sc.planes;
     let [ring_rr, ring_ss, ring_rs, _] = &mut sc.ring;
     let [ring_weight, ring_mu_r, ring_mu_s] = &mut sc.ring_wide;
@@ -367,22 +466,6 @@ fn slide_moments(
     }
 }
 
-/// `col += enter − leave` for one plane of pass-2 products.
-fn slide_plane(col: &mut [f64], enter: Option<&[f32]>, leave: Option<&[f32]>) {
-    let n = col.len();
-    match (enter, leave) {
-        (Some(e), Some(l)) => {
-            let (e, l) = (&e[..n], &l[..n]);
-            for x in 0..n {
-                col[x] += f64::from(e[x]) - f64::from(l[x]);
-            }
-        }
-        (Some(e), None) => col.iter_mut().zip(e).for_each(|(c, &v)| *c += f64::from(v)),
-        (None, Some(l)) => col.iter_mut().zip(l).for_each(|(c, &v)| *c -= f64::from(v)),
-        (None, None) => {}
-    }
-}
-
 /// From the window sums of one row, each pixel's own-window means and its centred products
 /// `r̃², s̃², r̃·s̃` (stored as `f32`) plus its valid count.
 fn centre_products(sums: [&[f64]; 3], r: &[f32], s: &[f32], out: [&mut [f32]; 4]) {
@@ -404,23 +487,47 @@ fn centre_products(sums: [&[f64]; 3], r: &[f32], s: &[f32], out: [&mut [f32]; 4]
     }
 }
 
-/// The NCC cost of one output row from its valid counts and the box sums of the products.
+/// The NCC cost of one output row from its valid counts and the block sums ([`block_sums`]) of
+/// the three product planes; each window sum is one suffix plus one prefix.
 ///
 /// The final ratio runs in `f32` (4 lanes per SSE register instead of 2, and cheaper square
 /// roots and divisions). It is safe: relative rounding ~1e-7 on a value in [−1, 1], and where
 /// `Σrr·Σss` underflows `f32` (< 1e-38) its square root is below 1e-19, negligible next to the
 /// `ε·cnt ≥ 1e-8` term it is added to.
-fn ncc_row(count: &[f32], sums: [&[f64]; 3], min_valid: f64, out: &mut [f32]) {
-    let [srr, sss, srs] = sums;
-    let n = out.len();
-    let (count, srr, sss, srs) = (&count[..n], &srr[..n], &sss[..n], &srs[..n]);
+fn ncc_row(
+    count: &[f32],
+    fwd: [&[f64]; 3],
+    bwd: [&[f64]; 3],
+    half: usize,
+    min_valid: f64,
+    out: &mut [f32],
+) {
+    let width = out.len();
     let min_valid = min_valid as f32;
-    for x in 0..n {
-        let c = count[x];
-        let (rr, ss, rs) = (srr[x] as f32, sss[x] as f32, srs[x] as f32);
+    let cost = |c: f32, rr: f64, ss: f64, rs: f64| {
+        let (rr, ss, rs) = (rr as f32, ss as f32, rs as f32);
         let denominator = (rr.max(0.0) * ss.max(0.0)).sqrt() + NCC_EPSILON as f32 * c.max(1.0);
         let cost = (1.0 - rs / denominator).clamp(0.0, 2.0);
-        out[x] = if c < min_valid { INVALID_COST } else { cost };
+        if c < min_valid { INVALID_COST } else { cost }
+    };
+    let [f_rr, f_ss, f_rs] = fwd;
+    let [b_rr, b_ss, b_rs] = bwd;
+    // Windows whose two ends lie inside the row: bwd at the left end + fwd at the right end.
+    let interior = half.min(width)..width.saturating_sub(half);
+    if !interior.is_empty() {
+        let n = interior.len();
+        let (o, c) = (&mut out[interior.clone()], &count[interior]);
+        let (lr, ls, lc) = (&b_rr[..n], &b_ss[..n], &b_rs[..n]);
+        let right = 2 * half..2 * half + n;
+        let (rr, rs_, rc) = (&f_rr[right.clone()], &f_ss[right.clone()], &f_rs[right]);
+        for i in 0..n {
+            o[i] = cost(c[i], lr[i] + rr[i], ls[i] + rs_[i], lc[i] + rc[i]);
+        }
+    }
+    // Windows clipped by an edge.
+    for x in (0..half.min(width)).chain(width.saturating_sub(half).max(half.min(width))..width) {
+        let sum = |f: &[f64], b: &[f64]| window_from_blocks(f, b, x, half);
+        out[x] = cost(count[x], sum(f_rr, b_rr), sum(f_ss, b_ss), sum(f_rs, b_rs));
     }
 }
 
@@ -507,6 +614,48 @@ fn box_sum_row(col: &[f64], out: &mut [f64], half: usize) {
     }
 }
 
+/// Block sums along a row for drift-free window sums (van Herk/Gil-Werman for sums): columns
+/// are cut into blocks of `w = 2·half + 1`; `fwd[x]` sums from x's block start to x, `bwd[x]`
+/// from x to its block end (0 at block starts). A window `[x − half, x + half]` then spans at
+/// most two blocks and its sum, `bwd[x − half] + fwd[x + half]`, holds only values inside the
+/// window: no residue of values that left it, as a running sum would carry. O(1) per pixel.
+fn block_sums(col: &[f64], fwd: &mut [f64], bwd: &mut [f64], half: usize) {
+    let block = 2 * half + 1;
+    let width = col.len();
+    let mut start = 0;
+    while start < width {
+        let end = (start + block).min(width);
+        let (c, f, b) = (&col[start..end], &mut fwd[start..end], &mut bwd[start..end]);
+        let n = c.len();
+        // The prefix and the suffix advance together: two independent addition chains.
+        let (mut forward, mut backward) = (0.0, 0.0);
+        for j in 0..n {
+            let k = n - 1 - j;
+            forward += c[j];
+            backward += c[k];
+            f[j] = forward;
+            b[k] = backward;
+        }
+        // A window starting at a block start is that block alone, which fwd at its end holds.
+        b[0] = 0.0;
+        start = end;
+    }
+}
+
+/// The sum of `col` over `[x − half, x + half] ∩ [0, width)` from its [`block_sums`], for any
+/// `x` (including windows clipped by the row's ends).
+fn window_from_blocks(fwd: &[f64], bwd: &[f64], x: usize, half: usize) -> f64 {
+    let block = 2 * half + 1;
+    let a = x.saturating_sub(half);
+    let b = (x + half).min(fwd.len() - 1);
+    if !a.is_multiple_of(block) && a / block == b / block {
+        // Clipped at the right end inside a's block: the suffix from a reaches the row's end.
+        bwd[a]
+    } else {
+        bwd[a] + fwd[b]
+    }
+}
+
 /// [`box_sum_row`] for rows too narrow to split: one running sum, edges handled in place.
 fn box_sum_row_simple(col: &[f64], out: &mut [f64], half: usize) {
     let width = col.len();
@@ -559,6 +708,24 @@ mod tests {
                     let direct: f64 =
                         col[x.saturating_sub(half)..(x + half + 1).min(width)].iter().sum();
                     assert!((v - direct).abs() < 1e-12, "width {width} half {half} x {x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_sums_give_direct_window_sums_for_all_widths() {
+        let mut rng = Rng::new(3);
+        for width in [1, 2, 3, 5, 11, 12, 30, 37, 64] {
+            for half in [0, 1, 2, 5, 10] {
+                let col: Vec<f64> = (0..width).map(|_| rng.uniform()).collect();
+                let (mut fwd, mut bwd) = (vec![0.0; width], vec![0.0; width]);
+                block_sums(&col, &mut fwd, &mut bwd, half);
+                for x in 0..width {
+                    let direct: f64 =
+                        col[x.saturating_sub(half)..(x + half + 1).min(width)].iter().sum();
+                    let got = window_from_blocks(&fwd, &bwd, x, half);
+                    assert!((got - direct).abs() < 1e-12, "width {width} half {half} x {x}");
                 }
             }
         }
