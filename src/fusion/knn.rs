@@ -43,10 +43,12 @@ impl PointIndex {
         let Some(tree) = &self.tree else { return Vec::new() };
         tree.query(&[query.x, query.y, query.z])
             .nearest_n::<SquaredEuclidean<f64>>(k)
+            .unsorted()
             .execute()
             .into_iter()
             .map(|r| Neighbour { index: r.item as usize, distance_sq: r.distance })
-            .collect()
+            .collect::<Vec<_>>()
+            .sorted()
     }
 
     /// At most `k` nearest points within distance `radius` (inclusive) of `query`, nearest
@@ -61,10 +63,26 @@ impl PointIndex {
         tree.query(&[query.x, query.y, query.z])
             .nearest_n::<SquaredEuclidean<f64>>(k)
             .within(radius * radius)
+            .unsorted()
             .execute()
             .into_iter()
             .map(|r| Neighbour { index: r.item as usize, distance_sq: r.distance })
-            .collect()
+            .collect::<Vec<_>>()
+            .sorted()
+    }
+}
+
+/// Nearest first; ties by index, so results do not depend on the tree's traversal order.
+trait Sorted {
+    fn sorted(self) -> Self;
+}
+
+impl Sorted for Vec<Neighbour> {
+    fn sorted(mut self) -> Self {
+        self.sort_unstable_by(|a, b| {
+            a.distance_sq.total_cmp(&b.distance_sq).then(a.index.cmp(&b.index))
+        });
+        self
     }
 }
 
