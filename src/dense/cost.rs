@@ -17,8 +17,10 @@
 //!   `B(m) < ⌊w²/2⌋`, clamped to [0, 2].
 //! - **Textbook NCC** ([`NccVariant::Textbook`], not the reference): the same but every pixel of
 //!   the window is centred on the window's own mean, i.e. `var_r = B(m·r²)/cnt − μ_r²` and
-//!   `cov = B(m·r·s)/cnt − μ_r·μ_s`. It needs one pass instead of two (≈ 30 % cheaper) and is
-//!   the textbook statistic; both are exactly invariant to `s = a·r + b`, `a > 0`.
+//!   `cov = B(m·r·s)/cnt − μ_r·μ_s`. It needs one pass instead of two and is the textbook
+//!   statistic; both are exactly invariant to `s = a·r + b`, `a > 0`. Being raw moments minus
+//!   squared means, its centred sums carry ~1e-15 absolute rounding, which only matters in
+//!   near-flat windows; use it for speed, not for parity with the reference.
 //! - **SSIM**: `cnt = max(G(m), 1e-8)`, means and own-window-centred moments as for NCC with `G`
 //!   in place of `B`, `SSIM = (2μ_rμ_s + C1)(2cov + C2) / ((μ_r² + μ_s² + C1)(var_r + var_s +
 //!   C2))` with `C1 = 0.01²`, `C2 = 0.03²`, cost `1 − SSIM`, forced to 1 where `G(m) < 0.5`,
