@@ -395,14 +395,20 @@ pub fn evaluate(
                 continue;
             }
             let read = |p: &std::path::Path| {
-                crate::io::npz::read_depth_map(p)
-                    .map_err(|e| EvalError::DepthMap { path: p.to_path_buf(), message: e.to_string() })
+                crate::io::npz::read_f32_image(p, "depth").map_err(|e| EvalError::DepthMap {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })
             };
             let (estimate, truth) = (read(&path)?, read(&truth_path)?);
             if estimate.size() != truth.size() {
                 return Err(EvalError::DepthMap {
                     path,
-                    message: format!("is {} but the ground truth is {}", estimate.size(), truth.size()),
+                    message: format!(
+                        "is {} but the ground truth is {}",
+                        estimate.size(),
+                        truth.size()
+                    ),
                 });
             }
             depth_maps.insert(name, depth_metrics(&estimate, &truth, &DEFAULT_TOLERANCES));

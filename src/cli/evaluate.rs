@@ -33,7 +33,13 @@ pub struct EvaluateArgs {
 
 /// Evaluates, prints the metrics and writes them as JSON.
 pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
-    let eval = evaluate(&args.cloud, &args.ground_truth, args.frame, args.min_views, args.depth_maps.as_deref())?;
+    let eval = evaluate(
+        &args.cloud,
+        &args.ground_truth,
+        args.frame,
+        args.min_views,
+        args.depth_maps.as_deref(),
+    )?;
     print!("{}", format_evaluation(&eval));
     let json_path = args.json.unwrap_or_else(|| args.cloud.with_extension("metrics.json"));
     let json = serde_json::to_string_pretty(&eval)?;

@@ -170,6 +170,9 @@ pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     println!("  calibration.json        AquaCal calibration");
     println!("  images/CAM/             {} rendered frame(s) per camera", spec.frames);
     println!("  ground_truth/           surface (scene.json, surface.ply) and true depth maps");
-    println!("  config.yaml             run it: aquamvs reconstruct {}", summary.config_path.display());
+    println!(
+        "  config.yaml             run it: aquamvs reconstruct {}",
+        summary.config_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

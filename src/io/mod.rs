@@ -7,4 +7,5 @@
 pub mod atomic;
 pub mod images;
 pub mod mesh_export;
+pub mod npz;
 pub mod ply;

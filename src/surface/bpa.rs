@@ -293,12 +293,8 @@ impl Pivoter<'_> {
 fn mean_nn_distance(pts: &[Point3<f64>], tree: &PointIndex) -> f64 {
     use rayon::prelude::*;
     // The second nearest neighbour: the first is the point itself.
-    let sum: f64 = pts
-        .par_iter()
-        .map(|p| tree.kth_distance(p, 2))
-        .collect::<Vec<f64>>()
-        .iter()
-        .sum();
+    let sum: f64 =
+        pts.par_iter().map(|p| tree.kth_distance(p, 2)).collect::<Vec<f64>>().iter().sum();
     sum / pts.len() as f64
 }
 

@@ -27,7 +27,9 @@ use crate::io::npz::{ArrayRef, write_npz};
 use crate::io::ply::write_mesh;
 use crate::mesh::TriangleMesh;
 
-use super::render::{RenderOptions, ground_truth_depth, render_camera, undistorted_camera, visible_samples};
+use super::render::{
+    RenderOptions, ground_truth_depth, render_camera, undistorted_camera, visible_samples,
+};
 use super::rig::{RigParams, RigPreset};
 use super::surface::{SurfaceKind, SurfaceModel};
 use super::texture::Texture;
@@ -72,7 +74,13 @@ impl SceneSpec {
 
     /// The surface of frame `frame`.
     pub fn surface_at(&self, frame: usize) -> SurfaceModel {
-        SurfaceModel::generate(self.surface, self.rig.bottom_z(), self.rig.extent(), self.seed, frame)
+        SurfaceModel::generate(
+            self.surface,
+            self.rig.bottom_z(),
+            self.rig.extent(),
+            self.seed,
+            frame,
+        )
     }
 }
 
@@ -146,7 +154,11 @@ pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
 
 /// Writes the dataset of `spec` into `dir` (created if needed; existing files are replaced
 /// atomically, other files are left alone).
-pub fn write_scene(spec: &SceneSpec, dir: &Path, progress: Progress<'_>) -> Result<SceneSummary, SceneError> {
+pub fn write_scene(
+    spec: &SceneSpec,
+    dir: &Path,
+    progress: Progress<'_>,
+) -> Result<SceneSummary, SceneError> {
     let rig = spec.rig.build()?;
     save_rig(&dir.join("calibration.json"), &rig).map_err(io_err)?;
     let names: Vec<String> = rig.cameras().iter().map(|c| c.name.clone()).collect();
@@ -162,16 +174,23 @@ pub fn write_scene(spec: &SceneSpec, dir: &Path, progress: Progress<'_>) -> Resu
         for (name, cam) in names.iter().zip(&undistorted) {
             progress("rendering", done, total);
             let img = render_camera(&rig, name, &surface, &texture, &spec.render)?;
-            write_png_rgb(&dir.join("images").join(name).join(format!("frame_{frame:06}.png")), &img)
-                .map_err(io_err)?;
+            write_png_rgb(
+                &dir.join("images").join(name).join(format!("frame_{frame:06}.png")),
+                &img,
+            )
+            .map_err(io_err)?;
             let depth = ground_truth_depth(cam, &surface);
-            let path = gt_dir.join(format!("frame_{frame:06}")).join("depth_maps").join(format!("{name}.npz"));
+            let path = gt_dir
+                .join(format!("frame_{frame:06}"))
+                .join("depth_maps")
+                .join(format!("{name}.npz"));
             write_npz(&path, &[("depth", ArrayRef::image(&depth))]).map_err(io_err)?;
             done += 1;
         }
         let half = view_half_width(&undistorted, &surface);
         let mesh = surface_mesh(&surface, half, mesh_step(half));
-        write_mesh(&gt_dir.join(format!("frame_{frame:06}")).join("surface.ply"), &mesh).map_err(io_err)?;
+        write_mesh(&gt_dir.join(format!("frame_{frame:06}")).join("surface.ply"), &mesh)
+            .map_err(io_err)?;
         surfaces.push(surface);
     }
     progress("rendering", total, total);
@@ -192,7 +211,10 @@ pub fn write_scene(spec: &SceneSpec, dir: &Path, progress: Progress<'_>) -> Resu
     let config = Config {
         calibration_path: "calibration.json".into(),
         output_dir: "output".into(),
-        camera_input_map: names.iter().map(|n| (n.clone(), PathBuf::from("images").join(n))).collect(),
+        camera_input_map: names
+            .iter()
+            .map(|n| (n.clone(), PathBuf::from("images").join(n)))
+            .collect(),
         ..Config::default()
     };
     let config_path = dir.join("config.yaml");
@@ -206,8 +228,16 @@ fn view_half_width(cameras: &[RefractiveCamera], surface: &SurfaceModel) -> f64 
     for cam in cameras {
         let s = cam.size();
         let (w, h) = (s.width as f64 - 1.0, s.height as f64 - 1.0);
-        for (u, v) in [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h), (w / 2.0, 0.0), (w / 2.0, h), (0.0, h / 2.0), (w, h / 2.0)]
-        {
+        for (u, v) in [
+            (0.0, 0.0),
+            (w, 0.0),
+            (0.0, h),
+            (w, h),
+            (w / 2.0, 0.0),
+            (w / 2.0, h),
+            (0.0, h / 2.0),
+            (w, h / 2.0),
+        ] {
             if let Ok(ray) = cam.cast_ray(u, v) {
                 let t = (surface.base_z - ray.origin.z) / ray.dir.z;
                 let p = ray.point_at(t);
@@ -261,7 +291,9 @@ impl GroundTruth {
         let path = dir.join("scene.json");
         let text = std::fs::read_to_string(&path).map_err(|e| SceneError::Format {
             path: path.clone(),
-            message: format!("cannot read ({e}); pass the `ground_truth` folder written by `aquamvs synth`"),
+            message: format!(
+                "cannot read ({e}); pass the `ground_truth` folder written by `aquamvs synth`"
+            ),
         })?;
         let scene: SceneFile = serde_json::from_str(&text)
             .map_err(|e| SceneError::Format { path: path.clone(), message: e.to_string() })?;
@@ -285,7 +317,11 @@ impl GroundTruth {
 
     /// Surface samples (2 mm grid) seen by at least `min_views` cameras of the rig, for
     /// completeness.
-    pub fn visible_samples(&self, frame: usize, min_views: usize) -> Result<SurfaceSamples, SceneError> {
+    pub fn visible_samples(
+        &self,
+        frame: usize,
+        min_views: usize,
+    ) -> Result<SurfaceSamples, SceneError> {
         let surface = self.surface(frame)?;
         let cameras: Vec<RefractiveCamera> = self
             .rig
@@ -303,7 +339,11 @@ impl GroundTruth {
             .cameras()
             .iter()
             .map(|c| {
-                let p = self.dir.join(format!("frame_{frame:06}")).join("depth_maps").join(format!("{}.npz", c.name));
+                let p = self
+                    .dir
+                    .join(format!("frame_{frame:06}"))
+                    .join("depth_maps")
+                    .join(format!("{}.npz", c.name));
                 (c.name.clone(), p)
             })
             .collect()
@@ -328,7 +368,11 @@ mod tests {
         for cam in ["cam00", "cam01", "cam02", "center"] {
             for f in 0..2 {
                 assert!(dir.path().join(format!("images/{cam}/frame_{f:06}.png")).is_file());
-                assert!(dir.path().join(format!("ground_truth/frame_{f:06}/depth_maps/{cam}.npz")).is_file());
+                assert!(
+                    dir.path()
+                        .join(format!("ground_truth/frame_{f:06}/depth_maps/{cam}.npz"))
+                        .is_file()
+                );
             }
         }
         let config = crate::config::load(&summary.config_path).unwrap().config;
@@ -338,7 +382,9 @@ mod tests {
         assert_eq!(gt.scene.frames.len(), 2);
         assert_eq!(gt.scene.frames[0], spec.surface_at(0));
         assert_eq!(gt.rig, summary.rig);
-        let mesh = crate::io::ply::read_mesh(&dir.path().join("ground_truth/frame_000000/surface.ply")).unwrap();
+        let mesh =
+            crate::io::ply::read_mesh(&dir.path().join("ground_truth/frame_000000/surface.ply"))
+                .unwrap();
         assert!(mesh.n_faces() > 1000);
         let samples = gt.visible_samples(0, 2).unwrap();
         assert!(samples.total_area() > 0.01, "{}", samples.total_area());
