@@ -51,8 +51,9 @@ impl PointIndex {
             .sorted()
     }
 
-    /// At most `k` nearest points within distance `radius` (inclusive) of `query`, nearest
-    /// first: Open3D's "hybrid" search.
+    /// At most `k` nearest points within distance `radius` (inclusive) of `query`: Open3D's
+    /// "hybrid" search. In the tree's traversal order (deterministic for a given point set), not
+    /// by distance: normal estimation only needs the set, and sorting cost 9 % of its time.
     pub(super) fn nearest_within(
         &self,
         query: &Point3<f64>,
@@ -67,8 +68,7 @@ impl PointIndex {
             .execute()
             .into_iter()
             .map(|r| Neighbour { index: r.item as usize, distance_sq: r.distance })
-            .collect::<Vec<_>>()
-            .sorted()
+            .collect()
     }
 }
 
@@ -111,7 +111,7 @@ mod tests {
         for q in points.iter().take(50) {
             for (k, radius) in [(1, f64::INFINITY), (7, f64::INFINITY), (30, 0.15), (5, 0.01)] {
                 let k = NonZeroUsize::new(k).unwrap();
-                let got: Vec<f64> = if radius.is_finite() {
+                let mut got: Vec<f64> = if radius.is_finite() {
                     index.nearest_within(q, k, radius)
                 } else {
                     index.nearest(q, k)
@@ -119,6 +119,7 @@ mod tests {
                 .iter()
                 .map(|n| n.distance_sq)
                 .collect();
+                got.sort_by(f64::total_cmp);
                 assert_eq!(got, brute_force(&points, q, k.get(), radius));
             }
             // The query point itself comes first, at distance 0.
