@@ -239,7 +239,7 @@ fn view_half_width(cameras: &[RefractiveCamera], surface: &SurfaceModel) -> f64 
             (w, h / 2.0),
         ] {
             if let Ok(ray) = cam.cast_ray(u, v) {
-                let t = (surface.base_z - ray.origin.z) / ray.dir.z;
+                let t = (surface.base_z() - ray.origin.z) / ray.dir.z;
                 let p = ray.point_at(t);
                 half = half.max(p.x.abs()).max(p.y.abs());
             }
