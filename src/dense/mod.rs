@@ -57,6 +57,7 @@ pub mod aggregate;
 pub mod cost;
 pub mod extract;
 pub mod score;
+pub mod sweep;
 
 use std::path::Path;
 
