@@ -46,6 +46,7 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod eval;
+pub mod features;
 pub mod frames;
 pub mod geom;
 pub mod imgproc;
