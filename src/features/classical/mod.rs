@@ -1,0 +1,214 @@
+//! The classical matcher (`matcher_type: classical`, the default): no model files, works on
+//! every machine, and uses what learned matchers ignore — the rig is calibrated.
+//!
+//! Per camera ([`ClassicalMatcher::extract`]):
+//! 1. Smooth the undistorted grey image (Gaussian, [`ClassicalOptions::smoothing_sigma_px`]).
+//! 2. Detect Shi-Tomasi corners with per-cell non-maximum suppression so that faint texture
+//!    gets keypoints too, refined to sub-pixel peaks (`detect`).
+//! 3. Describe each keypoint by its mean- and variance-normalised patch (`patch`): invariant
+//!    to the gain and offset differences between cameras.
+//!
+//! Per canonical pair `(a, b)` (`guided`):
+//! 1. For each keypoint of `a`, trace the refractive epipolar curve in `b` (the projection of
+//!    `a`'s refracted ray over the water column, `epipolar`) and take the keypoints of `b`
+//!    within [`ClassicalOptions::epipolar_band_px`] of it as candidates.
+//! 2. Score each candidate by NCC between `a`'s patch and `b` sampled through the local
+//!    affine map the calibration predicts at that depth (horizontal surface assumed), which
+//!    removes the rotation, foreshortening and refraction anisotropy between views.
+//! 3. Keep mutual best matches that pass a ratio test against the best *distinct* alternative
+//!    along the curve and a minimum NCC.
+//! 4. Refine each match along the curve: maximise NCC over depth along `a`'s ray (coarse and
+//!    fine steps, parabolic peaks). The `a` pixel stays the keypoint; the `b` pixel is the
+//!    projection of the refined point, so both rays meet exactly at it.
+
+mod detect;
+mod epipolar;
+mod filter;
+mod guided;
+mod patch;
+
+use nalgebra::Point2;
+use rayon::prelude::*;
+
+use super::pairs::CameraPair;
+use super::{FeatureError, FeatureMatcher, FrameMatches, Keypoints, Match, Matcher, View};
+use crate::config::Config;
+use crate::imgproc::GrayImage;
+use epipolar::KeypointGrid;
+
+pub use epipolar::CURVE_TOLERANCE_PX;
+
+/// Settings of the classical matcher. The defaults were tuned on rendered sand scenes of the
+/// `tiny` and `tank` rigs (see the module tests and `benches/sparse.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassicalOptions {
+    /// Maximum keypoints per image (`sparse_matching.max_keypoints`). More keypoints give more
+    /// points and cost time roughly linearly.
+    pub max_keypoints: usize,
+    /// Gaussian smoothing before detection and description (pixels). Removes sensor noise and
+    /// aliasing; larger values lose fine texture.
+    pub smoothing_sigma_px: f32,
+    /// Integration scale of the structure tensor (pixels): the size of the corners found.
+    pub integration_sigma_px: f32,
+    /// Patch half-width (pixels); the patch is `(2r + 1)²` samples. Larger patches are more
+    /// distinctive but suffer more from surface relief inside them.
+    pub patch_radius: usize,
+    /// Candidates must lie within this distance of the epipolar curve (pixels of `b`). Must
+    /// exceed the calibration error plus the keypoint localisation error.
+    pub epipolar_band_px: f64,
+    /// The search spans the water column from the surface to this depth below it (metres;
+    /// the plausibility window of the triangulation).
+    pub max_depth_below_water_m: f64,
+    /// Restricts the search further to these ray depths along the reference ray (metres),
+    /// e.g. a configured `reconstruction.depth_range`.
+    pub ray_depth_window: Option<(f64, f64)>,
+    /// Minimum NCC of a match (before and after refinement), in [−1, 1].
+    pub min_ncc: f32,
+    /// Ratio test: `1 − best` must not exceed this fraction of `1 − second` (second = best
+    /// candidate at another place along the curve). Lower is stricter.
+    pub max_ratio: f32,
+}
+
+impl Default for ClassicalOptions {
+    fn default() -> Self {
+        Self {
+            max_keypoints: 2048,
+            smoothing_sigma_px: 1.0,
+            integration_sigma_px: 1.5,
+            patch_radius: 5,
+            epipolar_band_px: 2.5,
+            max_depth_below_water_m: 2.0,
+            ray_depth_window: None,
+            min_ncc: 0.7,
+            max_ratio: 0.8,
+        }
+    }
+}
+
+impl ClassicalOptions {
+    /// The defaults with the configured keypoint budget.
+    pub fn from_config(config: &Config) -> Self {
+        Self { max_keypoints: config.sparse_matching.max_keypoints, ..Self::default() }
+    }
+}
+
+/// What the classical matcher keeps per camera: keypoints with normalised-patch descriptors,
+/// a grid over them for epipolar band queries, and the smoothed image for warped sampling.
+#[derive(Clone, Debug)]
+pub struct ClassicalFeatures {
+    keypoints: Keypoints,
+    grid: KeypointGrid,
+    smoothed: GrayImage,
+}
+
+impl ClassicalFeatures {
+    /// The keypoints (descriptors are normalised patches, rows first).
+    pub fn keypoints(&self) -> &Keypoints {
+        &self.keypoints
+    }
+
+    /// The smoothed image the descriptors were sampled from.
+    pub fn smoothed(&self) -> &GrayImage {
+        &self.smoothed
+    }
+}
+
+/// The weights-free matcher with refractive epipolar guidance (module doc).
+#[derive(Clone, Debug, Default)]
+pub struct ClassicalMatcher {
+    options: ClassicalOptions,
+}
+
+impl ClassicalMatcher {
+    /// A matcher with `options`.
+    pub fn new(options: ClassicalOptions) -> Self {
+        Self { options }
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &ClassicalOptions {
+        &self.options
+    }
+
+    /// Grid cell for band queries: about one keypoint per cell on average, at least 8 px.
+    fn grid_cell(width: usize, height: usize, n: usize) -> f64 {
+        ((width * height) as f64 / n.max(1) as f64).sqrt().max(8.0)
+    }
+}
+
+impl FeatureMatcher for ClassicalMatcher {
+    type Features = ClassicalFeatures;
+
+    fn name(&self) -> &'static str {
+        "classical"
+    }
+
+    fn extract(&self, view: &View<'_>) -> Result<ClassicalFeatures, FeatureError> {
+        let o = &self.options;
+        let smoothed = filter::gaussian_blur(view.image, o.smoothing_sigma_px);
+        let response = detect::shi_tomasi(&smoothed, o.integration_sigma_px);
+        // Keypoints keep their patch (plus a pixel for sub-pixel shifts) inside the image.
+        let border = o.patch_radius + 2;
+        let detections = detect::select_keypoints(&response, o.max_keypoints, border, view.mask);
+        let len = patch::patch_len(o.patch_radius);
+        let described: Vec<Option<(Point2<f64>, f32, Vec<f32>)>> = detections
+            .par_iter()
+            .map(|d| {
+                let mut desc = vec![0.0; len];
+                patch::descriptor(&smoothed, &d.position, o.patch_radius, &mut desc)
+                    .then_some((d.position, d.response, desc))
+            })
+            .collect();
+        let (mut positions, mut scores, mut descriptors) = (Vec::new(), Vec::new(), Vec::new());
+        for (p, s, d) in described.into_iter().flatten() {
+            positions.push(p);
+            scores.push(s);
+            descriptors.extend_from_slice(&d);
+        }
+        let grid = KeypointGrid::new(
+            &positions,
+            smoothed.width(),
+            smoothed.height(),
+            Self::grid_cell(smoothed.width(), smoothed.height(), positions.len()),
+        );
+        let keypoints = Keypoints::new(positions, scores, len, descriptors)?;
+        Ok(ClassicalFeatures { keypoints, grid, smoothed })
+    }
+
+    fn keypoints<'f>(&self, features: &'f ClassicalFeatures) -> &'f Keypoints {
+        &features.keypoints
+    }
+
+    fn retain(&self, features: &mut ClassicalFeatures, keep: &[bool]) {
+        features.keypoints.retain(keep);
+        let (w, h) = (features.smoothed.width(), features.smoothed.height());
+        let n = features.keypoints.len();
+        features.grid =
+            KeypointGrid::new(features.keypoints.positions(), w, h, Self::grid_cell(w, h, n));
+    }
+
+    fn match_pair(
+        &self,
+        a: (&View<'_>, &ClassicalFeatures),
+        b: (&View<'_>, &ClassicalFeatures),
+    ) -> Result<Vec<Match>, FeatureError> {
+        Ok(guided::match_pair(&self.options, a, b))
+    }
+}
+
+impl Matcher for ClassicalMatcher {
+    fn name(&self) -> &'static str {
+        "classical"
+    }
+
+    fn match_frame(
+        &self,
+        views: &[View<'_>],
+        pairs: &[CameraPair],
+    ) -> Result<FrameMatches, FeatureError> {
+        super::match_with_features(self, views, pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests;
