@@ -104,6 +104,57 @@ pub enum FramesError {
     /// No camera inputs at all.
     #[error("no camera inputs configured")]
     NoInputs,
+    /// A video tool is not installed.
+    #[error(
+        "`{tool}` was not found on PATH; video input needs FFmpeg \
+         (Debian/Ubuntu: `sudo apt install ffmpeg`, macOS: `brew install ffmpeg`)"
+    )]
+    FfmpegMissing {
+        /// The program that was looked for.
+        tool: &'static str,
+    },
+    /// A video could not be read.
+    #[error("cannot read video {}: {message}", path.display())]
+    Video {
+        /// The video file.
+        path: PathBuf,
+        /// What the decoder said.
+        message: String,
+    },
+}
+
+/// Size and length of a video, as `ffprobe` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoInfo {
+    /// Frame size.
+    pub size: crate::imgproc::ImageSize,
+    /// Number of frames (counted from the container's packets).
+    pub frames: usize,
+}
+
+/// Reads a video's frame size and frame count with `ffprobe`.
+pub fn probe_video(path: &Path) -> Result<VideoInfo, FramesError> {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries"])
+        .args(["stream=width,height,nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => FramesError::FfmpegMissing { tool: "ffprobe" },
+            _ => FramesError::Video { path: path.into(), message: e.to_string() },
+        })?;
+    let video_err = |message: String| FramesError::Video { path: path.into(), message };
+    if !output.status.success() {
+        return Err(video_err(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<usize> = text.trim().split(',').filter_map(|f| f.trim().parse().ok()).collect();
+    match fields[..] {
+        [width, height, frames] => {
+            Ok(VideoInfo { size: crate::imgproc::ImageSize::new(width, height), frames })
+        }
+        _ => Err(video_err(format!("no video stream (ffprobe said `{}`)", text.trim()))),
+    }
 }
 
 /// The kind of a camera input path (it must exist).

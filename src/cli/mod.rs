@@ -8,6 +8,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod check;
 mod init;
 
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Write a config for a folder of camera inputs and a calibration file.
     Init(init::InitArgs),
+    /// Validate a config, its calibration and its inputs before a long run.
+    Check(check::CheckArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
 

@@ -467,7 +467,6 @@ impl ConfigError {
 
 /// Renders problems as `file:line:col: path: message` followed by the offending line.
 pub fn render_issues(path: &Path, issues: &[ConfigIssue], source_text: &str) -> String {
-    let lines: Vec<&str> = source_text.lines().collect();
     let mut out = format!(
         "invalid configuration {} ({} problem{}):",
         path.display(),
@@ -475,19 +474,28 @@ pub fn render_issues(path: &Path, issues: &[ConfigIssue], source_text: &str) -> 
         if issues.len() == 1 { "" } else { "s" }
     );
     for issue in issues {
-        match issue.pos {
-            Some(pos) if pos.line > 0 => {
-                out.push_str(&format!("\n  {}:{}: {issue}", path.display(), pos));
-                if let Some(line) = lines.get(pos.line as usize - 1) {
-                    out.push_str(&format!("\n    {:>4} | {line}", pos.line));
-                    let caret_pad = " ".repeat(pos.column.saturating_sub(1) as usize);
-                    out.push_str(&format!("\n         | {caret_pad}^"));
-                }
-            }
-            _ => out.push_str(&format!("\n  {}: {issue}", path.display())),
+        for line in render_issue(path, issue, source_text).lines() {
+            out.push_str("\n  ");
+            out.push_str(line);
         }
     }
     out
+}
+
+/// One problem as `file:line:col: path: message`, plus the offending line and a caret when
+/// the position is known.
+pub fn render_issue(path: &Path, issue: &ConfigIssue, source_text: &str) -> String {
+    match issue.pos {
+        Some(pos) if pos.line > 0 => {
+            let mut out = format!("{}:{}: {issue}", path.display(), pos);
+            if let Some(line) = source_text.lines().nth(pos.line as usize - 1) {
+                let caret_pad = " ".repeat(pos.column.saturating_sub(1) as usize);
+                out.push_str(&format!("\n  {:>4} | {line}\n       | {caret_pad}^", pos.line));
+            }
+            out
+        }
+        _ => format!("{}: {issue}", path.display()),
+    }
 }
 
 /// A config read from a file, with what the reader noticed.
@@ -517,10 +525,9 @@ impl LoadedConfig {
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    let base = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    // An empty base keeps relative paths relative to the working directory, which is then
+    // the config's folder.
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse_str(&text, path, &base)
 }
 

@@ -119,7 +119,7 @@ impl RigParams {
 
     /// The depth (world Z) of the bottom this rig is built to look at.
     pub fn bottom_z(&self) -> f64 {
-        self.water_z + 0.53 * (self.water_z / 0.978).min(1.0).max(0.75)
+        self.water_z + 0.53 * (self.water_z / 0.978).clamp(0.75, 1.0)
     }
 
     /// Half-width (m) of the area of the bottom the rig sees well; features are placed there.
@@ -132,7 +132,9 @@ impl RigParams {
         let mut rng = SplitMix::new(self.seed ^ 0xCA3E_5A11);
         let mut jitter = |scale: f64| scale * self.jitter * rng.range(-1.0, 1.0);
         let (w, h) = (self.size.width as f64, self.size.height as f64);
-        let principal = |f: f64, jx: f64, jy: f64| Intrinsics::new(f, f, (w - 1.0) / 2.0 + jx, (h - 1.0) / 2.0 + jy);
+        let principal = |f: f64, jx: f64, jy: f64| {
+            Intrinsics::new(f, f, (w - 1.0) / 2.0 + jx, (h - 1.0) / 2.0 + jy)
+        };
         let mut cameras = Vec::new();
         for i in 0..self.n_ring {
             let phi = std::f64::consts::TAU * i as f64 / self.n_ring as f64 + jitter(0.01);
@@ -143,7 +145,11 @@ impl RigParams {
             let rotation = looking_toward_centre(phi, tilt, roll);
             cameras.push(CameraCalib {
                 name: format!("cam{i:02}"),
-                intrinsics: principal(self.focal_px * (1.0 + jitter(0.005)), jitter(3.0), jitter(3.0)),
+                intrinsics: principal(
+                    self.focal_px * (1.0 + jitter(0.005)),
+                    jitter(3.0),
+                    jitter(3.0),
+                ),
                 distortion: Distortion::Brown5(self.distortion),
                 image_size: self.size,
                 rotation,
@@ -185,7 +191,11 @@ fn looking_toward_centre(phi: f64, tilt: f64, roll: f64) -> Rotation3<f64> {
     let x = x0 * cr + y0 * sr;
     let y = z.cross(&x);
     // Rows of R are the camera axes in world coordinates; orthonormal by construction.
-    Rotation3::from_matrix_unchecked(Matrix3::from_rows(&[x.transpose(), y.transpose(), z.transpose()]))
+    Rotation3::from_matrix_unchecked(Matrix3::from_rows(&[
+        x.transpose(),
+        y.transpose(),
+        z.transpose(),
+    ]))
 }
 
 #[cfg(test)]

@@ -208,6 +208,52 @@ impl SurfaceModel {
         })
     }
 
+    /// Bounds `(z_top, z_bottom)` of the whole surface: every point has
+    /// `z_top ≤ z ≤ z_bottom` (from the components' extreme elevations, so exact for
+    /// coinciding peaks and conservative otherwise).
+    pub fn z_bounds(&self) -> (f64, f64) {
+        let (mut up, mut down) = (0.0f64, 0.0f64);
+        for c in &self.components {
+            let (hi, lo) = match *c {
+                Component::Sine { amplitude, .. } => (amplitude.abs(), -amplitude.abs()),
+                Component::Rock { height, .. } | Component::Ledge { height, .. } => {
+                    (height.max(0.0), height.min(0.0))
+                }
+            };
+            up += hi;
+            down += lo;
+        }
+        (self.base_z - up, self.base_z - down)
+    }
+
+    /// An upper bound of the slope |∇z| anywhere within `reach` metres (horizontally) of
+    /// (x, y): the sum of each component's maximum slope, counting rocks and ledges only when
+    /// they are within reach. Ray marching uses it to take steps that cannot jump over the
+    /// surface.
+    pub fn slope_bound_near(&self, x: f64, y: f64, reach: f64) -> f64 {
+        self.components
+            .iter()
+            .map(|c| match *c {
+                Component::Sine { amplitude, wavelength, .. } => {
+                    amplitude.abs() * std::f64::consts::TAU / wavelength
+                }
+                Component::Rock { center, radius, height } => {
+                    if (x - center[0]).hypot(y - center[1]) < radius + reach {
+                        // max_r 6h·r/R²·(1 − r²/R²)² at r = R/√5.
+                        1.7174 * height.abs() / radius
+                    } else {
+                        0.0
+                    }
+                }
+                Component::Ledge { point, direction_deg, height, width } => {
+                    let (s, c) = direction_deg.to_radians().sin_cos();
+                    let dist = ((x - point[0]) * c + (y - point[1]) * s).abs();
+                    if dist < width / 2.0 + reach { 1.5 * height.abs() / width } else { 0.0 }
+                }
+            })
+            .sum()
+    }
+
     /// World Z of the surface at (x, y).
     pub fn z(&self, x: f64, y: f64) -> f64 {
         self.base_z - self.elevation(x, y).0
@@ -364,6 +410,21 @@ mod tests {
         let next = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 42, 1);
         let dz = (a.z(0.1, 0.1) - next.z(0.1, 0.1)).abs();
         assert!(dz > 0.0 && dz < 0.01, "{dz}");
+    }
+
+    #[test]
+    fn bounds_hold_on_a_dense_grid() {
+        let s = SurfaceModel::generate(SurfaceKind::Sandbed, 1.5, 0.5, 21, 0);
+        let (top, bottom) = s.z_bounds();
+        let (lo, hi) = s.z_range(0.6, 0.004);
+        assert!(top <= lo && hi <= bottom, "{top} {lo} {hi} {bottom}");
+        for i in 0..200 {
+            for j in 0..200 {
+                let (x, y) = (-0.5 + i as f64 * 0.005, -0.5 + j as f64 * 0.005);
+                let (_, gx, gy) = s.z_and_gradient(x, y);
+                assert!(gx.hypot(gy) <= s.slope_bound_near(x, y, 0.0) + 1e-9, "({x}, {y})");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,458 @@
+//! The exact refractive renderer and the ground truth that comes with it.
+//!
+//! Rendering works the way light reaches a real camera, backwards: for each pixel of the
+//! **distorted** image (what the sensor records), undo the lens distortion, cast the ray
+//! through the water surface with Snell's law, intersect the heightfield, and shade with the
+//! texture. Each pixel averages `supersample × supersample` sub-pixel rays, and the texture is
+//! band-limited to the sub-pixel footprint, so renders are free of aliasing. Optional sensor
+//! noise and per-camera colour gains imitate real cameras.
+//!
+//! Ground truth is computed in the **undistorted** geometry the pipeline uses (the camera with
+//! `K_new`): per pixel the ray depth at which the refracted ray first meets the surface.
+
+use nalgebra::{Point2, Point3};
+use rayon::prelude::*;
+
+use crate::calib::{CameraCalib, Rig, RigError};
+use crate::eval::SurfaceSamples;
+use crate::geom::camera::Intrinsics;
+use crate::geom::refraction::{Ray, RefractiveCamera};
+use crate::imgproc::{GrayImage, ImageSize, RgbImage};
+
+use super::rng::hash_unit;
+use super::surface::SurfaceModel;
+use super::texture::Texture;
+
+/// Intersections are refined until the bracket is this short (m).
+pub const INTERSECT_TOL_M: f64 = 1e-7;
+/// Smallest marching step (m): features thinner than this along a ray could be missed.
+const MIN_STEP_M: f64 = 2e-5;
+/// Horizontal reach of one marching step (m); the local slope bound covers this reach.
+const STEP_REACH_M: f64 = 0.01;
+
+/// How to render.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderOptions {
+    /// Sub-pixel rays per pixel along each axis (≥ 1; 2 gives 2×2 = 4 rays).
+    pub supersample: usize,
+    /// Standard deviation of additive Gaussian sensor noise, in grey levels (0-255).
+    pub noise_sigma: f32,
+    /// Per-camera, per-channel gains are drawn uniformly from `1 ± gain_spread`.
+    pub gain_spread: f32,
+    /// Seed of the noise and the gains.
+    pub seed: u64,
+}
+
+impl Default for RenderOptions {
+    /// 2×2 supersampling, 1.5 grey levels of noise, ±8 % gain differences: what a set of
+    /// similar machine-vision cameras with auto-exposure off looks like.
+    fn default() -> Self {
+        Self { supersample: 2, noise_sigma: 1.5, gain_spread: 0.08, seed: 0 }
+    }
+}
+
+impl RenderOptions {
+    /// No noise and no gain differences (exact renders for tests).
+    pub fn exact() -> Self {
+        Self { noise_sigma: 0.0, gain_spread: 0.0, ..Self::default() }
+    }
+}
+
+/// Ray depth at which `ray` first meets the surface, or `None` when it never does.
+///
+/// Marches with steps that the local slope bound proves cannot cross the surface, then
+/// refines the bracketing interval with the Illinois variant of regula falsi to
+/// [`INTERSECT_TOL_M`].
+pub fn intersect(surface: &SurfaceModel, ray: &Ray) -> Option<f64> {
+    let d = ray.dir.into_inner();
+    let o = ray.origin;
+    if d.z <= 0.0 {
+        return None;
+    }
+    let horizontal = d.x.hypot(d.y);
+    let (top, bottom) = surface.z_bounds();
+    // Height of the surface above the ray point: positive while the ray is above the bottom.
+    let gap = |t: f64| {
+        let p = o + d * t;
+        surface.z(p.x, p.y) - p.z
+    };
+    let mut t = ((top - o.z) / d.z - MIN_STEP_M).max(0.0);
+    let mut h = gap(t);
+    if h <= 0.0 {
+        // The surface reaches the water at this point: the ray meets it immediately.
+        return Some(t);
+    }
+    let t_end = (bottom - o.z) / d.z + MIN_STEP_M;
+    let max_step = if horizontal > 0.0 { STEP_REACH_M / horizontal } else { f64::INFINITY };
+    while t <= t_end {
+        let p = o + d * t;
+        let slope = surface.slope_bound_near(p.x, p.y, STEP_REACH_M);
+        // dh/dt ≥ −(d_z + slope·|d_xy|): this step cannot reach h = 0.
+        let step = (h / (d.z + slope * horizontal)).clamp(MIN_STEP_M, max_step);
+        let t_next = t + step;
+        let h_next = gap(t_next);
+        if h_next <= 0.0 {
+            return Some(refine(&gap, t, h, t_next, h_next));
+        }
+        (t, h) = (t_next, h_next);
+    }
+    None
+}
+
+/// Illinois regula falsi on a bracket with `h_lo > 0 ≥ h_hi`; returns the evaluated point
+/// closest to the surface once the bracket is shorter than [`INTERSECT_TOL_M`] or a point lies
+/// on the surface to rounding.
+fn refine(
+    gap: &impl Fn(f64) -> f64,
+    mut lo: f64,
+    mut h_lo: f64,
+    mut hi: f64,
+    mut h_hi: f64,
+) -> f64 {
+    let mut best = if h_lo.abs() < h_hi.abs() { (lo, h_lo) } else { (hi, h_hi) };
+    let mut side = 0i8;
+    for _ in 0..100 {
+        if hi - lo <= INTERSECT_TOL_M || best.1.abs() < 1e-13 {
+            break;
+        }
+        let mut t = (lo * h_hi - hi * h_lo) / (h_hi - h_lo);
+        if !(t > lo && t < hi) {
+            t = 0.5 * (lo + hi);
+        }
+        let h = gap(t);
+        if h.abs() < best.1.abs() {
+            best = (t, h);
+        }
+        if h > 0.0 {
+            (lo, h_lo) = (t, h);
+            if side == 1 {
+                h_hi *= 0.5;
+            }
+            side = 1;
+        } else {
+            (hi, h_hi) = (t, h);
+            if side == -1 {
+                h_lo *= 0.5;
+            }
+            side = -1;
+        }
+    }
+    best.0
+}
+
+/// A camera of the rig as the renderer needs it: the raw (distorted) calibration and a
+/// refractive camera that takes *normalised* undistorted coordinates as its "pixels".
+struct RenderCamera<'a> {
+    calib: &'a CameraCalib,
+    normalised: RefractiveCamera,
+}
+
+impl<'a> RenderCamera<'a> {
+    fn new(rig: &'a Rig, name: &str) -> Result<Self, RigError> {
+        let calib = rig.camera(name).ok_or_else(|| RigError::UnknownCamera {
+            name: name.to_owned(),
+            known: rig.cameras().iter().map(|c| c.name.clone()).collect(),
+        })?;
+        // With K = I the refractive camera's pixel is the normalised image point.
+        let normalised = rig.refractive_camera(name, Intrinsics::new(1.0, 1.0, 0.0, 0.0))?;
+        Ok(Self { calib, normalised })
+    }
+
+    /// The undistorted normalised point of distorted pixel (u, v).
+    fn undistort(&self, u: f64, v: f64) -> Option<Point2<f64>> {
+        let q = self.calib.intrinsics.pixel_to_normalized(u, v);
+        self.calib.distortion.undistort(q)
+    }
+}
+
+/// Renders camera `name` of `rig` looking at `surface` painted with `texture`: the distorted
+/// RGB image the real camera would record.
+pub fn render_camera(
+    rig: &Rig,
+    name: &str,
+    surface: &SurfaceModel,
+    texture: &Texture,
+    opts: &RenderOptions,
+) -> Result<RgbImage, RigError> {
+    let cam = RenderCamera::new(rig, name)?;
+    let size = cam.calib.image_size;
+    let ss = opts.supersample.max(1);
+    let focal = cam.calib.intrinsics.fx.min(cam.calib.intrinsics.fy);
+    let cam_index = rig.cameras().iter().position(|c| c.name == name).unwrap_or(0) as i64;
+    let gains: [f32; 3] = std::array::from_fn(|c| {
+        1.0 + opts.gain_spread * (2.0 * hash_unit(opts.seed, cam_index, c as i64, -7) as f32 - 1.0)
+    });
+    let mut data = vec![0u8; size.area() * 3];
+    data.par_chunks_mut(size.width * 3).enumerate().for_each(|(y, row)| {
+        for x in 0..size.width {
+            let mut acc = [0.0f32; 3];
+            let mut n = 0usize;
+            for sy in 0..ss {
+                for sx in 0..ss {
+                    let u = x as f64 + (sx as f64 + 0.5) / ss as f64 - 0.5;
+                    let v = y as f64 + (sy as f64 + 0.5) / ss as f64 - 0.5;
+                    if let Some(rgb) = shade(&cam, surface, texture, u, v, focal * ss as f64) {
+                        acc.iter_mut().zip(rgb).for_each(|(a, c)| *a += c);
+                    }
+                    n += 1;
+                }
+            }
+            for c in 0..3 {
+                let mut value = acc[c] / n as f32 * gains[c] * 255.0;
+                if opts.noise_sigma > 0.0 {
+                    value += opts.noise_sigma * gaussian(opts.seed, cam_index, x, y, c);
+                }
+                row[3 * x + c] = value.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    });
+    // The buffer has exactly width × height × 3 values.
+    Ok(RgbImage::new(size, data).expect("buffer sized from the image size"))
+}
+
+/// Colour seen along the sub-pixel ray (u, v) of the distorted image; `None` (black) when the
+/// ray leaves the lens model or misses the surface.
+fn shade(
+    cam: &RenderCamera<'_>,
+    surface: &SurfaceModel,
+    texture: &Texture,
+    u: f64,
+    v: f64,
+    focal_px: f64,
+) -> Option<[f32; 3]> {
+    let q = cam.undistort(u, v)?;
+    let ray = cam.normalised.cast_ray(q.x, q.y).ok()?;
+    let t = intersect(surface, &ray)?;
+    let hit = ray.point_at(t);
+    // Footprint of one (sub-)pixel on the bottom: path length over focal length. The water
+    // path is lengthened by n (it looks closer than it is); the obliquity of the bottom is
+    // ignored, which only makes the texture a little sharper on steep slopes.
+    let air = (ray.origin - cam.normalised.centre()).norm();
+    let footprint = (air + t) / focal_px;
+    Some(texture.sample(hit.x, hit.y, footprint))
+}
+
+/// A standard normal deviate from a hash of (seed, camera, pixel, channel): the same noise
+/// whatever the thread schedule.
+fn gaussian(seed: u64, cam: i64, x: usize, y: usize, c: usize) -> f32 {
+    let key = (x as i64) << 2 | c as i64;
+    let u1 = hash_unit(seed ^ 0x004E_015E, cam, y as i64, key).max(1e-300);
+    let u2 = hash_unit(seed ^ 0x004E_015F, cam, y as i64, key);
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
+/// The refractive camera of `name` in the undistorted geometry (`K_new`) the pipeline uses.
+pub fn undistorted_camera(rig: &Rig, name: &str) -> Result<RefractiveCamera, RigError> {
+    let calib = rig.camera(name).ok_or_else(|| RigError::UnknownCamera {
+        name: name.to_owned(),
+        known: rig.cameras().iter().map(|c| c.name.clone()).collect(),
+    })?;
+    let k_new = calib
+        .new_camera_matrix()
+        .map_err(|source| RigError::Undistortion { camera: name.to_owned(), source })?;
+    rig.refractive_camera(name, k_new)
+}
+
+/// Ground-truth ray depth (m) of every pixel of `camera` (undistorted geometry): where the
+/// pixel's refracted ray first meets the surface; NaN where it misses.
+pub fn ground_truth_depth(camera: &RefractiveCamera, surface: &SurfaceModel) -> GrayImage {
+    let size = camera.size();
+    let mut data = vec![f32::NAN; size.area()];
+    data.par_chunks_mut(size.width).enumerate().for_each(|(y, row)| {
+        for (x, out) in row.iter_mut().enumerate() {
+            if let Ok(ray) = camera.cast_ray(x as f64, y as f64)
+                && let Some(t) = intersect(surface, &ray)
+            {
+                *out = t as f32;
+            }
+        }
+    });
+    GrayImage::new(size, data).expect("buffer sized from the image size")
+}
+
+/// True when `camera` sees surface point `p`: it projects inside the image and the first
+/// surface hit along that pixel's ray is `p` itself (not an occluder in front of it).
+pub fn sees(camera: &RefractiveCamera, surface: &SurfaceModel, p: &Point3<f64>) -> bool {
+    let Ok(pixel) = camera.project_in_image(p) else { return false };
+    let Ok(ray) = camera.cast_ray(pixel.x, pixel.y) else { return false };
+    match intersect(surface, &ray) {
+        // The ray through p's pixel passes through p; an occluder shows as an earlier hit.
+        Some(t) => (t - ray.depth_of(p)).abs() < 1e-4,
+        None => false,
+    }
+}
+
+/// Samples of the surface on a `step` grid over `|x|, |y| ≤ half_width`, keeping those seen by
+/// at least `min_views` of `cameras`; each carries its true (slope-corrected) area.
+pub fn visible_samples(
+    cameras: &[RefractiveCamera],
+    surface: &SurfaceModel,
+    half_width: f64,
+    step: f64,
+    min_views: usize,
+) -> SurfaceSamples {
+    let n = (2.0 * half_width / step).floor() as usize;
+    let rows: Vec<(Vec<Point3<f64>>, Vec<f64>)> = (0..n)
+        .into_par_iter()
+        .map(|j| {
+            let mut pts = Vec::new();
+            let mut areas = Vec::new();
+            let y = -half_width + (j as f64 + 0.5) * step;
+            for i in 0..n {
+                let x = -half_width + (i as f64 + 0.5) * step;
+                let p = surface.point(x, y);
+                let views = cameras.iter().filter(|c| sees(c, surface, &p)).count();
+                if views >= min_views {
+                    let (_, gx, gy) = surface.z_and_gradient(x, y);
+                    pts.push(p);
+                    areas.push(step * step * (1.0 + gx * gx + gy * gy).sqrt());
+                }
+            }
+            (pts, areas)
+        })
+        .collect();
+    let mut samples = SurfaceSamples::default();
+    for (pts, areas) in rows {
+        samples.points.extend(pts);
+        samples.areas.extend(areas);
+    }
+    samples
+}
+
+/// The image size of camera `name` (for callers that only hold the rig).
+pub fn camera_size(rig: &Rig, name: &str) -> Option<ImageSize> {
+    rig.camera(name).map(|c| c.image_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geom::refraction::WaterInterface;
+    use crate::synth::rig::{RigParams, RigPreset};
+    use crate::synth::surface::SurfaceKind;
+    use nalgebra::{Rotation3, Unit, Vector3};
+
+    fn tiny() -> (Rig, SurfaceModel) {
+        let params = RigParams::preset(RigPreset::Tiny);
+        let rig = params.build().unwrap();
+        let surface =
+            SurfaceModel::generate(SurfaceKind::Sandbed, params.bottom_z(), params.extent(), 4, 0);
+        (rig, surface)
+    }
+
+    #[test]
+    fn intersection_of_a_plane_is_exact() {
+        let flat = SurfaceModel::flat(1.5);
+        let dir = Unit::new_normalize(Vector3::new(0.3, -0.2, 1.0));
+        let ray = Ray { origin: Point3::new(0.1, 0.2, 1.0), dir };
+        let t = intersect(&flat, &ray).unwrap();
+        assert!((ray.point_at(t).z - 1.5).abs() < 1e-9, "{t}");
+        assert!((t - 0.5 / dir.z).abs() < 2e-7);
+    }
+
+    #[test]
+    fn intersection_finds_the_first_hit_on_a_sandbed() {
+        let (_, surface) = tiny();
+        let mut rng = crate::synth::rng::SplitMix::new(3);
+        for _ in 0..300 {
+            let dir =
+                Unit::new_normalize(Vector3::new(rng.range(-0.6, 0.6), rng.range(-0.6, 0.6), 1.0));
+            let ray =
+                Ray { origin: Point3::new(rng.range(-0.2, 0.2), rng.range(-0.2, 0.2), 0.5), dir };
+            let t = intersect(&surface, &ray).unwrap();
+            let p = ray.point_at(t);
+            assert!((surface.z(p.x, p.y) - p.z).abs() < 1e-6, "not on the surface");
+            // No earlier crossing: dense samples before t are all above the surface.
+            for k in 1..400 {
+                let q = ray.point_at(t * k as f64 / 400.0);
+                assert!(surface.z(q.x, q.y) > q.z - 1e-9, "earlier hit before {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn ground_truth_points_project_back_to_their_pixels() {
+        let (rig, surface) = tiny();
+        for name in rig.ring_names().into_iter().chain(rig.auxiliary_names()) {
+            let cam = undistorted_camera(&rig, name).unwrap();
+            let gt = ground_truth_depth(&cam, &surface);
+            let valid = gt.as_slice().iter().filter(|d| d.is_finite()).count();
+            assert!(valid as f64 > 0.95 * gt.size().area() as f64, "{name}: {valid}");
+            for (u, v) in [(10usize, 12usize), (160, 120), (300, 200), (37, 229)] {
+                let ray = cam.cast_ray(u as f64, v as f64).unwrap();
+                // Recompute in f64 (the map stores f32).
+                let t = intersect(&surface, &ray).unwrap();
+                let p = ray.point_at(t);
+                let back = cam.project(&p).unwrap();
+                assert!(
+                    (back.x - u as f64).abs() < 1e-6 && (back.y - v as f64).abs() < 1e-6,
+                    "{back}"
+                );
+                assert!((gt.get(u, v)[0] as f64 - t).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn checkerboard_plane_renders_to_the_analytic_pattern() {
+        // A distortion-free camera looking straight down: every pixel's value is known.
+        let size = ImageSize::new(64, 48);
+        let calib = CameraCalib {
+            name: "down".into(),
+            intrinsics: Intrinsics::new(100.0, 100.0, 31.5, 23.5),
+            distortion: crate::geom::camera::Distortion::None,
+            image_size: size,
+            rotation: Rotation3::identity(),
+            translation: Vector3::zeros(),
+            is_auxiliary: false,
+        };
+        let rig = Rig::new(vec![calib], WaterInterface::new(0.5, 1.0, 1.333)).unwrap();
+        let surface = SurfaceModel::flat(1.0);
+        let texture = Texture::Checker { cell: 0.02, dark: 0.1, light: 0.9 };
+        let opts = RenderOptions { supersample: 1, ..RenderOptions::exact() };
+        let img = render_camera(&rig, "down", &surface, &texture, &opts).unwrap();
+        let cam = undistorted_camera(&rig, "down").unwrap();
+        let mut checked = 0;
+        for y in 0..size.height {
+            for x in 0..size.width {
+                let p = cam.point_at_depth(x as f64, y as f64, 0.0).unwrap();
+                let ray = cam.cast_ray(x as f64, y as f64).unwrap();
+                let hit = ray.point_at((1.0 - p.z) / ray.dir.z);
+                let expected = texture.sample(hit.x, hit.y, 1e-6)[0];
+                // Skip pixels whose centre ray lands within 0.1 mm of a cell border.
+                let border = |c: f64| ((c / 0.02) - (c / 0.02).round()).abs() * 0.02 < 1e-4;
+                if border(hit.x) || border(hit.y) {
+                    continue;
+                }
+                assert_eq!(img.get(x, y)[0], (expected * 255.0).round() as u8, "({x}, {y})");
+                checked += 1;
+            }
+        }
+        assert!(checked > 2500, "{checked}");
+    }
+
+    #[test]
+    fn renders_are_deterministic_and_gains_differ() {
+        let (rig, surface) = tiny();
+        let texture = Texture::Sand { seed: 2 };
+        let opts = RenderOptions::default();
+        let a = render_camera(&rig, "cam00", &surface, &texture, &opts).unwrap();
+        let b = render_camera(&rig, "cam00", &surface, &texture, &opts).unwrap();
+        assert!(a == b);
+        let mean = |img: &RgbImage| {
+            img.as_slice().iter().map(|&v| v as f64).sum::<f64>() / img.as_slice().len() as f64
+        };
+        assert!(mean(&a) > 60.0 && mean(&a) < 220.0, "{}", mean(&a));
+    }
+
+    #[test]
+    fn visibility_counts_cameras() {
+        let (rig, surface) = tiny();
+        let cams: Vec<RefractiveCamera> =
+            rig.ring_names().iter().map(|n| undistorted_camera(&rig, n).unwrap()).collect();
+        let seen_by_2 = visible_samples(&cams, &surface, 0.3, 0.01, 2);
+        let seen_by_3 = visible_samples(&cams, &surface, 0.3, 0.01, 3);
+        assert!(seen_by_3.points.len() <= seen_by_2.points.len());
+        assert!(seen_by_3.total_area() > 0.02, "{}", seen_by_3.total_area());
+    }
+}
