@@ -53,5 +53,6 @@ pub mod imgproc;
 pub mod io;
 pub mod mesh;
 pub mod setup;
+pub mod sparse;
 pub mod spatial;
 pub mod synth;
