@@ -310,6 +310,52 @@ pub fn match_with_features<M: FeatureMatcher>(
     views: &[View<'_>],
     pairs: &[CameraPair],
 ) -> Result<FrameMatches, FeatureError> {
+    let extracted = extract_features(matcher, views, pairs)?;
+    let matched = match_extracted(matcher, &extracted, pairs)?;
+    Ok(FrameMatches { keypoints: extracted.keypoints(matcher), pairs: matched })
+}
+
+/// Features of the cameras of one frame, extracted and masked, ready for pair matching.
+pub(crate) struct Extracted<'v, 'a, F> {
+    views: &'v [View<'a>],
+    /// Per view; `None` for views no pair names.
+    features: Vec<Option<F>>,
+    /// Per pair: the indices of its two views.
+    pair_views: Vec<(usize, usize)>,
+}
+
+impl<'v, 'a, F> Extracted<'v, 'a, F> {
+    /// The views and features of pair `k` (in the order of the pair list).
+    pub(crate) fn pair(&self, k: usize) -> ((&View<'a>, &F), (&View<'a>, &F)) {
+        let (ia, ib) = self.pair_views[k];
+        // Every camera of a pair is extracted by `extract_features`.
+        let (Some(fa), Some(fb)) = (&self.features[ia], &self.features[ib]) else {
+            unreachable!("features of paired cameras are extracted")
+        };
+        ((&self.views[ia], fa), (&self.views[ib], fb))
+    }
+
+    /// The keypoints of every extracted camera, by name.
+    pub(crate) fn keypoints<M: FeatureMatcher<Features = F>>(
+        &self,
+        matcher: &M,
+    ) -> BTreeMap<String, Keypoints> {
+        self.views
+            .iter()
+            .zip(&self.features)
+            .filter_map(|(v, f)| {
+                f.as_ref().map(|f| (v.name.to_string(), matcher.keypoints(f).clone()))
+            })
+            .collect()
+    }
+}
+
+/// Checks the inputs and extracts (and masks) the features of every camera `pairs` names.
+pub(crate) fn extract_features<'v, 'a, M: FeatureMatcher>(
+    matcher: &M,
+    views: &'v [View<'a>],
+    pairs: &[CameraPair],
+) -> Result<Extracted<'v, 'a, M::Features>, FeatureError> {
     let index = check_views(views)?;
     let lookup = |pair: &CameraPair, name: &str| {
         index.get(name).copied().ok_or_else(|| FeatureError::UnknownCamera {
@@ -345,25 +391,25 @@ pub fn match_with_features<M: FeatureMatcher>(
             Ok(Some(f))
         })
         .collect::<Result<_, FeatureError>>()?;
-    let matched: Vec<PairMatches> = pairs
+    Ok(Extracted { views, features, pair_views })
+}
+
+/// Matches every pair of `pairs` (the list `extracted` was made for), in parallel, in order.
+pub(crate) fn match_extracted<M: FeatureMatcher>(
+    matcher: &M,
+    extracted: &Extracted<'_, '_, M::Features>,
+    pairs: &[CameraPair],
+) -> Result<Vec<PairMatches>, FeatureError> {
+    pairs
         .par_iter()
-        .zip(pair_views.par_iter())
-        .map(|(pair, &(ia, ib))| {
+        .enumerate()
+        .map(|(k, pair)| {
             let _span = tracing::debug_span!("match_pair", a = %pair.a, b = %pair.b).entered();
-            // Every camera of a pair was extracted above.
-            let (Some(fa), Some(fb)) = (&features[ia], &features[ib]) else {
-                unreachable!("features of paired cameras are extracted")
-            };
-            let matches = matcher.match_pair((&views[ia], fa), (&views[ib], fb))?;
+            let (a, b) = extracted.pair(k);
+            let matches = matcher.match_pair(a, b)?;
             Ok(PairMatches { pair: pair.clone(), matches })
         })
-        .collect::<Result<_, FeatureError>>()?;
-    let keypoints = views
-        .iter()
-        .zip(&features)
-        .filter_map(|(v, f)| f.as_ref().map(|f| (v.name.to_string(), matcher.keypoints(f).clone())))
-        .collect();
-    Ok(FrameMatches { keypoints, pairs: matched })
+        .collect()
 }
 
 /// Checks view names and sizes; returns name → index.

@@ -39,8 +39,8 @@ use crate::geom::RefractiveCamera;
 
 pub use colour::{ColourView, DEFAULT_COLOUR, best_view_colours};
 pub use depth_range::{
-    CameraDepthRange, DepthRangeSource, FALLBACK_DEPTH_RANGE, RayDepthRange, depth_range,
-    depth_ranges,
+    CameraDepthRange, DepthRangeOptions, DepthRangeSource, FALLBACK_DEPTH_RANGE, RayDepthRange,
+    depth_range, depth_ranges,
 };
 pub use tracks::{TriangulationStats, triangulate_frame};
 pub use triangulate::{

@@ -8,15 +8,17 @@
 //! 3. A track with two keypoints of one camera is a contradiction (some match in it is
 //!    wrong) and is rejected whole ([`PointReject::Conflict`]).
 //! 4. Each other track is solved by least squares over one ray per camera
-//!    ([`crate::geom::triangulate_rays`]). Which pixel stands for a camera matters for
-//!    matchers that refine positions (the classical matcher keeps side `a` at its keypoint and
-//!    moves side `b` onto the surface point seen at that keypoint): the *anchor* is the
-//!    camera with the smallest name (side `a` of all its pairs); the cameras matched with it
-//!    contribute the pixel of that match, i.e. the anchor's surface point; the others
-//!    contribute the mean of their observed pixels. Keypoint detectors that do not refine
-//!    positions observe one pixel per keypoint and are unaffected by the choice.
-//! 5. Every observation must reproject within the limit and see the point in front of it;
-//!    the worst offender is dropped and the track re-solved while two cameras remain.
+//!    ([`crate::geom::triangulate_rays`]). The rays must describe *one* surface point, which
+//!    matters for matchers that refine positions: the classical matcher keeps side `a` at its
+//!    keypoint and moves side `b` onto the surface point seen at that keypoint, so camera
+//!    `b`'s pixel differs from match to match by the detector's localisation error (a few
+//!    tenths of a pixel, which oblique rays turn into a millimetre of depth). Such a track is
+//!    solved around an *anchor*, the camera that is side `a` of most of its matches: the
+//!    anchor's keypoint and the pixels its partners were refined to. Matchers that do not
+//!    move keypoints observe one pixel per keypoint, and every camera of the track is used.
+//! 5. Every observation must reproject within [`TriangulationOptions::max_track_reproj_px`]
+//!    and see the point in front of it; the worst offender (never the anchor) is dropped and
+//!    the track re-solved while two cameras remain.
 //! 6. The plausibility window applies to the result.
 
 use std::collections::BTreeMap;
@@ -222,8 +224,9 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
 struct Observation {
     cam: u32,
     keypoint: u32,
-    /// Pixels observed in the track's matches, with the camera at the other end.
-    pixels: Vec<(Point2<f64>, u32)>,
+    /// Pixels observed in the track's matches: (pixel, camera at the other end, whether this
+    /// camera was side `a`).
+    pixels: Vec<(Point2<f64>, u32, bool)>,
 }
 
 /// Solves one track (indices into `survivors`).
@@ -250,70 +253,84 @@ fn solve_track(
         let (Some(ka), Some(kb)) = (s.m.keypoint_a, s.m.keypoint_b) else {
             return Err(PointReject::Conflict);
         };
-        for (cam, kp, pixel, other) in
-            [(s.cam_a, ka, s.m.a, s.cam_b), (s.cam_b, kb, s.m.b, s.cam_a)]
-        {
+        let sides = [(s.cam_a, ka, s.m.a, s.cam_b, true), (s.cam_b, kb, s.m.b, s.cam_a, false)];
+        for (cam, kp, pixel, other, is_a) in sides {
             let o = obs.entry(cam).or_insert(Observation { cam, keypoint: kp, pixels: Vec::new() });
             if o.keypoint != kp {
                 return Err(PointReject::Conflict);
             }
-            o.pixels.push((pixel, other));
+            o.pixels.push((pixel, other, is_a));
         }
     }
-    let mut active: Vec<Observation> = obs.into_values().collect();
+    let obs: Vec<Observation> = obs.into_values().collect();
+    let (mut rays_of, anchor) = consistent_pixels(&obs);
     loop {
-        let anchor = active[0].cam;
-        let pixels: Vec<Point2<f64>> = active.iter().map(|o| representative(o, anchor)).collect();
-        let rays: Vec<Ray> = active
+        let rays: Vec<Ray> = rays_of
             .iter()
-            .zip(&pixels)
-            .map(|(o, p)| cams[o.cam as usize].cast_ray(p.x, p.y).map_err(|_| PointReject::NoRay))
+            .map(|(cam, p)| cams[*cam as usize].cast_ray(p.x, p.y).map_err(|_| PointReject::NoRay))
             .collect::<Result<_, _>>()?;
         let point = triangulate_rays(&rays).map_err(|_| PointReject::Parallel)?;
         // Error per observation; infinite when the point is behind the ray or unprojectable.
-        let errors: Vec<f64> = active
+        let errors: Vec<f64> = rays_of
             .iter()
-            .zip(&pixels)
             .zip(&rays)
-            .map(|((o, p), ray)| {
+            .map(|((cam, p), ray)| {
                 if ray.depth_of(&point) <= 0.0 {
                     return f64::INFINITY;
                 }
-                cams[o.cam as usize].project(&point).map_or(f64::INFINITY, |q| (q - p).norm())
+                cams[*cam as usize].project(&point).map_or(f64::INFINITY, |q| (q - p).norm())
             })
             .collect();
-        let (worst, worst_err) = errors
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |acc, (k, e)| if e > acc.1 { (k, e) } else { acc });
-        if worst_err < options.max_reproj_px {
+        let worst_err = errors.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if worst_err < options.max_track_reproj_px {
             if !wide_enough(&rays, options.min_angle_deg) {
                 return Err(PointReject::SmallAngle { angle_deg: 0.0 });
             }
-            return Ok(SparsePoint {
-                position: point,
-                score: mean_score,
-                n_views: active.len() as u32,
-            });
+            let n_views = rays_of.len() as u32;
+            return Ok(SparsePoint { position: point, score: mean_score, n_views });
         }
-        if active.len() <= 2 {
+        if rays_of.len() <= 2 {
             return Err(PointReject::Reprojection { error_px: worst_err });
         }
-        active.remove(worst);
+        // Drop the worst observation, never the anchor the others were refined against.
+        let worst = errors
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| Some(rays_of[*k].0) != anchor)
+            .fold((0, f64::NEG_INFINITY), |acc, (k, &e)| if e > acc.1 { (k, e) } else { acc })
+            .0;
+        rays_of.remove(worst);
     }
 }
 
-/// The pixel that stands for observation `o` when `anchor` is the anchor camera (module doc).
-fn representative(o: &Observation, anchor: u32) -> Point2<f64> {
-    if o.cam != anchor
-        && let Some((p, _)) = o.pixels.iter().find(|(_, other)| *other == anchor)
-    {
-        return *p;
+/// The pixels of a track that describe one surface point, one per camera, and the anchor
+/// camera when there is one (module doc, step 4).
+///
+/// When every camera observed a single pixel (a matcher that does not move keypoints), all
+/// cameras take part and there is no anchor. Otherwise the anchor is the camera that is side
+/// `a` of the most matches (the smaller index on ties): its pixel and the pixels its partners
+/// were refined to describe the same point; the other cameras saw other points of the same
+/// feature and are left out.
+fn consistent_pixels(obs: &[Observation]) -> (Vec<(u32, Point2<f64>)>, Option<u32>) {
+    let uniform = obs.iter().all(|o| o.pixels.iter().all(|(p, _, _)| *p == o.pixels[0].0));
+    if uniform {
+        return (obs.iter().map(|o| (o.cam, o.pixels[0].0)).collect(), None);
     }
-    let n = o.pixels.len().max(1) as f64;
-    let sum = o.pixels.iter().fold(nalgebra::Vector2::zeros(), |acc, (p, _)| acc + p.coords);
-    Point2::from(sum / n)
+    let side_a = |o: &Observation| o.pixels.iter().filter(|(_, _, is_a)| *is_a).count();
+    // `max_by_key` keeps the last maximum; iterate in reverse so the smaller index wins.
+    let anchor = obs.iter().rev().max_by_key(|o| side_a(o)).expect("a track has observations");
+    let mut out: Vec<(u32, Point2<f64>)> = Vec::new();
+    let own = anchor.pixels.iter().find(|(_, _, is_a)| *is_a).map_or(anchor.pixels[0].0, |x| x.0);
+    out.push((anchor.cam, own));
+    for o in obs {
+        if let Some((p, _, _)) =
+            o.pixels.iter().find(|(_, other, is_a)| *other == anchor.cam && !is_a)
+        {
+            out.push((o.cam, *p));
+        }
+    }
+    out.sort_by_key(|(cam, _)| *cam);
+    (out, Some(anchor.cam))
 }
 
 /// True when some two rays meet at `min_angle_deg` or more.
@@ -445,7 +462,11 @@ mod tests {
             ("c1", "c2", vec![bad2]),
         ]);
         let solve = |px| {
-            let opts = TriangulationOptions { max_reproj_px: px, ..Default::default() };
+            let opts = TriangulationOptions {
+                max_reproj_px: px,
+                max_track_reproj_px: px,
+                ..Default::default()
+            };
             triangulate_frame(&rig.cameras(), &frame, &opts).unwrap()
         };
         // Strict: the pairs with c2 fail on their own; the c0-c1 match alone remains.

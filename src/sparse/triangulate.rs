@@ -23,6 +23,10 @@ pub struct TriangulationOptions {
     pub min_angle_deg: f64,
     /// Largest reprojection error in each image (pixels).
     pub max_reproj_px: f64,
+    /// Largest reprojection error of an observation of a multi-view track (pixels). Tighter
+    /// than the pair bound: a pair absorbs an error along its epipolar curve into its depth,
+    /// while a track's other views expose it, and a bad view pulls the joint solution.
+    pub max_track_reproj_px: f64,
     /// Plausibility window: points must lie below the water and less than this far below it
     /// (metres).
     pub max_depth_below_water_m: f64,
@@ -32,11 +36,12 @@ pub struct TriangulationOptions {
 }
 
 impl Default for TriangulationOptions {
-    /// 2°, 3 px and 2 m as in the reference; tracks merged.
+    /// 2°, 3 px and 2 m as in the reference; tracks merged, their observations within 1 px.
     fn default() -> Self {
         Self {
             min_angle_deg: 2.0,
             max_reproj_px: 3.0,
+            max_track_reproj_px: 1.0,
             max_depth_below_water_m: 2.0,
             merge_tracks: true,
         }

@@ -67,6 +67,16 @@ pub struct ClassicalOptions {
     /// Ratio test: `1 − best` must not exceed this fraction of `1 − second` (second = best
     /// candidate at another place along the curve). Lower is stricter.
     pub max_ratio: f32,
+    /// Survey the bottom first: match the strongest [`survey_keypoints`](Self::survey_keypoints)
+    /// of each camera with strict tests, take the depth (world Z) range of what they find,
+    /// and search only that range (widened) in the full pass. The whole water column is
+    /// 2 m deep, the bottom a few centimetres: most wrong matches lie far off it, and the
+    /// shorter curves cost less. Falls back to the whole column when the survey finds too
+    /// little.
+    pub survey: bool,
+    /// Keypoints per camera in the survey (the best-spread ones: keypoints are ordered by
+    /// rank in their cell).
+    pub survey_keypoints: usize,
 }
 
 impl Default for ClassicalOptions {
@@ -81,6 +91,8 @@ impl Default for ClassicalOptions {
             ray_depth_window: None,
             min_ncc: 0.7,
             max_ratio: 0.8,
+            survey: true,
+            survey_keypoints: 512,
         }
     }
 }
@@ -92,24 +104,44 @@ impl ClassicalOptions {
     }
 }
 
-/// What the classical matcher keeps per camera: keypoints with normalised-patch descriptors,
-/// a grid over them for epipolar band queries, and the smoothed image for warped sampling.
+/// What the classical matcher keeps per camera: keypoints with normalised-patch descriptors
+/// at two scales, a grid over them for epipolar band queries, and the two pyramid levels for
+/// warped sampling.
+///
+/// Two levels because cameras see the bottom at different scales (the tank's centre camera
+/// at half the ring cameras' resolution): patches are compared at the pair of levels whose
+/// effective scale ratio is closest to one, so both carry the same detail.
 #[derive(Clone, Debug)]
 pub struct ClassicalFeatures {
+    /// Positions, responses and level-0 descriptors.
     keypoints: Keypoints,
+    /// Level-1 descriptors (same layout); a keypoint too close to the border for a level-1
+    /// patch has NaN values.
+    coarse: Vec<f32>,
     grid: KeypointGrid,
-    smoothed: GrayImage,
+    /// Level 0 (smoothed input) and level 1 (half resolution).
+    levels: [GrayImage; 2],
 }
 
 impl ClassicalFeatures {
-    /// The keypoints (descriptors are normalised patches, rows first).
+    /// The keypoints (descriptors are level-0 normalised patches, rows first).
     pub fn keypoints(&self) -> &Keypoints {
         &self.keypoints
     }
 
-    /// The smoothed image the descriptors were sampled from.
+    /// The smoothed image the level-0 descriptors were sampled from.
     pub fn smoothed(&self) -> &GrayImage {
-        &self.smoothed
+        &self.levels[0]
+    }
+
+    /// The descriptor of keypoint `i` at pyramid `level` (0 or 1), if it has one.
+    fn descriptor(&self, i: usize, level: usize) -> Option<&[f32]> {
+        if level == 0 {
+            return Some(self.keypoints.descriptor(i));
+        }
+        let len = self.keypoints.descriptor_len();
+        let d = &self.coarse[i * len..(i + 1) * len];
+        (!d[0].is_nan()).then_some(d)
     }
 }
 
@@ -117,12 +149,20 @@ impl ClassicalFeatures {
 #[derive(Clone, Debug, Default)]
 pub struct ClassicalMatcher {
     options: ClassicalOptions,
+    /// What [`FeatureMatcher::match_pair`] does: the full pass of the options by default.
+    pass: guided::Pass,
 }
 
 impl ClassicalMatcher {
     /// A matcher with `options`.
     pub fn new(options: ClassicalOptions) -> Self {
-        Self { options }
+        let pass = guided::Pass::full(&options, None);
+        Self { options, pass }
+    }
+
+    /// The same matcher running `pass`.
+    fn with_pass(&self, pass: guided::Pass) -> Self {
+        Self { options: self.options.clone(), pass }
     }
 
     /// The settings.
@@ -150,20 +190,32 @@ impl FeatureMatcher for ClassicalMatcher {
         // Keypoints keep their patch (plus a pixel for sub-pixel shifts) inside the image.
         let border = o.patch_radius + 2;
         let detections = detect::select_keypoints(&response, o.max_keypoints, border, view.mask);
+        let coarse_image = filter::downsample(&smoothed, o.smoothing_sigma_px);
         let len = patch::patch_len(o.patch_radius);
-        let described: Vec<Option<(Point2<f64>, f32, Vec<f32>)>> = detections
+        type Described = (Point2<f64>, f32, Vec<f32>, Vec<f32>);
+        let described: Vec<Option<Described>> = detections
             .par_iter()
             .map(|d| {
                 let mut desc = vec![0.0; len];
-                patch::descriptor(&smoothed, &d.position, o.patch_radius, &mut desc)
-                    .then_some((d.position, d.response, desc))
+                if !patch::descriptor(&smoothed, &d.position, o.patch_radius, &mut desc) {
+                    return None;
+                }
+                // Level-1 pixel (x, y) is level-0 (2x, 2y).
+                let mut coarse = vec![0.0; len];
+                let half = Point2::from(d.position.coords * 0.5);
+                if !patch::descriptor(&coarse_image, &half, o.patch_radius, &mut coarse) {
+                    coarse.fill(f32::NAN);
+                }
+                Some((d.position, d.response, desc, coarse))
             })
             .collect();
-        let (mut positions, mut scores, mut descriptors) = (Vec::new(), Vec::new(), Vec::new());
-        for (p, s, d) in described.into_iter().flatten() {
+        let (mut positions, mut scores) = (Vec::new(), Vec::new());
+        let (mut descriptors, mut coarse) = (Vec::new(), Vec::new());
+        for (p, s, d, c) in described.into_iter().flatten() {
             positions.push(p);
             scores.push(s);
             descriptors.extend_from_slice(&d);
+            coarse.extend_from_slice(&c);
         }
         let grid = KeypointGrid::new(
             &positions,
@@ -172,7 +224,7 @@ impl FeatureMatcher for ClassicalMatcher {
             Self::grid_cell(smoothed.width(), smoothed.height(), positions.len()),
         );
         let keypoints = Keypoints::new(positions, scores, len, descriptors)?;
-        Ok(ClassicalFeatures { keypoints, grid, smoothed })
+        Ok(ClassicalFeatures { keypoints, coarse, grid, levels: [smoothed, coarse_image] })
     }
 
     fn keypoints<'f>(&self, features: &'f ClassicalFeatures) -> &'f Keypoints {
@@ -180,8 +232,17 @@ impl FeatureMatcher for ClassicalMatcher {
     }
 
     fn retain(&self, features: &mut ClassicalFeatures, keep: &[bool]) {
+        let len = features.keypoints.descriptor_len();
+        let mut out = 0;
+        for (i, &k) in keep.iter().enumerate() {
+            if k {
+                features.coarse.copy_within(i * len..(i + 1) * len, out * len);
+                out += 1;
+            }
+        }
+        features.coarse.truncate(out * len);
         features.keypoints.retain(keep);
-        let (w, h) = (features.smoothed.width(), features.smoothed.height());
+        let (w, h) = (features.levels[0].width(), features.levels[0].height());
         let n = features.keypoints.len();
         features.grid =
             KeypointGrid::new(features.keypoints.positions(), w, h, Self::grid_cell(w, h, n));
@@ -192,7 +253,7 @@ impl FeatureMatcher for ClassicalMatcher {
         a: (&View<'_>, &ClassicalFeatures),
         b: (&View<'_>, &ClassicalFeatures),
     ) -> Result<Vec<Match>, FeatureError> {
-        Ok(guided::match_pair(&self.options, a, b))
+        Ok(guided::match_pair(&self.options, &self.pass, a, b))
     }
 }
 
@@ -201,12 +262,26 @@ impl Matcher for ClassicalMatcher {
         "classical"
     }
 
+    /// Extracts features once, surveys the bottom's depth range (unless
+    /// [`ClassicalOptions::survey`] is off), then matches every pair within it.
     fn match_frame(
         &self,
         views: &[View<'_>],
         pairs: &[CameraPair],
     ) -> Result<FrameMatches, FeatureError> {
-        super::match_with_features(self, views, pairs)
+        let extracted = super::extract_features(self, views, pairs)?;
+        let window = if self.options.survey {
+            let survey = self.with_pass(guided::Pass::survey(&self.options));
+            let found = super::match_extracted(&survey, &extracted, pairs)?;
+            let window = guided::depth_window(views, &found);
+            tracing::debug!(?window, "survey of the bottom's depth");
+            window
+        } else {
+            None
+        };
+        let full = self.with_pass(guided::Pass::full(&self.options, window));
+        let matched = super::match_extracted(&full, &extracted, pairs)?;
+        Ok(FrameMatches { keypoints: extracted.keypoints(self), pairs: matched })
     }
 }
 
