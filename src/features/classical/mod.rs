@@ -34,6 +34,7 @@ use super::pairs::CameraPair;
 use super::{FeatureError, FeatureMatcher, FrameMatches, Keypoints, Match, Matcher, View};
 use crate::config::Config;
 use crate::imgproc::GrayImage;
+use crate::imgproc::clahe::clahe_gray;
 use epipolar::KeypointGrid;
 
 pub use epipolar::CURVE_TOLERANCE_PX;
@@ -45,6 +46,11 @@ pub struct ClassicalOptions {
     /// Maximum keypoints per image (`sparse_matching.max_keypoints`). More keypoints give more
     /// points and cost time roughly linearly.
     pub max_keypoints: usize,
+    /// CLAHE clip limit applied to the image before detection and description
+    /// (`sparse_matching.clahe_enabled` / `clahe_clip_limit`); `None` leaves the image as it
+    /// is. The descriptors are gain-invariant already; CLAHE helps the detector in dark or
+    /// hazy water, where the texture's contrast is low everywhere.
+    pub clahe_clip_limit: Option<f64>,
     /// Gaussian smoothing before detection and description (pixels). Removes sensor noise and
     /// aliasing; larger values lose fine texture.
     pub smoothing_sigma_px: f32,
@@ -83,6 +89,7 @@ impl Default for ClassicalOptions {
     fn default() -> Self {
         Self {
             max_keypoints: 2048,
+            clahe_clip_limit: None,
             smoothing_sigma_px: 1.0,
             integration_sigma_px: 1.5,
             patch_radius: 5,
@@ -98,9 +105,14 @@ impl Default for ClassicalOptions {
 }
 
 impl ClassicalOptions {
-    /// The defaults with the configured keypoint budget.
+    /// The defaults with the configured keypoint budget and CLAHE.
     pub fn from_config(config: &Config) -> Self {
-        Self { max_keypoints: config.sparse_matching.max_keypoints, ..Self::default() }
+        let sm = &config.sparse_matching;
+        Self {
+            max_keypoints: sm.max_keypoints,
+            clahe_clip_limit: sm.clahe_enabled.then_some(sm.clahe_clip_limit),
+            ..Self::default()
+        }
     }
 }
 
@@ -185,7 +197,12 @@ impl FeatureMatcher for ClassicalMatcher {
 
     fn extract(&self, view: &View<'_>) -> Result<ClassicalFeatures, FeatureError> {
         let o = &self.options;
-        let smoothed = filter::gaussian_blur(view.image, o.smoothing_sigma_px);
+        let smoothed = match o.clahe_clip_limit {
+            Some(clip) => {
+                filter::gaussian_blur(&clahe_gray(view.image, clip), o.smoothing_sigma_px)
+            }
+            None => filter::gaussian_blur(view.image, o.smoothing_sigma_px),
+        };
         let response = detect::shi_tomasi(&smoothed, o.integration_sigma_px);
         // Keypoints keep their patch (plus a pixel for sub-pixel shifts) inside the image.
         let border = o.patch_radius + 2;

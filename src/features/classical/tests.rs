@@ -150,3 +150,17 @@ fn the_survey_removes_wrong_matches() {
     assert!(p_without > 0.97 && p_with >= p_without, "{p_with} vs {p_without}");
     assert!(with.n_matches() >= 600);
 }
+
+#[test]
+fn options_follow_the_config_and_clahe_keeps_matches_precise() {
+    let mut config = crate::config::Config::default();
+    config.sparse_matching.max_keypoints = 300;
+    config.sparse_matching.clahe_enabled = true;
+    config.sparse_matching.clahe_clip_limit = 3.0;
+    let options = ClassicalOptions::from_config(&config);
+    assert_eq!((options.max_keypoints, options.clahe_clip_limit), (300, Some(3.0)));
+    let scene = scene();
+    let frame = ClassicalMatcher::new(options).match_frame(&views(scene), &pairs(scene)).unwrap();
+    assert!(frame.n_matches() >= 300, "{}", frame.n_matches());
+    assert!(precision(scene, &frame) >= MIN_PRECISION);
+}
