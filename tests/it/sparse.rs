@@ -2,7 +2,8 @@
 //! tracks and depth ranges against exact ground truth.
 //!
 //! The `tank` measurement renders 13 cameras at 1600×1200 and is gated: run it with
-//! `AQUAMVS_SLOW_TESTS=1 cargo test --release --test it sparse::tank -- --nocapture`.
+//! `AQUAMVS_SLOW_TESTS=1 cargo test --release --test it sparse::tank -- --nocapture`
+//! (`AQUAMVS_SPARSE_SCENE=KIND:SEED` picks another scene; the default is `sandbed:1`).
 
 #[path = "../../benches/support/sparse_scene.rs"]
 mod sparse_scene;
@@ -36,12 +37,17 @@ fn tank_sandbed_targets() {
     if std::env::var_os("AQUAMVS_SLOW_TESTS").is_none() {
         return;
     }
+    // `AQUAMVS_SPARSE_SCENE=undulating:2` measures another scene and seed.
+    let scene = std::env::var("AQUAMVS_SPARSE_SCENE").unwrap_or_else(|_| "sandbed:1".into());
+    let (kind, seed) = scene.split_once(':').expect("scene as KIND:SEED");
+    let kind: SurfaceKind = kind.parse().expect("a scene kind");
+    let seed: u64 = seed.parse().expect("a seed");
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("renders");
-    let frame = render_frame(RigPreset::Tank, SurfaceKind::Sandbed, 1, Some(&cache));
+    let frame = render_frame(RigPreset::Tank, kind, seed, Some(&cache));
     let run = run_sparse(&frame, &ClassicalOptions::default(), MARGIN_M);
     let report = evaluate(&frame, &run, MARGIN_M);
     eprintln!(
-        "tank sandbed: {} matches, {} points ({} multi-view), median {:.3} mm, p90 {:.3} mm, \
+        "tank {scene}: {} matches, {} points ({} multi-view), median {:.3} mm, p90 {:.3} mm, \
          ≤1 mm {:.2} %, ≤5 mm {:.2} %; matching {:.2} s, triangulation+ranges {:.3} s",
         report.n_matches,
         report.n_points,
