@@ -54,6 +54,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod auto_range;
 pub mod cost;
 pub mod extract;
 pub mod score;

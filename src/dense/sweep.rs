@@ -95,6 +95,9 @@ pub enum SweepError {
     /// A building block failed.
     #[error(transparent)]
     Dense(#[from] DenseError),
+    /// A derived camera (e.g. at reduced resolution) could not be built.
+    #[error(transparent)]
+    Camera(#[from] crate::geom::refraction::CameraError),
 }
 
 /// Sweeps `reference` against `sources` over ray depths `[d_min, d_max]`.
