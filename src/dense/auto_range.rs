@@ -9,8 +9,8 @@
 //! with confidence ≥ [`AutoRangeOptions::min_confidence`], widened by one coarse step and the
 //! margin, are the range.
 
-use super::sweep::{SweepError, SweepOptions, View, plane_sweep};
 use super::CostOptions;
+use super::sweep::{SweepError, SweepOptions, View, plane_sweep};
 use crate::eval::quantile_sorted;
 use crate::geom::camera::Intrinsics;
 use crate::geom::refraction::RefractiveCamera;
@@ -75,8 +75,10 @@ pub fn auto_depth_range(
         Ok((camera, image))
     };
     let (ref_cam, ref_img) = scaled(&reference)?;
-    let small: Vec<(RefractiveCamera, GrayImage)> = sources.iter().map(scaled).collect::<Result<_, _>>()?;
-    let source_views: Vec<View<'_>> = small.iter().map(|(c, i)| View { camera: c, image: i }).collect();
+    let small: Vec<(RefractiveCamera, GrayImage)> =
+        sources.iter().map(scaled).collect::<Result<_, _>>()?;
+    let source_views: Vec<View<'_>> =
+        small.iter().map(|(c, i)| View { camera: c, image: i }).collect();
     let d_max = opts.max_depth_below_water_m / min_vertical(&ref_cam);
     let d_min = 0.005;
     let sweep = SweepOptions {
@@ -85,7 +87,13 @@ pub fn auto_depth_range(
         warp_grid: 8,
         ..SweepOptions::default()
     };
-    let map = plane_sweep(View { camera: &ref_cam, image: &ref_img }, &source_views, d_min, d_max, &sweep)?;
+    let map = plane_sweep(
+        View { camera: &ref_cam, image: &ref_img },
+        &source_views,
+        d_min,
+        d_max,
+        &sweep,
+    )?;
     let mut depths: Vec<f64> = map
         .depth()
         .as_slice()
@@ -110,12 +118,21 @@ pub fn auto_depth_range(
 fn min_vertical(camera: &RefractiveCamera) -> f64 {
     let ImageSize { width, height } = camera.size();
     let (w, h) = (width as f64 - 1.0, height as f64 - 1.0);
-    [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h), (w / 2.0, 0.0), (w / 2.0, h), (0.0, h / 2.0), (w, h / 2.0)]
-        .iter()
-        .filter_map(|&(u, v)| camera.cast_ray(u, v).ok())
-        .map(|r| r.dir.z)
-        .fold(1.0, f64::min)
-        .max(0.05)
+    [
+        (0.0, 0.0),
+        (w, 0.0),
+        (0.0, h),
+        (w, h),
+        (w / 2.0, 0.0),
+        (w / 2.0, h),
+        (0.0, h / 2.0),
+        (w, h / 2.0),
+    ]
+    .iter()
+    .filter_map(|&(u, v)| camera.cast_ray(u, v).ok())
+    .map(|r| r.dir.z)
+    .fold(1.0, f64::min)
+    .max(0.05)
 }
 
 /// Mean of each `s × s` block (the last partial blocks are dropped).
@@ -126,7 +143,8 @@ pub fn box_downscale(image: &GrayImage, s: usize) -> GrayImage {
         let mut sum = 0.0f32;
         for dy in 0..s {
             for dx in 0..s {
-                let (sx, sy) = ((x * s + dx).min(image.width() - 1), (y * s + dy).min(image.height() - 1));
+                let (sx, sy) =
+                    ((x * s + dx).min(image.width() - 1), (y * s + dy).min(image.height() - 1));
                 sum += image.get(sx, sy)[0];
             }
         }
@@ -138,7 +156,9 @@ pub fn box_downscale(image: &GrayImage, s: usize) -> GrayImage {
 mod tests {
     use super::*;
     use crate::imgproc::rgb_to_gray;
-    use crate::synth::render::{RenderOptions, ground_truth_depth, render_camera, undistorted_camera};
+    use crate::synth::render::{
+        RenderOptions, ground_truth_depth, render_camera, undistorted_camera,
+    };
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::{SurfaceKind, SurfaceModel};
     use crate::synth::texture::Texture;
@@ -156,20 +176,28 @@ mod tests {
         let mut params = RigParams::preset(RigPreset::Tiny);
         params.distortion = [0.0; 5];
         let rig = params.build().unwrap();
-        let surface = SurfaceModel::generate(SurfaceKind::Sandbed, params.bottom_z(), params.extent(), 3, 0);
+        let surface =
+            SurfaceModel::generate(SurfaceKind::Sandbed, params.bottom_z(), params.extent(), 3, 0);
         let texture = Texture::Sand { seed: 3 };
         let names: Vec<&str> = rig.cameras().iter().map(|c| c.name.as_str()).collect();
-        let cams: Vec<RefractiveCamera> = names.iter().map(|n| undistorted_camera(&rig, n).unwrap()).collect();
+        let cams: Vec<RefractiveCamera> =
+            names.iter().map(|n| undistorted_camera(&rig, n).unwrap()).collect();
         let images: Vec<GrayImage> = names
             .iter()
-            .map(|n| rgb_to_gray(&render_camera(&rig, n, &surface, &texture, &RenderOptions::default()).unwrap()))
+            .map(|n| {
+                rgb_to_gray(
+                    &render_camera(&rig, n, &surface, &texture, &RenderOptions::default()).unwrap(),
+                )
+            })
             .collect();
         let reference = View { camera: &cams[0], image: &images[0] };
-        let sources: Vec<View> = (1..cams.len()).map(|i| View { camera: &cams[i], image: &images[i] }).collect();
+        let sources: Vec<View> =
+            (1..cams.len()).map(|i| View { camera: &cams[i], image: &images[i] }).collect();
         let opts = AutoRangeOptions { downscale: 2, ..AutoRangeOptions::default() };
         let (lo, hi) = auto_depth_range(reference, &sources, &opts).unwrap().expect("a range");
         let truth = ground_truth_depth(&cams[0], &surface);
-        let mut t: Vec<f64> = truth.as_slice().iter().filter(|d| d.is_finite()).map(|&d| d as f64).collect();
+        let mut t: Vec<f64> =
+            truth.as_slice().iter().filter(|d| d.is_finite()).map(|&d| d as f64).collect();
         t.sort_by(f64::total_cmp);
         let (t_lo, t_hi) = (quantile_sorted(&t, 0.01), quantile_sorted(&t, 0.99));
         assert!(lo <= t_lo && hi >= t_hi, "range [{lo}, {hi}] vs truth [{t_lo}, {t_hi}]");

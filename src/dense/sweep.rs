@@ -363,13 +363,6 @@ mod tests {
 
     #[test]
     fn warp_interpolation_stays_within_a_hundredth_of_a_pixel() {
-        for g in [32, 16, 8] {
-            eprintln!(
-                "grid {g}: tank {} tiny {}",
-                max_warp_error(RigPreset::Tank, g),
-                max_warp_error(RigPreset::Tiny, g)
-            );
-        }
         let grid = SweepOptions::default().warp_grid;
         let tank = max_warp_error(RigPreset::Tank, grid);
         assert!(tank < 0.01, "tank rig, grid {grid}: {tank} px");
@@ -448,14 +441,6 @@ mod tests {
         errors.sort_by(f64::total_cmp);
         let n = truth.size().area();
         let q = |f: f64| errors[(f * (errors.len() - 1) as f64) as usize];
-        eprintln!(
-            "valid {} of {n}; error quantiles 50% {:.4} 80% {:.4} 90% {:.4} (step {:.4})",
-            errors.len(),
-            q(0.5),
-            q(0.8),
-            q(0.9),
-            (hi - lo) / 47.0
-        );
         assert!(errors.len() as f64 > 0.7 * n as f64, "valid {} of {n}", errors.len());
         assert!(q(0.5) < 0.004 && q(0.8) < 0.01, "median {} 80% {}", q(0.5), q(0.8));
     }

@@ -165,7 +165,8 @@ pub fn backproject(camera: &RefractiveCamera, depth: &DepthMap, image: &RgbImage
     let size = depth.size();
     assert_eq!(size, image.size(), "depth map and image of one camera");
     assert_eq!(size, camera.size(), "depth map and camera");
-    let rows: Vec<(Vec<Point3<f64>>, Vec<[u8; 3]>)> = (0..size.height)
+    type Row = (Vec<Point3<f64>>, Vec<[u8; 3]>);
+    let rows: Vec<Row> = (0..size.height)
         .into_par_iter()
         .map(|y| {
             let mut points = Vec::new();
@@ -222,11 +223,13 @@ mod tests {
 
     #[test]
     fn bilinear_samples_and_nan_rule() {
-        let map = GrayImage::new(ImageSize::new(4, 4), (0..16).map(|v| v as f32).collect()).unwrap();
+        let map =
+            GrayImage::new(ImageSize::new(4, 4), (0..16).map(|v| v as f32).collect()).unwrap();
         assert_eq!(sample_depth(&map, 0.0, 0.0), Some(0.0));
         assert_eq!(sample_depth(&map, 3.0, 0.0), Some(3.0));
         assert_eq!(sample_depth(&map, 1.0, 2.0), Some(9.0));
-        let nine = GrayImage::new(ImageSize::new(3, 3), (1..=9).map(|v| v as f32).collect()).unwrap();
+        let nine =
+            GrayImage::new(ImageSize::new(3, 3), (1..=9).map(|v| v as f32).collect()).unwrap();
         assert_eq!(sample_depth(&nine, 0.5, 0.5), Some(3.0));
         let mut holed = nine.clone();
         holed.set(1, 1, [f32::NAN]);
@@ -240,14 +243,26 @@ mod tests {
     fn consistent_plane_passes_and_inconsistent_depths_fail() {
         let (a, b) = (camera(0.0), camera(0.1));
         let (ma, mb) = (plane_map(&a, 3.0, 1.0), plane_map(&b, 3.0, 1.0));
-        let opts = ConsistencyOptions { depth_tolerance: 0.01, min_consistent_views: 1, ..Default::default() };
-        let out = filter_depth_map(DepthView { camera: &a, depth: &ma }, &[DepthView { camera: &b, depth: &mb }], &opts);
+        let opts = ConsistencyOptions {
+            depth_tolerance: 0.01,
+            min_consistent_views: 1,
+            ..Default::default()
+        };
+        let out = filter_depth_map(
+            DepthView { camera: &a, depth: &ma },
+            &[DepthView { camera: &b, depth: &mb }],
+            &opts,
+        );
         let n = out.consistency.iter().filter(|&&c| c >= 1).count();
         assert!(n as f64 > 0.1 * 1024.0, "{n}");
         // Every agreeing pixel is exact: the projected plane point has the target's depth.
         let wrong = plane_map(&b, 2.0, 1.0);
-        let out = filter_depth_map(DepthView { camera: &a, depth: &ma }, &[DepthView { camera: &b, depth: &wrong }], &opts);
-        assert!(out.consistency.iter().any(|&c| c == 0));
+        let out = filter_depth_map(
+            DepthView { camera: &a, depth: &ma },
+            &[DepthView { camera: &b, depth: &wrong }],
+            &opts,
+        );
+        assert!(out.consistency.contains(&0));
         assert!(out.consistency.iter().all(|&c| c == 0));
     }
 
@@ -255,9 +270,17 @@ mod tests {
     fn three_cameras_and_the_view_count_rule() {
         let cams = [camera(0.0), camera(0.1), camera(0.2)];
         let maps: Vec<DepthMap> = cams.iter().map(|c| plane_map(c, 3.0, 1.0)).collect();
-        let opts = ConsistencyOptions { depth_tolerance: 0.01, min_consistent_views: 2, ..Default::default() };
-        let targets = [DepthView { camera: &cams[1], depth: &maps[1] }, DepthView { camera: &cams[2], depth: &maps[2] }];
-        let out = filter_depth_map(DepthView { camera: &cams[0], depth: &maps[0] }, &targets, &opts);
+        let opts = ConsistencyOptions {
+            depth_tolerance: 0.01,
+            min_consistent_views: 2,
+            ..Default::default()
+        };
+        let targets = [
+            DepthView { camera: &cams[1], depth: &maps[1] },
+            DepthView { camera: &cams[2], depth: &maps[2] },
+        ];
+        let out =
+            filter_depth_map(DepthView { camera: &cams[0], depth: &maps[0] }, &targets, &opts);
         for (i, &count) in out.consistency.iter().enumerate() {
             let d = out.depth.depth().as_slice()[i];
             if count >= 2 {
@@ -281,8 +304,16 @@ mod tests {
         let mut depth = ma.depth().clone();
         depth.set(20, 5, [f32::NAN]);
         ma = DepthMap::new(depth, conf, None).unwrap();
-        let opts = ConsistencyOptions { min_confidence: 0.5, depth_tolerance: 0.01, min_consistent_views: 1 };
-        let out = filter_depth_map(DepthView { camera: &a, depth: &ma }, &[DepthView { camera: &b, depth: &mb }], &opts);
+        let opts = ConsistencyOptions {
+            min_confidence: 0.5,
+            depth_tolerance: 0.01,
+            min_consistent_views: 1,
+        };
+        let out = filter_depth_map(
+            DepthView { camera: &a, depth: &ma },
+            &[DepthView { camera: &b, depth: &mb }],
+            &opts,
+        );
         for y in 0..32 {
             for x in 0..16 {
                 assert_eq!(out.consistency[y * 32 + x], 0);

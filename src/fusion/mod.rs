@@ -15,7 +15,9 @@ pub mod normals;
 pub mod outliers;
 pub mod voxel;
 
-pub use consistency::{ConsistencyOptions, DepthView, FilteredDepth, backproject, filter_depth_map};
+pub use consistency::{
+    ConsistencyOptions, DepthView, FilteredDepth, backproject, filter_depth_map,
+};
 pub use normals::{NormalOptions, NormalOrientation, estimate_normals, with_normals};
 pub use outliers::{OutlierOptions, remove_statistical_outliers, statistical_inlier_mask};
 pub use voxel::voxel_downsample;
