@@ -57,8 +57,10 @@ pub mod aggregate;
 pub mod auto_range;
 pub mod cost;
 pub mod extract;
+mod fused;
 pub mod score;
 pub mod sweep;
+pub mod warp;
 
 use std::path::Path;
 
