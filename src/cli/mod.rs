@@ -9,7 +9,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod check;
+mod demo;
 mod evaluate;
+mod export_mesh;
 mod init;
 mod progress;
 mod reconstruct;
@@ -42,6 +44,10 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate a config, its calibration and its inputs before a long run.
     Check(check::CheckArgs),
+    /// Convert PLY meshes to OBJ, STL, glTF or GLB.
+    ExportMesh(export_mesh::ExportMeshArgs),
+    /// Run the whole job on a built-in synthetic scene and report its accuracy.
+    Demo(demo::DemoArgs),
     /// Reconstruct every selected frame of a config.
     Reconstruct(reconstruct::ReconstructArgs),
     /// Write a synthetic refractive scene with ground truth (images, calibration, config).
@@ -58,7 +64,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Library errors carry their causes in their messages already.
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }
@@ -69,6 +76,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Demo(args) => demo::run(args, cli.quiet),
+        Command::ExportMesh(args) => export_mesh::run(args),
         Command::Reconstruct(args) => reconstruct::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
