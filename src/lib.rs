@@ -55,6 +55,7 @@ pub mod fusion;
 pub mod geom;
 pub mod imgproc;
 pub mod io;
+pub mod masks;
 pub mod mesh;
 pub mod parallel;
 pub mod setup;
