@@ -58,6 +58,7 @@ pub mod io;
 pub mod masks;
 pub mod mesh;
 pub mod parallel;
+pub mod preprocess;
 pub mod setup;
 pub mod spatial;
 pub mod surface;
