@@ -10,9 +10,11 @@
 
 mod check;
 mod evaluate;
+mod export_refs;
 mod init;
 mod progress;
 mod synth;
+mod temporal_filter;
 
 use std::process::ExitCode;
 
@@ -45,6 +47,10 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
     Evaluate(evaluate::EvaluateArgs),
+    /// Per-pixel temporal median of videos: removes fish and debris from a static bottom.
+    TemporalFilter(temporal_filter::TemporalFilterArgs),
+    /// Write undistorted reference images (frame N of every camera) to draw masks on.
+    ExportRefs(export_refs::ExportRefsArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -68,6 +74,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::TemporalFilter(args) => temporal_filter::run(args, cli.quiet),
+        Command::ExportRefs(args) => export_refs::run(args),
     }
 }
 
