@@ -4,4 +4,5 @@
 mod cli;
 mod docs;
 mod geometry;
+mod real_data;
 mod tidy;
