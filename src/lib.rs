@@ -10,7 +10,7 @@
 //! ```text
 //! config.yaml ──► Config ─┐
 //! calibration.json ──► Rig ─┤
-//! frames ──► FrameSet ──────┤
+//! frames ──► FrameReader ───┤
 //!                           ▼
 //!   undistort ─► match ─► triangulate ─► depth ranges ─► plane sweep ─► DepthMap
 //!     ─► consistency filter ─► fuse ─► PointCloud ─► surface ─► Mesh ─► export

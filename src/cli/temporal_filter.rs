@@ -104,6 +104,16 @@ pub fn run(args: TemporalFilterArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let window = opts.window;
         println!("(a video shorter than the window of {window} frames gives no output)");
     }
+    let counts: Vec<usize> =
+        results.iter().filter_map(|(_, s)| s.as_ref().map(|s| s.outputs)).collect();
+    if format == OutputFormat::Png && counts.iter().min() != counts.iter().max() {
+        // Image folders used as camera inputs must hold the same file names.
+        println!(
+            "Note: the videos gave different numbers of frames; before using these folders as \
+             camera inputs, delete the frames that not every folder has (the shorter videos' \
+             folders hold the first ones)."
+        );
+    }
     let failed = results.iter().filter(|(_, s)| s.is_none()).count();
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
