@@ -13,6 +13,7 @@ mod evaluate;
 mod export_refs;
 mod init;
 mod progress;
+mod reconstruct;
 mod synth;
 mod temporal_filter;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate a config, its calibration and its inputs before a long run.
     Check(check::CheckArgs),
+    /// Reconstruct every selected frame of a config.
+    Reconstruct(reconstruct::ReconstructArgs),
     /// Write a synthetic refractive scene with ground truth (images, calibration, config).
     Synth(synth::SynthArgs),
     /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Reconstruct(args) => reconstruct::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
         Command::TemporalFilter(args) => temporal_filter::run(args, cli.quiet),
@@ -79,8 +83,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Installs the `tracing` subscriber: logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+/// Installs the `tracing` subscriber: logs go to stderr as `elapsed LEVEL message` (colours
+/// only on a terminal); `RUST_LOG` wins over `-v`/`-q`.
 fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "info",
@@ -92,7 +98,42 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
+        .with_ansi(std::io::stderr().is_terminal())
+        .event_format(LogFormat { start: std::time::Instant::now() })
         .try_init();
+}
+
+/// `  12.3s  INFO message key=value`: time since start, level, the event's fields. Span
+/// context is left out (stage spans are for the profiler, not for the log).
+struct LogFormat {
+    start: std::time::Instant,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LogFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = *event.metadata().level();
+        let (colour, reset) = if writer.has_ansi_escapes() {
+            let c = match level {
+                tracing::Level::ERROR => "\x1b[31m",
+                tracing::Level::WARN => "\x1b[33m",
+                tracing::Level::INFO => "\x1b[32m",
+                _ => "\x1b[2m",
+            };
+            (c, "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        write!(writer, "{:>7.1}s {colour}{level:>5}{reset} ", self.start.elapsed().as_secs_f64())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }

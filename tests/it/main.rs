@@ -5,4 +5,5 @@ mod cli;
 mod docs;
 mod geometry;
 mod real_data;
+mod sparse;
 mod tidy;
