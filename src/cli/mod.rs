@@ -12,10 +12,12 @@ mod check;
 mod demo;
 mod evaluate;
 mod export_mesh;
+mod export_refs;
 mod init;
 mod progress;
 mod reconstruct;
 mod synth;
+mod temporal_filter;
 
 use std::process::ExitCode;
 
@@ -54,6 +56,10 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
     Evaluate(evaluate::EvaluateArgs),
+    /// Per-pixel temporal median of videos: removes fish and debris from a static bottom.
+    TemporalFilter(temporal_filter::TemporalFilterArgs),
+    /// Write undistorted reference images (frame N of every camera) to draw masks on.
+    ExportRefs(export_refs::ExportRefsArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -81,6 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconstruct(args) => reconstruct::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::TemporalFilter(args) => temporal_filter::run(args, cli.quiet),
+        Command::ExportRefs(args) => export_refs::run(args),
     }
 }
 

@@ -4,5 +4,6 @@
 mod cli;
 mod docs;
 mod geometry;
+mod real_data;
 mod sparse;
 mod tidy;
