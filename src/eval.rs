@@ -334,3 +334,93 @@ mod tests {
         assert!((f1(0.5, 1.0) - 2.0 / 3.0).abs() < 1e-12);
     }
 }
+
+/// Everything `aquamvs evaluate` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    /// The cloud evaluated.
+    pub cloud: std::path::PathBuf,
+    /// The ground-truth folder.
+    pub ground_truth: std::path::PathBuf,
+    /// Frame of the ground truth.
+    pub frame: usize,
+    /// Completeness counts surface seen by at least this many cameras.
+    pub min_views: usize,
+    /// Visible surface area (m²) completeness is measured on.
+    pub visible_area_m2: f64,
+    /// Point-cloud metrics.
+    pub cloud_metrics: CloudMetrics,
+    /// Depth-map metrics per camera, when depth maps were given.
+    pub depth_maps: std::collections::BTreeMap<String, DepthMetrics>,
+}
+
+/// Errors of [`evaluate`].
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The ground truth could not be read.
+    #[error(transparent)]
+    GroundTruth(#[from] crate::synth::scene::SceneError),
+    /// The cloud could not be read.
+    #[error(transparent)]
+    Cloud(#[from] crate::io::ply::PlyError),
+    /// A depth map could not be read or does not fit.
+    #[error("{}: {message}", path.display())]
+    DepthMap {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Compares the cloud at `cloud` (and, when `depth_dir` is given, the `CAM.npz` depth maps in
+/// it) with the synthetic ground truth in `gt_dir`.
+pub fn evaluate(
+    cloud: &std::path::Path,
+    gt_dir: &std::path::Path,
+    frame: usize,
+    min_views: usize,
+    depth_dir: Option<&std::path::Path>,
+) -> Result<Evaluation, EvalError> {
+    let gt = crate::synth::scene::GroundTruth::load(gt_dir)?;
+    let surface = gt.surface(frame)?;
+    let points = crate::io::ply::read_point_cloud(cloud)?;
+    let visible = gt.visible_samples(frame, min_views)?;
+    let cloud_metrics = cloud_metrics(points.points(), surface, &visible, &DEFAULT_TOLERANCES);
+    let mut depth_maps = std::collections::BTreeMap::new();
+    if let Some(dir) = depth_dir {
+        for (name, truth_path) in gt.depth_map_paths(frame) {
+            let path = dir.join(format!("{name}.npz"));
+            if !path.is_file() {
+                continue;
+            }
+            let read = |p: &std::path::Path| {
+                crate::io::npz::read_f32_image(p, "depth").map_err(|e| EvalError::DepthMap {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })
+            };
+            let (estimate, truth) = (read(&path)?, read(&truth_path)?);
+            if estimate.size() != truth.size() {
+                return Err(EvalError::DepthMap {
+                    path,
+                    message: format!(
+                        "is {} but the ground truth is {}",
+                        estimate.size(),
+                        truth.size()
+                    ),
+                });
+            }
+            depth_maps.insert(name, depth_metrics(&estimate, &truth, &DEFAULT_TOLERANCES));
+        }
+    }
+    Ok(Evaluation {
+        cloud: cloud.to_path_buf(),
+        ground_truth: gt_dir.to_path_buf(),
+        frame,
+        min_views,
+        visible_area_m2: visible.total_area(),
+        cloud_metrics,
+        depth_maps,
+    })
+}

@@ -41,18 +41,25 @@
 //! assert_eq!(grey.get(3, 2), [0.5]);
 //! ```
 
+#[cfg(test)]
+pub(crate) mod testutil;
+
 pub mod calib;
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod dense;
 pub mod eval;
 pub mod features;
 pub mod frames;
+pub mod fusion;
 pub mod geom;
 pub mod imgproc;
 pub mod io;
 pub mod mesh;
+pub mod parallel;
 pub mod setup;
 pub mod sparse;
 pub mod spatial;
+pub mod surface;
 pub mod synth;

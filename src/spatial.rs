@@ -100,6 +100,39 @@ impl PointIndex {
     }
 }
 
+impl PointIndex {
+    /// Every point within `radius`, sorted by distance then index (an order independent of the
+    /// tree's internals).
+    pub fn within(&self, p: &Point3<f64>, radius: f64) -> Vec<Neighbour> {
+        if self.len == 0 {
+            return Vec::new();
+        }
+        let mut out: Vec<Neighbour> = self
+            .tree
+            .query(&[p.x, p.y, p.z])
+            .within::<SquaredEuclidean<f64>>(radius * radius)
+            .unsorted()
+            .execute()
+            .into_iter()
+            .map(|r| Neighbour { index: r.item as usize, distance: r.distance.sqrt() })
+            .collect();
+        out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.index.cmp(&b.index)));
+        out
+    }
+
+    /// Distance to the `k`-th nearest point (the query point counts when indexed); 0 when `k`
+    /// is 0 or the index is empty.
+    pub fn kth_distance(&self, p: &Point3<f64>, k: usize) -> f64 {
+        let Some(k) = NonZero::new(k.min(self.len)) else { return 0.0 };
+        self.tree
+            .query(&[p.x, p.y, p.z])
+            .nearest_n::<SquaredEuclidean<f64>>(k)
+            .execute()
+            .last()
+            .map_or(0.0, |r| r.distance.sqrt())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +163,10 @@ mod tests {
             index.nearest_k_within(&q, 30, 0.1, &mut out);
             let want = truth.iter().filter(|t| t.0 <= 0.1).take(30).count();
             assert_eq!(out.len(), want);
+            let all = index.within(&q, 0.15);
+            assert_eq!(all.len(), truth.iter().filter(|t| t.0 <= 0.15).count());
+            assert!(all.windows(2).all(|w| w[0].distance <= w[1].distance));
+            assert!((index.kth_distance(&q, 5) - truth[4].0).abs() < 1e-12);
         }
     }
 

@@ -9,7 +9,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod check;
+mod evaluate;
 mod init;
+mod progress;
+mod synth;
 
 use std::process::ExitCode;
 
@@ -38,6 +41,10 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate a config, its calibration and its inputs before a long run.
     Check(check::CheckArgs),
+    /// Write a synthetic refractive scene with ground truth (images, calibration, config).
+    Synth(synth::SynthArgs),
+    /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -59,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Synth(args) => synth::run(args, cli.quiet),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }
 

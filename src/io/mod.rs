@@ -6,3 +6,6 @@
 
 pub mod atomic;
 pub mod images;
+pub mod mesh_export;
+pub mod npz;
+pub mod ply;

@@ -7,5 +7,6 @@
 pub mod render;
 pub mod rig;
 pub mod rng;
+pub mod scene;
 pub mod surface;
 pub mod texture;

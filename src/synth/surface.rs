@@ -50,53 +50,108 @@ pub enum Component {
     },
 }
 
-impl Component {
-    /// Elevation and its gradient (∂e/∂x, ∂e/∂y) at (x, y).
-    fn eval(&self, x: f64, y: f64) -> (f64, f64, f64) {
-        match *self {
+/// A component in the form evaluated in the inner loops: trigonometry of the directions and
+/// reciprocals precomputed, so an evaluation costs one `sin_cos` per sine train and a few
+/// multiply-adds otherwise.
+#[derive(Clone, Debug, PartialEq)]
+enum Term {
+    Sine { amplitude: f64, kx: f64, ky: f64, phase: f64 },
+    Rock { cx: f64, cy: f64, inv_r2: f64, height: f64 },
+    Ledge { px: f64, py: f64, ux: f64, uy: f64, height: f64 },
+}
+
+impl Term {
+    fn new(c: &Component) -> Self {
+        match *c {
             Component::Sine { amplitude, wavelength, direction_deg, phase } => {
-                let (s, c) = direction_deg.to_radians().sin_cos();
+                let (s, co) = direction_deg.to_radians().sin_cos();
                 let k = std::f64::consts::TAU / wavelength;
-                let arg = k * (x * c + y * s) + phase;
-                let (sa, ca) = arg.sin_cos();
-                let d = amplitude * k * ca;
-                (amplitude * sa, d * c, d * s)
+                Term::Sine { amplitude, kx: k * co, ky: k * s, phase }
             }
             Component::Rock { center, radius, height } => {
-                let (dx, dy) = (x - center[0], y - center[1]);
-                let q = (dx * dx + dy * dy) / (radius * radius);
+                Term::Rock { cx: center[0], cy: center[1], inv_r2: 1.0 / (radius * radius), height }
+            }
+            Component::Ledge { point, direction_deg, height, width } => {
+                let (s, co) = direction_deg.to_radians().sin_cos();
+                Term::Ledge { px: point[0], py: point[1], ux: co / width, uy: s / width, height }
+            }
+        }
+    }
+
+    /// Elevation and its gradient (∂e/∂x, ∂e/∂y) at (x, y).
+    #[inline]
+    fn eval(&self, x: f64, y: f64) -> (f64, f64, f64) {
+        match *self {
+            Term::Sine { amplitude, kx, ky, phase } => {
+                let (sa, ca) = (kx * x + ky * y + phase).sin_cos();
+                let d = amplitude * ca;
+                (amplitude * sa, d * kx, d * ky)
+            }
+            Term::Rock { cx, cy, inv_r2, height } => {
+                let (dx, dy) = (x - cx, y - cy);
+                let q = (dx * dx + dy * dy) * inv_r2;
                 if q >= 1.0 {
                     return (0.0, 0.0, 0.0);
                 }
                 let w = 1.0 - q;
                 // d/dx of (1 − q)³ = −3 (1 − q)² · 2 dx / R².
-                let g = -6.0 * height * w * w / (radius * radius);
+                let g = -6.0 * height * w * w * inv_r2;
                 (height * w * w * w, g * dx, g * dy)
             }
-            Component::Ledge { point, direction_deg, height, width } => {
-                let (s, c) = direction_deg.to_radians().sin_cos();
-                let t = ((x - point[0]) * c + (y - point[1]) * s) / width + 0.5;
+            Term::Ledge { px, py, ux, uy, height } => {
+                let t = (x - px) * ux + (y - py) * uy + 0.5;
                 if t <= 0.0 {
                     (0.0, 0.0, 0.0)
                 } else if t >= 1.0 {
                     (height, 0.0, 0.0)
                 } else {
                     let e = height * t * t * (3.0 - 2.0 * t);
-                    let de = height * 6.0 * t * (1.0 - t) / width;
-                    (e, de * c, de * s)
+                    let de = height * 6.0 * t * (1.0 - t);
+                    (e, de * ux, de * uy)
                 }
             }
+        }
+    }
+
+    /// Elevation only (no gradient).
+    #[inline]
+    fn value(&self, x: f64, y: f64) -> f64 {
+        match *self {
+            Term::Sine { amplitude, kx, ky, phase } => amplitude * (kx * x + ky * y + phase).sin(),
+            _ => self.eval(x, y).0,
         }
     }
 }
 
 /// A heightfield surface under the water.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SurfaceData", into = "SurfaceData")]
 pub struct SurfaceModel {
+    base_z: f64,
+    components: Vec<Component>,
+    /// `components` in evaluation form (derived; not serialised).
+    terms: Vec<Term>,
+}
+
+/// What `scene.json` stores of a surface.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SurfaceData {
     /// Depth (world Z, m) of zero elevation.
-    pub base_z: f64,
+    base_z: f64,
     /// Elevation components, summed.
-    pub components: Vec<Component>,
+    components: Vec<Component>,
+}
+
+impl From<SurfaceData> for SurfaceModel {
+    fn from(d: SurfaceData) -> Self {
+        Self::new(d.base_z, d.components)
+    }
+}
+
+impl From<SurfaceModel> for SurfaceData {
+    fn from(m: SurfaceModel) -> Self {
+        Self { base_z: m.base_z, components: m.components }
+    }
 }
 
 /// The built-in surfaces.
@@ -134,9 +189,25 @@ impl SurfaceKind {
 }
 
 impl SurfaceModel {
+    /// A surface at depth `base_z` (world Z of zero elevation) with elevation components.
+    pub fn new(base_z: f64, components: Vec<Component>) -> Self {
+        let terms = components.iter().map(Term::new).collect();
+        Self { base_z, components, terms }
+    }
+
     /// A flat bottom at depth `base_z`.
     pub fn flat(base_z: f64) -> Self {
-        Self { base_z, components: Vec::new() }
+        Self::new(base_z, Vec::new())
+    }
+
+    /// World Z of zero elevation.
+    pub fn base_z(&self) -> f64 {
+        self.base_z
+    }
+
+    /// The elevation components.
+    pub fn components(&self) -> &[Component] {
+        &self.components
     }
 
     /// Builds a surface of `kind` at depth `base_z`. Features are placed within `extent`
@@ -155,7 +226,7 @@ impl SurfaceModel {
                     direction_deg,
                     phase: drift,
                 };
-                Self { base_z, components: vec![sine(0.05, 0.0), sine(0.065, 90.0)] }
+                Self::new(base_z, vec![sine(0.05, 0.0), sine(0.065, 90.0)])
             }
             SurfaceKind::Sandbed => Self::sandbed(base_z, extent, seed, drift),
         }
@@ -197,14 +268,15 @@ impl SurfaceModel {
             height: 0.04,
             width: 0.025,
         });
-        Self { base_z, components }
+        Self::new(base_z, components)
     }
 
     /// Elevation (m, upward) and its gradient at (x, y).
+    #[inline]
     fn elevation(&self, x: f64, y: f64) -> (f64, f64, f64) {
-        self.components.iter().fold((0.0, 0.0, 0.0), |(e, gx, gy), c| {
-            let (ce, cx, cy) = c.eval(x, y);
-            (e + ce, gx + cx, gy + cy)
+        self.terms.iter().fold((0.0, 0.0, 0.0), |(e, gx, gy), t| {
+            let (te, tx, ty) = t.eval(x, y);
+            (e + te, gx + tx, gy + ty)
         })
     }
 
@@ -224,6 +296,28 @@ impl SurfaceModel {
             down += lo;
         }
         (self.base_z - up, self.base_z - down)
+    }
+
+    /// An upper bound of the elevation anywhere within `reach` metres (horizontally) of
+    /// (x, y): the sines' amplitudes plus the rocks and ledges that come within reach.
+    pub fn elevation_bound_near(&self, x: f64, y: f64, reach: f64) -> f64 {
+        self.components
+            .iter()
+            .map(|c| match *c {
+                Component::Sine { amplitude, .. } => amplitude.abs(),
+                Component::Rock { center, radius, height } => {
+                    let near = (x - center[0]).hypot(y - center[1]) < radius + reach;
+                    if near { height.max(0.0) } else { 0.0 }
+                }
+                Component::Ledge { point, direction_deg, height, width } => {
+                    let (s, c) = direction_deg.to_radians().sin_cos();
+                    // Signed distance along the rise direction; the ground is raised beyond
+                    // −width/2.
+                    let along = (x - point[0]) * c + (y - point[1]) * s;
+                    if along + reach > -width / 2.0 { height.max(0.0) } else { 0.0 }
+                }
+            })
+            .sum()
     }
 
     /// An upper bound of the slope |∇z| anywhere within `reach` metres (horizontally) of
@@ -255,11 +349,13 @@ impl SurfaceModel {
     }
 
     /// World Z of the surface at (x, y).
+    #[inline]
     pub fn z(&self, x: f64, y: f64) -> f64 {
-        self.base_z - self.elevation(x, y).0
+        self.base_z - self.terms.iter().map(|t| t.value(x, y)).sum::<f64>()
     }
 
     /// World Z and its gradient (∂z/∂x, ∂z/∂y) at (x, y).
+    #[inline]
     pub fn z_and_gradient(&self, x: f64, y: f64) -> (f64, f64, f64) {
         let (e, gx, gy) = self.elevation(x, y);
         (self.base_z - e, -gx, -gy)
@@ -418,6 +514,16 @@ mod tests {
         let (top, bottom) = s.z_bounds();
         let (lo, hi) = s.z_range(0.6, 0.004);
         assert!(top <= lo && hi <= bottom, "{top} {lo} {hi} {bottom}");
+        // Local elevation bounds hold within their reach.
+        let mut rng = SplitMix::new(2);
+        for _ in 0..2000 {
+            let (x, y, reach) = (rng.range(-0.5, 0.5), rng.range(-0.5, 0.5), rng.range(0.0, 0.1));
+            let bound = s.elevation_bound_near(x, y, reach);
+            let a = rng.range(0.0, std::f64::consts::TAU);
+            let r = reach * rng.unit();
+            let (qx, qy) = (x + r * a.cos(), y + r * a.sin());
+            assert!(s.base_z() - s.z(qx, qy) <= bound + 1e-12);
+        }
         for i in 0..200 {
             for j in 0..200 {
                 let (x, y) = (-0.5 + i as f64 * 0.005, -0.5 + j as f64 * 0.005);

@@ -6,7 +6,7 @@
 //! footprint fade out, which keeps renders free of aliasing (aliasing would differ between
 //! cameras and look like noise to the matcher).
 
-use super::rng::hash_unit;
+use super::rng::{hash_unit, mix64};
 
 /// A surface texture.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,35 +86,30 @@ fn sand(seed: u64, x: f64, y: f64, footprint: f64) -> [f32; 3] {
 }
 
 /// Colour and coverage (0..1, soft edge of about one footprint) of the pebble at (x, y).
+/// Each cell holds at most one pebble, placed so that it stays inside its cell: only the
+/// cell of (x, y) needs to be looked at.
 fn pebble(seed: u64, x: f64, y: f64, footprint: f64) -> Option<([f32; 3], f32)> {
-    let (cx, cy) = ((x / PEBBLE_CELL).floor() as i64, (y / PEBBLE_CELL).floor() as i64);
-    let mut best: Option<([f32; 3], f32)> = None;
-    for dx in -1..=1 {
-        for dy in -1..=1 {
-            let (i, j) = (cx + dx, cy + dy);
-            if hash_unit(seed, i, j, 1000) > 0.45 {
-                continue;
-            }
-            let px = (i as f64 + hash_unit(seed, i, j, 1001)) * PEBBLE_CELL;
-            let py = (j as f64 + hash_unit(seed, i, j, 1002)) * PEBBLE_CELL;
-            let radius = 0.002 + 0.008 * hash_unit(seed, i, j, 1003);
-            let d = (x - px).hypot(y - py);
-            let edge = footprint.max(1e-4);
-            let coverage = (((radius - d) / edge) + 0.5).clamp(0.0, 1.0) as f32;
-            if coverage > 0.0 {
-                let shade = hash_unit(seed, i, j, 1004) as f32;
-                let colour = if shade < 0.5 {
-                    [0.18 + 0.3 * shade, 0.16 + 0.25 * shade, 0.14 + 0.2 * shade]
-                } else {
-                    [0.75 + 0.25 * shade, 0.72 + 0.25 * shade, 0.66 + 0.3 * shade]
-                };
-                if best.is_none_or(|(_, c)| coverage > c) {
-                    best = Some((colour, coverage));
-                }
-            }
-        }
+    let (i, j) = ((x / PEBBLE_CELL).floor() as i64, (y / PEBBLE_CELL).floor() as i64);
+    if hash_unit(seed, i, j, 1000) > 0.45 {
+        return None;
     }
-    best
+    let radius = PEBBLE_CELL * (0.1 + 0.35 * hash_unit(seed, i, j, 1003));
+    let free = PEBBLE_CELL - 2.0 * radius;
+    let px = i as f64 * PEBBLE_CELL + radius + free * hash_unit(seed, i, j, 1001);
+    let py = j as f64 * PEBBLE_CELL + radius + free * hash_unit(seed, i, j, 1002);
+    let d = (x - px).hypot(y - py);
+    let edge = footprint.max(1e-4);
+    let coverage = (((radius - d) / edge) + 0.5).clamp(0.0, 1.0) as f32;
+    if coverage <= 0.0 {
+        return None;
+    }
+    let shade = hash_unit(seed, i, j, 1004) as f32;
+    let colour = if shade < 0.5 {
+        [0.18 + 0.3 * shade, 0.16 + 0.25 * shade, 0.14 + 0.2 * shade]
+    } else {
+        [0.75 + 0.25 * shade, 0.72 + 0.25 * shade, 0.66 + 0.3 * shade]
+    };
+    Some((colour, coverage))
 }
 
 /// Smooth value noise in [0, 1] at lattice coordinates (u, v) (quintic interpolation of
@@ -125,7 +120,14 @@ fn value_noise(seed: u64, octave: i64, u: f64, v: f64) -> f32 {
     let (iu, iv) = (iu as i64, iv as i64);
     let fade = |t: f64| t * t * t * (t * (t * 6.0 - 15.0) + 10.0);
     let (su, sv) = (fade(fu), fade(fv));
-    let h = |a: i64, b: i64| hash_unit(seed, a, b, octave);
+    // One multiply-xorshift mix per lattice point (this runs ~30 times per texture sample).
+    let key = mix64(seed ^ (octave as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    let h = |a: i64, b: i64| {
+        let z = key
+            ^ (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        (mix64(z) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    };
     let top = h(iu, iv) * (1.0 - su) + h(iu + 1, iv) * su;
     let bottom = h(iu, iv + 1) * (1.0 - su) + h(iu + 1, iv + 1) * su;
     (top * (1.0 - sv) + bottom * sv) as f32

@@ -1,0 +1,401 @@
+//! A complete synthetic dataset on disk: what `aquamvs synth` writes and `aquamvs evaluate`
+//! and the demo read back.
+//!
+//! ```text
+//! DIR/calibration.json                        AquaCal calibration of the rig
+//! DIR/images/CAM/frame_NNNNNN.png             distorted renders, one folder per camera
+//! DIR/config.yaml                             ready for `aquamvs reconstruct` (output_dir: output)
+//! DIR/ground_truth/scene.json                 surface models per frame (evaluate anywhere)
+//! DIR/ground_truth/frame_NNNNNN/surface.ply   the true surface as a mesh
+//! DIR/ground_truth/frame_NNNNNN/depth_maps/CAM.npz   true ray depths (undistorted geometry)
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nalgebra::Point3;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::calib::{Rig, RigError, load_rig, save_rig};
+use crate::config::Config;
+use crate::eval::SurfaceSamples;
+use crate::geom::refraction::RefractiveCamera;
+use crate::io::atomic::write_bytes_atomic;
+use crate::io::images::write_png_rgb;
+use crate::io::npz::{ArrayRef, write_npz};
+use crate::io::ply::write_mesh;
+use crate::mesh::TriangleMesh;
+
+use super::render::{
+    RenderOptions, ground_truth_depth, render_camera, undistorted_camera, visible_samples,
+};
+use super::rig::{RigParams, RigPreset};
+use super::surface::{SurfaceKind, SurfaceModel};
+use super::texture::Texture;
+
+/// Format tag of `scene.json`.
+pub const SCENE_FORMAT: &str = "aquamvs-synthetic-scene";
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneSpec {
+    /// The bottom.
+    pub surface: SurfaceKind,
+    /// The rig (start from a preset and override).
+    pub rig: RigParams,
+    /// Which rig preset `rig` started from (recorded in `scene.json`).
+    pub rig_preset: RigPreset,
+    /// Chooses the surface layout and the texture.
+    pub seed: u64,
+    /// Number of frames (the surface drifts slightly from frame to frame).
+    pub frames: usize,
+    /// Rendering options.
+    pub render: RenderOptions,
+}
+
+impl SceneSpec {
+    /// A scene of `surface` seen by the `preset` rig, one frame, default rendering.
+    pub fn new(surface: SurfaceKind, preset: RigPreset, seed: u64) -> Self {
+        Self {
+            surface,
+            rig: RigParams::preset(preset),
+            rig_preset: preset,
+            seed,
+            frames: 1,
+            render: RenderOptions { seed, ..RenderOptions::default() },
+        }
+    }
+
+    /// The texture painted on the bottom.
+    pub fn texture(&self) -> Texture {
+        Texture::Sand { seed: self.seed }
+    }
+
+    /// The surface of frame `frame`.
+    pub fn surface_at(&self, frame: usize) -> SurfaceModel {
+        SurfaceModel::generate(
+            self.surface,
+            self.rig.bottom_z(),
+            self.rig.extent(),
+            self.seed,
+            frame,
+        )
+    }
+}
+
+/// The ground-truth description (`scene.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SceneFile {
+    /// Always [`SCENE_FORMAT`].
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// Surface kind (`flat`, `undulating`, `sandbed`).
+    pub surface_kind: String,
+    /// Rig preset the rig started from.
+    pub rig_preset: String,
+    /// Seed of the layout and texture.
+    pub seed: u64,
+    /// Calibration file, relative to the `ground_truth` folder.
+    pub calibration: PathBuf,
+    /// Half-width (m) of the area where surface features were placed.
+    pub extent: f64,
+    /// Half-width (m) of the square that contains everything the cameras see.
+    pub view_half_width: f64,
+    /// The surface of every frame, in frame order.
+    pub frames: Vec<SurfaceModel>,
+}
+
+/// Errors while writing or reading a synthetic scene.
+#[derive(Debug, thiserror::Error)]
+pub enum SceneError {
+    /// The rig parameters do not make a valid rig.
+    #[error("invalid synthetic rig: {0}")]
+    Rig(#[from] RigError),
+    /// A file could not be written or read.
+    #[error("{0}")]
+    Io(String),
+    /// `scene.json` is not a scene description.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The requested frame is not in the scene.
+    #[error("frame {frame} is not in the ground truth ({n_frames} frame(s))")]
+    NoSuchFrame {
+        /// Requested frame.
+        frame: usize,
+        /// Frames available.
+        n_frames: usize,
+    },
+}
+
+fn io_err(e: impl std::fmt::Display) -> SceneError {
+    SceneError::Io(e.to_string())
+}
+
+/// What `write_scene` produced.
+#[derive(Clone, Debug)]
+pub struct SceneSummary {
+    /// The rig.
+    pub rig: Rig,
+    /// Images written.
+    pub n_images: usize,
+    /// The config file.
+    pub config_path: PathBuf,
+}
+
+/// Progress callback: (what is being done, done, total).
+pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
+
+/// Writes the dataset of `spec` into `dir` (created if needed; existing files are replaced
+/// atomically, other files are left alone).
+pub fn write_scene(
+    spec: &SceneSpec,
+    dir: &Path,
+    progress: Progress<'_>,
+) -> Result<SceneSummary, SceneError> {
+    let rig = spec.rig.build()?;
+    save_rig(&dir.join("calibration.json"), &rig).map_err(io_err)?;
+    let names: Vec<String> = rig.cameras().iter().map(|c| c.name.clone()).collect();
+    let texture = spec.texture();
+    let gt_dir = dir.join("ground_truth");
+    let undistorted: Vec<RefractiveCamera> =
+        names.iter().map(|n| undistorted_camera(&rig, n)).collect::<Result<_, _>>()?;
+    let mut surfaces = Vec::new();
+    let total = spec.frames * names.len();
+    let mut done = 0;
+    for frame in 0..spec.frames {
+        let surface = spec.surface_at(frame);
+        for (name, cam) in names.iter().zip(&undistorted) {
+            progress("rendering", done, total);
+            let img = render_camera(&rig, name, &surface, &texture, &spec.render)?;
+            write_png_rgb(
+                &dir.join("images").join(name).join(format!("frame_{frame:06}.png")),
+                &img,
+            )
+            .map_err(io_err)?;
+            let depth = ground_truth_depth(cam, &surface);
+            let path = gt_dir
+                .join(format!("frame_{frame:06}"))
+                .join("depth_maps")
+                .join(format!("{name}.npz"));
+            write_npz(&path, &[("depth", ArrayRef::image(&depth))]).map_err(io_err)?;
+            done += 1;
+        }
+        let half = view_half_width(&undistorted, &surface);
+        let mesh = surface_mesh(&surface, half, mesh_step(half));
+        write_mesh(&gt_dir.join(format!("frame_{frame:06}")).join("surface.ply"), &mesh)
+            .map_err(io_err)?;
+        surfaces.push(surface);
+    }
+    progress("rendering", total, total);
+    let scene = SceneFile {
+        format: SCENE_FORMAT.into(),
+        version: 1,
+        surface_kind: spec.surface.as_str().into(),
+        rig_preset: spec.rig_preset.as_str().into(),
+        seed: spec.seed,
+        calibration: PathBuf::from("../calibration.json"),
+        extent: spec.rig.extent(),
+        view_half_width: view_half_width(&undistorted, &surfaces[0]),
+        frames: surfaces,
+    };
+    let json = serde_json::to_string_pretty(&scene).map_err(io_err)?;
+    write_bytes_atomic(&gt_dir.join("scene.json"), json.as_bytes()).map_err(io_err)?;
+
+    let config = Config {
+        calibration_path: "calibration.json".into(),
+        output_dir: "output".into(),
+        camera_input_map: names
+            .iter()
+            .map(|n| (n.clone(), PathBuf::from("images").join(n)))
+            .collect(),
+        ..Config::default()
+    };
+    let config_path = dir.join("config.yaml");
+    write_bytes_atomic(&config_path, config.to_yaml().as_bytes()).map_err(io_err)?;
+    Ok(SceneSummary { rig, n_images: total, config_path })
+}
+
+/// Half-width of the square around (0, 0) that holds every camera's view of the bottom.
+fn view_half_width(cameras: &[RefractiveCamera], surface: &SurfaceModel) -> f64 {
+    let mut half: f64 = 0.0;
+    for cam in cameras {
+        let s = cam.size();
+        let (w, h) = (s.width as f64 - 1.0, s.height as f64 - 1.0);
+        for (u, v) in [
+            (0.0, 0.0),
+            (w, 0.0),
+            (0.0, h),
+            (w, h),
+            (w / 2.0, 0.0),
+            (w / 2.0, h),
+            (0.0, h / 2.0),
+            (w, h / 2.0),
+        ] {
+            if let Ok(ray) = cam.cast_ray(u, v) {
+                let t = (surface.base_z() - ray.origin.z) / ray.dir.z;
+                let p = ray.point_at(t);
+                half = half.max(p.x.abs()).max(p.y.abs());
+            }
+        }
+    }
+    half
+}
+
+/// Grid spacing of the ground-truth mesh: fine enough to be exact at millimetre scale, coarse
+/// enough to stay a few megabytes.
+fn mesh_step(half: f64) -> f64 {
+    (2.0 * half / 600.0).max(0.001)
+}
+
+/// The surface as a regular grid mesh over `|x|, |y| ≤ half`.
+pub fn surface_mesh(surface: &SurfaceModel, half: f64, step: f64) -> TriangleMesh {
+    let n = (2.0 * half / step).ceil() as usize + 1;
+    let coord = |i: usize| -half + i as f64 * step;
+    let vertices: Vec<Point3<f64>> =
+        (0..n * n).into_par_iter().map(|k| surface.point(coord(k % n), coord(k / n))).collect();
+    let normals = (0..n * n).map(|k| surface.normal_up(coord(k % n), coord(k / n))).collect();
+    let mut faces = Vec::with_capacity(2 * (n - 1) * (n - 1));
+    for j in 0..n - 1 {
+        for i in 0..n - 1 {
+            let v = |i: usize, j: usize| (j * n + i) as u32;
+            // Wound so that the face normals point up (−Z), toward the cameras.
+            faces.push([v(i, j), v(i, j + 1), v(i + 1, j)]);
+            faces.push([v(i + 1, j), v(i, j + 1), v(i + 1, j + 1)]);
+        }
+    }
+    // Indices come from the grid, so they are in range.
+    TriangleMesh::from_parts(vertices, faces, Some(normals), None).expect("grid mesh is consistent")
+}
+
+/// A synthetic scene's ground truth, read back from `DIR/ground_truth`.
+#[derive(Clone, Debug)]
+pub struct GroundTruth {
+    /// The folder it was read from.
+    pub dir: PathBuf,
+    /// The description.
+    pub scene: SceneFile,
+    /// The rig.
+    pub rig: Rig,
+}
+
+impl GroundTruth {
+    /// Reads `dir/scene.json` and the calibration it names.
+    pub fn load(dir: &Path) -> Result<Self, SceneError> {
+        let path = dir.join("scene.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| SceneError::Format {
+            path: path.clone(),
+            message: format!(
+                "cannot read ({e}); pass the `ground_truth` folder written by `aquamvs synth`"
+            ),
+        })?;
+        let scene: SceneFile = serde_json::from_str(&text)
+            .map_err(|e| SceneError::Format { path: path.clone(), message: e.to_string() })?;
+        if scene.format != SCENE_FORMAT {
+            return Err(SceneError::Format {
+                path,
+                message: format!("format is `{}`, expected `{SCENE_FORMAT}`", scene.format),
+            });
+        }
+        let rig = load_rig(&dir.join(&scene.calibration)).map_err(io_err)?;
+        Ok(Self { dir: dir.to_path_buf(), scene, rig })
+    }
+
+    /// The surface of `frame`.
+    pub fn surface(&self, frame: usize) -> Result<&SurfaceModel, SceneError> {
+        self.scene
+            .frames
+            .get(frame)
+            .ok_or(SceneError::NoSuchFrame { frame, n_frames: self.scene.frames.len() })
+    }
+
+    /// Surface samples (2 mm grid) seen by at least `min_views` cameras of the rig, for
+    /// completeness.
+    pub fn visible_samples(
+        &self,
+        frame: usize,
+        min_views: usize,
+    ) -> Result<SurfaceSamples, SceneError> {
+        let surface = self.surface(frame)?;
+        let cameras: Vec<RefractiveCamera> = self
+            .rig
+            .cameras()
+            .iter()
+            .map(|c| undistorted_camera(&self.rig, &c.name))
+            .collect::<Result<_, _>>()?;
+        let step = (self.scene.view_half_width / 300.0).max(0.002);
+        Ok(visible_samples(&cameras, surface, self.scene.view_half_width, step, min_views))
+    }
+
+    /// The ground-truth depth map files of `frame`, by camera.
+    pub fn depth_map_paths(&self, frame: usize) -> BTreeMap<String, PathBuf> {
+        self.rig
+            .cameras()
+            .iter()
+            .map(|c| {
+                let p = self
+                    .dir
+                    .join(format!("frame_{frame:06}"))
+                    .join("depth_maps")
+                    .join(format!("{}.npz", c.name));
+                (c.name.clone(), p)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imgproc::ImageSize;
+
+    #[test]
+    fn writes_a_complete_dataset_that_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tiny, 7);
+        spec.rig.size = ImageSize::new(96, 72);
+        spec.rig.focal_px = 90.0;
+        spec.rig.centre_focal_px = 90.0;
+        spec.frames = 2;
+        let summary = write_scene(&spec, dir.path(), &|_, _, _| {}).unwrap();
+        assert_eq!(summary.n_images, 8);
+        for cam in ["cam00", "cam01", "cam02", "center"] {
+            for f in 0..2 {
+                assert!(dir.path().join(format!("images/{cam}/frame_{f:06}.png")).is_file());
+                assert!(
+                    dir.path()
+                        .join(format!("ground_truth/frame_{f:06}/depth_maps/{cam}.npz"))
+                        .is_file()
+                );
+            }
+        }
+        let config = crate::config::load(&summary.config_path).unwrap().config;
+        assert_eq!(config.output_dir, dir.path().join("output"));
+        assert_eq!(config.camera_input_map.len(), 4);
+        let gt = GroundTruth::load(&dir.path().join("ground_truth")).unwrap();
+        assert_eq!(gt.scene.frames.len(), 2);
+        assert_eq!(gt.scene.frames[0], spec.surface_at(0));
+        assert_eq!(gt.rig, summary.rig);
+        let mesh =
+            crate::io::ply::read_mesh(&dir.path().join("ground_truth/frame_000000/surface.ply"))
+                .unwrap();
+        assert!(mesh.n_faces() > 1000);
+        let samples = gt.visible_samples(0, 2).unwrap();
+        assert!(samples.total_area() > 0.01, "{}", samples.total_area());
+        assert!(matches!(gt.surface(5), Err(SceneError::NoSuchFrame { .. })));
+    }
+
+    #[test]
+    fn mesh_vertices_lie_on_the_surface_with_upward_faces() {
+        let s = SurfaceModel::generate(SurfaceKind::Undulating, 1.2, 0.2, 0, 0);
+        let m = surface_mesh(&s, 0.05, 0.005);
+        assert!(m.vertices().iter().all(|p| (s.z(p.x, p.y) - p.z).abs() < 1e-15));
+        assert!(m.face_normals().iter().all(|n| n.z < 0.0));
+    }
+}
