@@ -153,7 +153,7 @@ fn the_survey_removes_wrong_matches() {
 
 #[test]
 fn options_follow_the_config_and_clahe_keeps_matches_precise() {
-    let mut config = crate::config::Config::default();
+    let mut config = Config::default();
     config.sparse_matching.max_keypoints = 300;
     config.sparse_matching.clahe_enabled = true;
     config.sparse_matching.clahe_clip_limit = 3.0;
