@@ -136,8 +136,8 @@ impl Keypoints {
     pub fn retain(&mut self, keep: &[bool]) {
         assert_eq!(keep.len(), self.len(), "Keypoints::retain: mask length");
         let mut out = 0;
-        for i in 0..keep.len() {
-            if keep[i] {
+        for (i, &k) in keep.iter().enumerate() {
+            if k {
                 self.positions[out] = self.positions[i];
                 self.scores[out] = self.scores[i];
                 let d = self.descriptor_len;

@@ -93,8 +93,8 @@ pub fn triangulate_match(
     let pa = cam_a.project(&p).map_err(|_| PointReject::NotProjectable)?;
     let pb = cam_b.project(&p).map_err(|_| PointReject::NotProjectable)?;
     let error_px = (pa - m.a).norm().max((pb - m.b).norm());
-    // Written as `!(e < max)` so that a NaN error is rejected too.
-    if !(error_px < options.max_reproj_px) {
+    // A NaN error is rejected too.
+    if error_px.is_nan() || error_px >= options.max_reproj_px {
         return Err(PointReject::Reprojection { error_px });
     }
     Ok(p)

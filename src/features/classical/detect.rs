@@ -47,11 +47,12 @@ pub fn shi_tomasi(smoothed: &GrayImage, integration_sigma: f32) -> GrayImage {
         if y == 0 || y + 1 >= h {
             return;
         }
-        for x in 1..w.saturating_sub(1) {
+        let interior = w.saturating_sub(1);
+        for (x, out) in row.iter_mut().enumerate().take(interior).skip(1) {
             let i = y * w + x;
             let gx = 0.5 * (data[i + 1] - data[i - 1]);
             let gy = 0.5 * (data[i + w] - data[i - w]);
-            row[x] = [gx * gx, gx * gy, gy * gy];
+            *out = [gx * gx, gx * gy, gy * gy];
         }
     });
     let channel = |c: usize| {
