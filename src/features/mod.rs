@@ -558,6 +558,14 @@ mod tests {
     }
 
     #[test]
+    fn matchers_are_chosen_at_run_time() {
+        // The pipeline holds a `Box<dyn Matcher>` picked by `matcher_type`.
+        let matchers: Vec<Box<dyn Matcher>> = vec![Box::new(ClassicalMatcher::default())];
+        assert_eq!(matchers[0].name(), "classical");
+        assert_eq!(matchers[0].match_frame(&[], &[]).unwrap(), FrameMatches::default());
+    }
+
+    #[test]
     fn feature_runner_applies_masks_and_checks_inputs() {
         let size = ImageSize::new(2, 2);
         let cam = camera(size);
