@@ -58,6 +58,7 @@ pub mod imgproc;
 pub mod io;
 pub mod mesh;
 pub mod parallel;
+pub mod pipeline;
 pub mod setup;
 pub mod sparse;
 pub mod spatial;
