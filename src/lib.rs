@@ -61,3 +61,4 @@ pub mod setup;
 pub mod spatial;
 pub mod surface;
 pub mod synth;
+pub mod viz;
