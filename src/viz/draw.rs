@@ -242,11 +242,32 @@ pub enum Anchor {
     MiddleRight,
     /// The point is the centre of the box.
     Centre,
+    /// The point is the bottom-left corner.
+    BottomLeft,
+    /// The point is the bottom-right corner.
+    BottomRight,
 }
 
 /// Size in pixels of the box `text` occupies at `scale` (one line; descender rows included).
 pub fn text_size(text: &str, scale: usize) -> (usize, usize) {
     (font::text_width_px(text) * scale, GLYPH_HEIGHT * scale)
+}
+
+/// The box `(x0, y0, width, height)` that [`text`] would fill, without drawing.
+pub fn text_box(x: i64, y: i64, text: &str, scale: usize, anchor: Anchor) -> (i64, i64, i64, i64) {
+    let (tw, th) = text_size(text, scale.max(1));
+    let (tw, th) = (tw as i64, th as i64);
+    let (x0, y0) = match anchor {
+        Anchor::TopLeft => (x, y),
+        Anchor::TopCentre => (x - tw / 2, y),
+        Anchor::TopRight => (x - tw, y),
+        Anchor::MiddleLeft => (x, y - th / 2),
+        Anchor::MiddleRight => (x - tw, y - th / 2),
+        Anchor::Centre => (x - tw / 2, y - th / 2),
+        Anchor::BottomLeft => (x, y - th),
+        Anchor::BottomRight => (x - tw, y - th),
+    };
+    (x0, y0, tw, th)
 }
 
 /// Draws one line of `text` with the built-in bitmap font at an integer `scale` (1 = 5×9
@@ -261,16 +282,7 @@ pub fn text(
     anchor: Anchor,
 ) -> (i64, i64, i64, i64) {
     let scale = scale.max(1);
-    let (tw, th) = text_size(text, scale);
-    let (tw, th) = (tw as i64, th as i64);
-    let (x0, y0) = match anchor {
-        Anchor::TopLeft => (x, y),
-        Anchor::TopCentre => (x - tw / 2, y),
-        Anchor::TopRight => (x - tw, y),
-        Anchor::MiddleLeft => (x, y - th / 2),
-        Anchor::MiddleRight => (x - tw, y - th / 2),
-        Anchor::Centre => (x - tw / 2, y - th / 2),
-    };
+    let (x0, y0, tw, th) = text_box(x, y, text, scale, anchor);
     let s = scale as i64;
     for (i, c) in text.chars().enumerate() {
         let g = font::glyph(c);
@@ -393,6 +405,30 @@ pub(crate) mod tests {
     /// Number of pixels that differ from `background`.
     pub(crate) fn ink(img: &RgbImage, background: [u8; 3]) -> usize {
         img.as_slice().chunks_exact(3).filter(|p| *p != background).count()
+    }
+
+    /// Share of pixels that differ from white.
+    pub(crate) fn ink_fraction(img: &RgbImage) -> f64 {
+        ink(img, WHITE) as f64 / img.size().area().max(1) as f64
+    }
+
+    /// Variance of the grey level (0-255) over the pixels that are not white: a blank or
+    /// single-colour picture has none.
+    pub(crate) fn ink_variance(img: &RgbImage) -> f64 {
+        let grey: Vec<f64> = img
+            .as_slice()
+            .chunks_exact(3)
+            .filter(|p| *p != WHITE)
+            .map(|p| (p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0)
+            .collect();
+        let n = grey.len().max(1) as f64;
+        let mean = grey.iter().sum::<f64>() / n;
+        grey.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n
+    }
+
+    /// Number of pixels of exactly `color`.
+    pub(crate) fn count_color(img: &RgbImage, color: [u8; 3]) -> usize {
+        img.as_slice().chunks_exact(3).filter(|p| *p == color).count()
     }
 
     fn canvas(w: usize, h: usize) -> RgbImage {

@@ -257,17 +257,51 @@ impl VisBuffer {
         self.keys[y * self.size.width + x].fetch_min(key, Ordering::Relaxed);
     }
 
+    /// The keys, row-major.
+    fn into_keys(self) -> Vec<u64> {
+        self.keys.into_iter().map(AtomicU64::into_inner).collect()
+    }
+
     /// Primitive index per pixel (or `None`), row-major.
     fn into_indices(self) -> Vec<Option<u32>> {
-        self.keys
-            .into_iter()
-            .map(|k| {
-                let k = k.into_inner();
-                (k != EMPTY).then_some(k as u32)
-            })
-            .collect()
+        indices_of(&self.into_keys())
     }
 }
+
+fn indices_of(keys: &[u64]) -> Vec<Option<u32>> {
+    keys.iter().map(|&k| (k != EMPTY).then_some(k as u32)).collect()
+}
+
+/// Closes pinholes between splats: an empty pixel with at least [`FILL_MIN_NEIGHBOURS`] of its
+/// eight neighbours covered takes the nearest of them. Pixels outside the cloud's silhouette
+/// have fewer covered neighbours and stay empty, so edges stay sharp.
+fn fill_pinholes(keys: &[u64], size: ImageSize) -> Vec<u64> {
+    let (w, h) = (size.width, size.height);
+    let mut out = keys.to_vec();
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, key) in row.iter_mut().enumerate() {
+            if *key != EMPTY || x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+                continue;
+            }
+            let mut covered = 0;
+            let mut nearest = EMPTY;
+            for (dx, dy) in [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)] {
+                let k = keys[(y as i64 + dy) as usize * w + (x as i64 + dx) as usize];
+                if k != EMPTY {
+                    covered += 1;
+                    nearest = nearest.min(k);
+                }
+            }
+            if covered >= FILL_MIN_NEIGHBOURS {
+                *key = nearest;
+            }
+        }
+    });
+    out
+}
+
+/// Covered neighbours (of eight) that make an empty pixel a pinhole (see [`fill_pinholes`]).
+const FILL_MIN_NEIGHBOURS: usize = 5;
 
 /// Depth kept in the visibility buffer: positive, and finite or the point is skipped.
 #[inline]
@@ -348,7 +382,7 @@ pub fn splat_points(img: &mut RgbImage, set: PointSet<'_>, camera: &ViewCamera, 
             }
         }
     });
-    let indices = vis.into_indices();
+    let indices = indices_of(&fill_pinholes(&vis.into_keys(), size));
     let height_colours = match set.colors {
         Some(_) => None,
         None => {
@@ -569,11 +603,12 @@ pub fn point_spacing(points: &[Point3<f64>]) -> Option<f64> {
     (spacing.is_finite() && spacing > 0.0).then_some(spacing)
 }
 
-/// Splat radius in pixels that closes the gaps between points `spacing` metres apart at
-/// `pixels_per_metre`: a disc reaching half a diagonal of the spacing, between half a pixel
-/// and eight pixels.
+/// Splat radius in pixels for points `spacing` metres apart at `pixels_per_metre`: one
+/// spacing, between half a pixel and eight pixels. Discs that reach the neighbouring points
+/// leave only scattered pinholes where the points of an irregular (voxel-fused) cloud are
+/// farthest apart, and those are closed after the depth test.
 pub fn splat_radius_px(spacing: f64, pixels_per_metre: f64) -> f64 {
-    (0.75 * spacing * pixels_per_metre).clamp(0.5, 8.0)
+    (spacing * pixels_per_metre).clamp(0.5, 8.0)
 }
 
 #[cfg(test)]
@@ -733,6 +768,6 @@ mod tests {
         let s = point_spacing(&disc).unwrap();
         assert!((s - 0.002).abs() < 0.0005, "{s}");
         assert!(point_spacing(&pts[..1]).is_none());
-        assert_eq!(splat_radius_px(0.002, 500.0), 0.75);
+        assert_eq!(splat_radius_px(0.002, 500.0), 1.0);
     }
 }

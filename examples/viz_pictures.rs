@@ -1,0 +1,98 @@
+//! Draws every picture of `aquamvs::viz` for a synthetic scene, from ground truth (no
+//! reconstruction needed): the way `docs/images/` was made, and a quick look at the pictures
+//! after changing the drawing code.
+//!
+//! ```text
+//! cargo run --release --example viz_pictures -- OUT_DIR [tiny|tank]
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use aquamvs::synth::render::{RenderOptions, render_camera, undistorted_camera};
+use aquamvs::synth::rig::RigPreset;
+use aquamvs::synth::scene::SceneSpec;
+use aquamvs::synth::surface::SurfaceKind;
+use aquamvs::viz::demo::{surface_cloud, surface_mesh_coloured, true_depth_map};
+use aquamvs::viz::gallery::HeightGrid;
+use aquamvs::viz::{FrameViz, KeypointsViz, PairViz, write_frame_viz, write_timeseries_gallery};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let out = PathBuf::from(args.next().ok_or("usage: viz_pictures OUT_DIR [tiny|tank]")?);
+    let preset = match args.next().as_deref() {
+        None | Some("tiny") => RigPreset::Tiny,
+        Some("tank") => RigPreset::Tank,
+        Some(other) => return Err(format!("unknown preset {other}").into()),
+    };
+    let spec = SceneSpec::new(SurfaceKind::Sandbed, preset, 7);
+    let rig = spec.rig.build()?;
+    let surface = spec.surface_at(0);
+    let texture = spec.texture();
+    let half = spec.rig.extent();
+    let t = Instant::now();
+    let cloud = surface_cloud(&surface, &texture, half, half / 250.0, 1);
+    let mesh = surface_mesh_coloured(&surface, &texture, half, half / 150.0);
+    let ring: Vec<String> = rig.ring_names().iter().map(|s| s.to_string()).collect();
+    let depth_maps: Vec<(String, _)> = ring
+        .iter()
+        .map(|name| Ok((name.clone(), true_depth_map(&spec, 0, name)?)))
+        .collect::<Result<_, aquamvs::calib::RigError>>()?;
+    // Undistorted renders of the first two ring cameras and their true correspondences.
+    let opts = RenderOptions { supersample: 1, ..RenderOptions::default() };
+    let mut images = Vec::new();
+    for name in &ring[..2] {
+        let distorted = render_camera(&rig, name, &surface, &texture, &opts)?;
+        let map = rig.camera(name).ok_or("camera")?.undistortion()?;
+        images.push(map.remap_rgb(&distorted)?);
+    }
+    let (ca, cb) = (undistorted_camera(&rig, &ring[0])?, undistorted_camera(&rig, &ring[1])?);
+    let mut matches = Vec::new();
+    for j in 0..40 {
+        for i in 0..40 {
+            let p = surface.point(-half + half * i as f64 / 20.0, -half + half * j as f64 / 20.0);
+            if let (Ok(a), Ok(b)) = (ca.project_in_image(&p), cb.project_in_image(&p)) {
+                matches.push((a, b));
+            }
+        }
+    }
+    let keypoints: Vec<_> = matches.iter().map(|m| m.0).collect();
+    eprintln!(
+        "inputs: {} points, {} faces, {:.1} s",
+        cloud.len(),
+        mesh.n_faces(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let frame_dir = out.join("frame_000000");
+    let kp = [KeypointsViz { camera: &ring[0], image: &images[0], keypoints: &keypoints }];
+    let pairs = [PairViz {
+        names: (&ring[0], &ring[1]),
+        images: (&images[0], &images[1]),
+        matches: &matches,
+    }];
+    let inputs = FrameViz {
+        depth_maps: &depth_maps,
+        keypoints: &kp,
+        pairs: &pairs,
+        cloud: Some(&cloud),
+        mesh: Some(&mesh),
+        rig: Some(&rig),
+        ..FrameViz::default()
+    };
+    let written = write_frame_viz(&frame_dir, &[], &inputs)?;
+    eprintln!("{} pictures in {:.2} s", written.len(), t.elapsed().as_secs_f64());
+
+    let mut grids = Vec::new();
+    let cell = HeightGrid::suggested_cell(cloud.points()).ok_or("empty cloud")?;
+    for frame in 0..4 {
+        let c = surface_cloud(&spec.surface_at(frame * 20), &texture, half, half / 150.0, 1);
+        grids.push((frame * 20, HeightGrid::from_points(c.points(), cell).ok_or("grid")?));
+    }
+    let gallery = write_timeseries_gallery(&out, &grids)?;
+    for p in written.iter().chain([&gallery]) {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
