@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use aquamvs::imgproc::{GrayImage, ImageSize};
+use aquamvs::io::images::write_png_rgb;
 use aquamvs::synth::render::{RenderOptions, render_camera, undistorted_camera};
 use aquamvs::synth::rig::RigPreset;
 use aquamvs::synth::scene::SceneSpec;
@@ -16,6 +18,19 @@ use aquamvs::synth::surface::SurfaceKind;
 use aquamvs::viz::demo::{surface_cloud, surface_mesh_coloured, true_depth_map};
 use aquamvs::viz::gallery::HeightGrid;
 use aquamvs::viz::{FrameViz, KeypointsViz, PairViz, write_frame_viz, write_timeseries_gallery};
+
+/// `depth` at half resolution (NaN-aware 2 × 2 means), for a small README picture.
+fn reduce(depth: &GrayImage) -> GrayImage {
+    let size = ImageSize::new(depth.width() / 2, depth.height() / 2);
+    GrayImage::from_fn(size, |x, y| {
+        let v: Vec<f32> = [(0, 0), (1, 0), (0, 1), (1, 1)]
+            .iter()
+            .map(|(dx, dy)| depth.get(2 * x + dx, 2 * y + dy)[0])
+            .filter(|v| v.is_finite())
+            .collect();
+        [if v.len() >= 2 { v.iter().sum::<f32>() / v.len() as f32 } else { f32::NAN }]
+    })
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -93,6 +108,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gallery = write_timeseries_gallery(&out, &grids)?;
     for p in written.iter().chain([&gallery]) {
         println!("{}", p.display());
+    }
+    // Two smaller pictures for the README (drawn at their size, so the text stays sharp).
+    let depth = aquamvs::viz::depth_image(
+        &reduce(depth_maps[0].1.depth()),
+        None,
+        &format!("depth {}", ring[0]),
+    );
+    let render =
+        aquamvs::viz::cloud_view(&cloud, aquamvs::viz::View::Oblique, ImageSize::new(720, 540));
+    for (name, img) in [("depth", depth), ("fused_oblique", render)] {
+        let path = out.join(format!("readme_{name}.png"));
+        write_png_rgb(&path, &img)?;
+        println!("{}", path.display());
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod evaluate;
 mod init;
 mod progress;
 mod synth;
+mod viz;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
     Evaluate(evaluate::EvaluateArgs),
+    /// Redraw the pictures (depth maps, renders, rig, gallery) from a run's saved outputs.
+    Viz(viz::VizArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Viz(args) => viz::run(args),
     }
 }
 

@@ -79,7 +79,8 @@ pub fn colorbar(
     let width =
         (pad + bar_w + tick_len + 2 * s + label_w + pad).max(draw::text_size(label, s).0 + 2 * pad);
     let mut img = RgbImage::from_elem(ImageSize::new(width, height), 255);
-    let top = pad + line_h + pad;
+    // Half a line more than the label needs: the top tick's value is centred on the bar's top.
+    let top = pad + line_h + pad + line_h / 2;
     let bottom = height.saturating_sub(pad + line_h / 2);
     if bottom <= top + 2 {
         return img;

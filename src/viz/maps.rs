@@ -9,6 +9,12 @@ use super::draw::{self, Anchor, BLACK};
 use crate::dense::DepthMap;
 use crate::imgproc::{GrayImage, ImageSize, RgbImage};
 
+/// Longest side of a map as drawn: larger maps are shown reduced by a whole factor (a
+/// 1600 × 1200 map as 800 × 600), each shown pixel the mean of the valid pixels of its block.
+/// The reference's figures are smaller still; at full size a noisy confidence map alone is a
+/// 5 MB PNG, twelve per frame.
+pub const MAX_MAP_SIDE: usize = 1024;
+
 /// Quantiles of the valid depths that set the default depth colour range: the extreme 1 % at
 /// each end (stray matches, the far edge of the sweep) would otherwise take most of the colours.
 pub const DEPTH_QUANTILES: (f64, f64) = (0.01, 0.99);
@@ -37,6 +43,39 @@ pub fn colorize(values: &GrayImage, colormap: Colormap, range: ValueRange) -> Rg
     out
 }
 
+/// `values` reduced by the smallest whole factor that brings its longest side to at most
+/// [`MAX_MAP_SIDE`]: each output pixel is the mean of the finite values of its block, NaN when
+/// fewer than half of the block's pixels are finite (so holes stay visible). Smaller maps are
+/// returned as they are.
+pub fn reduce_for_display(values: &GrayImage) -> std::borrow::Cow<'_, GrayImage> {
+    let size = values.size();
+    let k = size.width.max(size.height).div_ceil(MAX_MAP_SIDE).max(1);
+    if k == 1 {
+        return std::borrow::Cow::Borrowed(values);
+    }
+    let out_size = ImageSize::new(size.width.div_ceil(k), size.height.div_ceil(k));
+    let mut data = vec![f32::NAN; out_size.area()];
+    data.par_chunks_mut(out_size.width).enumerate().for_each(|(oy, row)| {
+        for (ox, out) in row.iter_mut().enumerate() {
+            let (mut sum, mut valid, mut total) = (0.0f64, 0usize, 0usize);
+            for y in oy * k..((oy + 1) * k).min(size.height) {
+                for &v in &values.row(y)[ox * k..((ox + 1) * k).min(size.width)] {
+                    total += 1;
+                    if v.is_finite() {
+                        sum += v as f64;
+                        valid += 1;
+                    }
+                }
+            }
+            if valid > 0 && 2 * valid >= total {
+                *out = (sum / valid as f64) as f32;
+            }
+        }
+    });
+    // The buffer was sized from `out_size`.
+    std::borrow::Cow::Owned(GrayImage::new(out_size, data).expect("buffer sized from the size"))
+}
+
 /// The default colour range of a depth image: the [`DEPTH_QUANTILES`] of its finite values,
 /// `None` when it has none.
 pub fn depth_range(depth: &GrayImage) -> Option<ValueRange> {
@@ -44,9 +83,10 @@ pub fn depth_range(depth: &GrayImage) -> Option<ValueRange> {
     ValueRange::from_quantiles(values, DEPTH_QUANTILES.0, DEPTH_QUANTILES.1)
 }
 
-/// Font scale for text on a picture `height` pixels tall (1 up to 900 px, then larger).
+/// Font scale for text on a picture `height` pixels tall: 1 (5 × 9 pixel glyphs) below
+/// 600 px, 2 up to 1000 px, then larger.
 pub fn text_scale(height: usize) -> usize {
-    ((height as f64 / 600.0).round() as usize).clamp(1, 4)
+    ((height as f64 / 400.0).round() as usize).clamp(1, 4)
 }
 
 /// A depth map as a picture: ray depth in metres with viridis over `range` (default:
@@ -57,7 +97,7 @@ pub fn depth_image(depth: &GrayImage, range: Option<ValueRange>, title: &str) ->
     let valid = depth.as_slice().iter().filter(|v| v.is_finite()).count();
     let share = 100.0 * valid as f64 / depth.size().area().max(1) as f64;
     let title = format!("{title}   valid {share:.1} %");
-    let map = colorize(depth, Colormap::Viridis, range);
+    let map = colorize(&reduce_for_display(depth), Colormap::Viridis, range);
     decorate(&map, &title, Colormap::Viridis, range, "ray depth (m)").0
 }
 
@@ -68,7 +108,7 @@ pub fn confidence_image(confidence: &GrayImage, title: &str) -> RgbImage {
     let mean = values.iter().filter(|v| v.is_finite()).map(|&v| v as f64).sum::<f64>()
         / values.iter().filter(|v| v.is_finite()).count().max(1) as f64;
     let title = format!("{title}   mean {mean:.2}");
-    let map = colorize(confidence, Colormap::Plasma, range);
+    let map = colorize(&reduce_for_display(confidence), Colormap::Plasma, range);
     decorate(&map, &title, Colormap::Plasma, range, "confidence").0
 }
 
@@ -171,7 +211,30 @@ mod tests {
         assert_eq!(d.get(x0 + 3, y0 + 100), INVALID_GREY);
         // Same input, same pixels.
         assert_eq!(depth_map_images(&map, "cam00", None).0.as_slice(), d.as_slice());
-        assert_eq!(text_scale(1200), 2);
+        assert_eq!(text_scale(1200), 3);
+        assert_eq!(text_scale(960), 2);
+        assert_eq!(text_scale(600), 2);
+    }
+
+    #[test]
+    fn large_maps_are_reduced_by_a_whole_factor_keeping_holes() {
+        let size = ImageSize::new(1600, 1200);
+        let depth = GrayImage::from_fn(size, |x, y| {
+            // A 100-pixel hole and single scattered invalid pixels.
+            let invalid = (x < 100 && y < 100) || (x * 31 + y * 17) % 23 == 0;
+            [if invalid { f32::NAN } else { 0.5 + 0.0001 * x as f32 }]
+        });
+        let small = reduce_for_display(&depth);
+        assert_eq!(small.size(), ImageSize::new(800, 600));
+        assert!(small.get(10, 10)[0].is_nan(), "the hole stays");
+        // Scattered single invalid pixels disappear in the block means.
+        assert!(small.as_slice().iter().filter(|v| v.is_nan()).count() == 50 * 50);
+        let v = small.get(400, 300)[0];
+        assert!((v - (0.5 + 0.0001 * 800.5)).abs() < 1e-4, "{v}");
+        let img = depth_image(&depth, None, "depth cam00");
+        assert!(img.width() < 1200 && img.height() > 600, "{:?}", img.size());
+        let tiny = GrayImage::from_elem(ImageSize::new(10, 10), 1.0);
+        assert!(matches!(reduce_for_display(&tiny), std::borrow::Cow::Borrowed(_)));
         assert_eq!(text_scale(240), 1);
     }
 }

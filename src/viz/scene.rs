@@ -49,11 +49,33 @@ pub fn robust_bounds(points: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>
 /// One view of a cloud at `size`: coloured splats sized from the point spacing, shaded by the
 /// normals when the cloud has them, coloured by height when it has no colours.
 pub fn cloud_view(cloud: &PointCloud, view: View, size: ImageSize) -> RgbImage {
-    let Some(bounds) = robust_bounds(cloud.points()) else {
+    let fit = CloudFit::of(cloud);
+    cloud_view_fitted(cloud, view, size, fit)
+}
+
+/// What fitting a view to a cloud needs; computed once for the three views.
+#[derive(Clone, Copy)]
+struct CloudFit {
+    bounds: Option<(Point3<f64>, Point3<f64>)>,
+    spacing: f64,
+}
+
+impl CloudFit {
+    fn of(cloud: &PointCloud) -> Self {
+        let (bounds, spacing) = rayon::join(
+            || robust_bounds(cloud.points()),
+            || point_spacing(cloud.points()).unwrap_or(0.0),
+        );
+        Self { bounds, spacing }
+    }
+}
+
+fn cloud_view_fitted(cloud: &PointCloud, view: View, size: ImageSize, fit: CloudFit) -> RgbImage {
+    let Some(bounds) = fit.bounds else {
         return empty_picture(size, "fused cloud: no points");
     };
     let camera = ViewCamera::fit(view, bounds, size);
-    let spacing = point_spacing(cloud.points()).unwrap_or(0.0);
+    let spacing = fit.spacing;
     let radius = splat_radius_px(spacing, camera.pixels_per_metre(camera.centre_depth()));
     let set = PointSet { points: cloud.points(), colors: cloud.colors(), normals: cloud.normals() };
     let mut img = render_points(set, &camera, radius);
@@ -64,9 +86,10 @@ pub fn cloud_view(cloud: &PointCloud, view: View, size: ImageSize) -> RgbImage {
 
 /// The three standard views of a cloud at [`RENDER_SIZE`], named `top`, `oblique`, `side`.
 pub fn cloud_views(cloud: &PointCloud) -> [(&'static str, RgbImage); 3] {
+    let fit = CloudFit::of(cloud);
     let mut views = View::ALL.map(|v| (v.name(), None));
     views.par_iter_mut().zip(View::ALL).for_each(|((_, img), view)| {
-        *img = Some(cloud_view(cloud, view, RENDER_SIZE));
+        *img = Some(cloud_view_fitted(cloud, view, RENDER_SIZE, fit));
     });
     views.map(|(name, img)| (name, img.unwrap_or_else(|| RgbImage::from_elem(RENDER_SIZE, 255))))
 }

@@ -5,3 +5,4 @@ mod cli;
 mod docs;
 mod geometry;
 mod tidy;
+mod viz;
