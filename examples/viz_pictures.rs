@@ -6,6 +6,9 @@
 //! cargo run --release --example viz_pictures -- OUT_DIR [tiny|tank]
 //! ```
 
+// An example program reports on the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -122,8 +122,10 @@ mod tests {
     use crate::viz::draw::tests::{ink_fraction, ink_variance};
     use crate::viz::scene::tests::tiny_spec;
 
+    type Matches = Vec<(Point2<f64>, Point2<f64>)>;
+
     /// Two small renders of the tiny scene and the true correspondences between them.
-    fn pair() -> (RgbImage, RgbImage, Vec<(Point2<f64>, Point2<f64>)>) {
+    fn pair() -> (RgbImage, RgbImage, Matches) {
         let mut spec = tiny_spec();
         spec.rig.size = ImageSize::new(160, 120);
         spec.rig.focal_px = 150.0;

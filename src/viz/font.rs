@@ -154,7 +154,8 @@ const EXTRA_ART: [&str; 6] = [
     "#####|#...#|#...#|#...#|#...#|#...#|#####",             // missing glyph
 ];
 
-/// Glyph bit rows of [`ASCII_ART`], built at compile time.
+/// Glyph bit rows of printable ASCII (32-126), built at compile time from the ASCII art in
+/// this file.
 pub const GLYPHS: [Glyph; 95] = pack_all(&ASCII_ART);
 const EXTRA: [Glyph; 6] = pack_all(&EXTRA_ART);
 
@@ -206,9 +207,10 @@ mod tests {
             assert!(g.iter().any(|&r| r != 0), "glyph {:?} is empty", (i as u8 + 32) as char);
         }
         assert!(GLYPHS[0].iter().all(|&r| r == 0), "space has ink");
-        for i in 1..GLYPHS.len() {
-            for j in i + 1..GLYPHS.len() {
-                assert_ne!(GLYPHS[i], GLYPHS[j], "{:?} = {:?}", (i as u8 + 32), (j as u8 + 32));
+        for (i, a) in GLYPHS.iter().enumerate().skip(1) {
+            for (j, b) in GLYPHS.iter().enumerate().skip(i + 1) {
+                let (ca, cb) = ((i as u8 + 32) as char, (j as u8 + 32) as char);
+                assert_ne!(a, b, "{ca:?} and {cb:?} look the same");
             }
         }
     }

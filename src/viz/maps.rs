@@ -221,7 +221,7 @@ mod tests {
         let size = ImageSize::new(1600, 1200);
         let depth = GrayImage::from_fn(size, |x, y| {
             // A 100-pixel hole and single scattered invalid pixels.
-            let invalid = (x < 100 && y < 100) || (x * 31 + y * 17) % 23 == 0;
+            let invalid = (x < 100 && y < 100) || (x * 31 + y * 17).is_multiple_of(23);
             [if invalid { f32::NAN } else { 0.5 + 0.0001 * x as f32 }]
         });
         let small = reduce_for_display(&depth);

@@ -295,8 +295,8 @@ mod tests {
         assert!(img.height() > RIG_PANEL.height);
         assert!(ink_fraction(&img) > 0.2, "{}", ink_fraction(&img));
         // Every camera's colour is there (its centre disc and name are drawn in it).
-        for i in 0..rig.cameras().len() {
-            let n = count_color(&img, CAMERA_COLOURS[i]);
+        for (i, colour) in CAMERA_COLOURS.iter().enumerate().take(rig.cameras().len()) {
+            let n = count_color(&img, *colour);
             assert!(n > 50, "camera {i}: {n} pixels");
         }
         // Water in both panels, the side panel's below the water line only.
