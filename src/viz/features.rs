@@ -21,7 +21,7 @@ pub const MAX_PAIR_WIDTH: usize = 2400;
 pub const MAX_DRAWN_MATCHES: usize = 2000;
 
 /// Page pixels per drawn match line: denser bundles hide the images and each other.
-const PIXELS_PER_MATCH_LINE: usize = 1000;
+const PIXELS_PER_MATCH_LINE: usize = 2500;
 
 /// Most keypoints drawn; more are thinned alike.
 pub const MAX_DRAWN_KEYPOINTS: usize = 20_000;
@@ -85,7 +85,7 @@ pub fn matches_image(
     }
     let mut title = format!("matches {} - {}: {}", names.0, names.1, thousands(matches.len()));
     if drawn < matches.len() {
-        title.push_str(&format!(" (every {stride}th drawn)"));
+        title.push_str(&format!(" (1 in {stride} drawn)"));
     }
     draw::text(&mut page, pad as i64, pad as i64, &title, s, BLACK, Anchor::TopLeft);
     page
@@ -109,7 +109,7 @@ pub fn keypoints_image(img: &RgbImage, keypoints: &[Point2<f64>], camera: &str) 
     }
     let mut title = format!("keypoints {camera}: {}", thousands(keypoints.len()));
     if stride > 1 {
-        title.push_str(&format!(" (every {stride}th drawn)"));
+        title.push_str(&format!(" (1 in {stride} drawn)"));
     }
     draw::text(&mut page, pad as i64, pad as i64, &title, s, BLACK, Anchor::TopLeft);
     page
