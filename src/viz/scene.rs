@@ -287,6 +287,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn renders_do_not_depend_on_the_thread_count() {
+        let cloud = tiny_cloud(0);
+        let mesh = tiny_mesh();
+        let size = ImageSize::new(320, 240);
+        let draw = || (cloud_view(&cloud, View::Oblique, size), mesh_view(&mesh, View::Top, size));
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(draw);
+        let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(draw);
+        assert_eq!(one.0.as_slice(), four.0.as_slice());
+        assert_eq!(one.1.as_slice(), four.1.as_slice());
+    }
+
+    #[test]
     fn labels() {
         assert_eq!(format_length(0.05), "5 cm");
         assert_eq!(format_length(0.002), "2 mm");
