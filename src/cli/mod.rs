@@ -9,9 +9,12 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod check;
+mod demo;
 mod evaluate;
+mod export_mesh;
 mod init;
 mod progress;
+mod reconstruct;
 mod synth;
 mod viz;
 
@@ -42,6 +45,12 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate a config, its calibration and its inputs before a long run.
     Check(check::CheckArgs),
+    /// Convert PLY meshes to OBJ, STL, glTF or GLB.
+    ExportMesh(export_mesh::ExportMeshArgs),
+    /// Run the whole job on a built-in synthetic scene and report its accuracy.
+    Demo(demo::DemoArgs),
+    /// Reconstruct every selected frame of a config.
+    Reconstruct(reconstruct::ReconstructArgs),
     /// Write a synthetic refractive scene with ground truth (images, calibration, config).
     Synth(synth::SynthArgs),
     /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
@@ -58,7 +67,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Library errors carry their causes in their messages already.
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }
@@ -69,14 +79,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Demo(args) => demo::run(args, cli.quiet),
+        Command::ExportMesh(args) => export_mesh::run(args),
+        Command::Reconstruct(args) => reconstruct::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Viz(args) => viz::run(args),
     }
 }
 
-/// Installs the `tracing` subscriber: logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+/// Installs the `tracing` subscriber: logs go to stderr as `elapsed LEVEL message` (colours
+/// only on a terminal); `RUST_LOG` wins over `-v`/`-q`.
 fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "info",
@@ -88,7 +103,42 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
+        .with_ansi(std::io::stderr().is_terminal())
+        .event_format(LogFormat { start: std::time::Instant::now() })
         .try_init();
+}
+
+/// `  12.3s  INFO message key=value`: time since start, level, the event's fields. Span
+/// context is left out (stage spans are for the profiler, not for the log).
+struct LogFormat {
+    start: std::time::Instant,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LogFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = *event.metadata().level();
+        let (colour, reset) = if writer.has_ansi_escapes() {
+            let c = match level {
+                tracing::Level::ERROR => "\x1b[31m",
+                tracing::Level::WARN => "\x1b[33m",
+                tracing::Level::INFO => "\x1b[32m",
+                _ => "\x1b[2m",
+            };
+            (c, "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        write!(writer, "{:>7.1}s {colour}{level:>5}{reset} ", self.start.elapsed().as_secs_f64())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }

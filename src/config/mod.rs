@@ -97,6 +97,16 @@ config_enum! {
 }
 
 config_enum! {
+    /// How the plane sweep combines the costs of several source cameras.
+    AggregationKind {
+        /// The mean over all sources (AquaMVS's behaviour).
+        Mean = "mean",
+        /// The mean of the `aggregation_k` lowest costs: robust to a source that is occluded.
+        BestK = "best_k",
+    }
+}
+
+config_enum! {
     /// How the fused cloud becomes a mesh.
     SurfaceMethodKind {
         /// Screened Poisson reconstruction (the default).
@@ -277,6 +287,10 @@ config_section! {
         /// Ray-depth search range: null (from the sparse stage, else automatic), `auto`, or
         /// `[min, max]` in metres.
         depth_range: Option<DepthRange> = None,
+        /// How the costs of the source cameras combine.
+        aggregation: AggregationKind = AggregationKind::Mean,
+        /// Sources averaged by `aggregation: best_k`.
+        aggregation_k: usize = 3; check at_least(1usize),
         /// Cameras that must agree for a depth to survive the consistency filter.
         min_consistent_views: usize = 3; check at_least(1usize),
         /// Agreement tolerance of the consistency filter, in the target camera's ray depth (m).

@@ -54,9 +54,11 @@
 //! ```
 
 pub mod aggregate;
+pub mod auto_range;
 pub mod cost;
 pub mod extract;
 pub mod score;
+pub mod sweep;
 
 use std::path::Path;
 

@@ -9,11 +9,15 @@
 //! reconstruction. Neighbour queries use a KD-tree (`kiddo`) and run in parallel; every result
 //! is independent of the thread count.
 
+pub mod consistency;
 mod knn;
 pub mod normals;
 pub mod outliers;
 pub mod voxel;
 
+pub use consistency::{
+    ConsistencyOptions, DepthView, FilteredDepth, backproject, filter_depth_map,
+};
 pub use normals::{NormalOptions, NormalOrientation, estimate_normals, with_normals};
 pub use outliers::{OutlierOptions, remove_statistical_outliers, statistical_inlier_mask};
 pub use voxel::voxel_downsample;

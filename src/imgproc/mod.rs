@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+pub mod clahe;
 pub mod sample;
 
 pub use sample::sample_bilinear;

@@ -4,5 +4,6 @@
 mod cli;
 mod docs;
 mod geometry;
+mod sparse;
 mod tidy;
 mod viz;

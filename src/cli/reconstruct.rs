@@ -1,0 +1,167 @@
+//! `aquamvs reconstruct`: the frame loop with progress bars and a summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar};
+
+use crate::pipeline::{Observer, RunOptions, RunReport, reconstruct};
+
+/// Flags of `aquamvs reconstruct`.
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    /// The config file.
+    #[arg(value_name = "CONFIG")]
+    pub config: PathBuf,
+    /// Frames to process as START:STOP:STEP (STOP exclusive; each part optional, e.g. `0:10`,
+    /// `::5`); overrides `preprocessing.frame_*`.
+    #[arg(long, value_parser = parse_frames, value_name = "START:STOP:STEP")]
+    pub frames: Option<(usize, Option<usize>, usize)>,
+}
+
+/// Parses `START:STOP:STEP`.
+pub fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.is_empty() || parts.len() > 3 {
+        return Err(format!("`{s}` is not START:STOP:STEP"));
+    }
+    let num = |p: &str, what: &str| -> Result<Option<usize>, String> {
+        if p.trim().is_empty() {
+            Ok(None)
+        } else {
+            p.trim().parse().map(Some).map_err(|_| format!("{what} `{p}` is not a whole number"))
+        }
+    };
+    let start = num(parts[0], "START")?.unwrap_or(0);
+    let stop = match parts.get(1) {
+        Some(p) => num(p, "STOP")?,
+        // A single number means just that frame.
+        None => Some(start + 1),
+    };
+    let step = match parts.get(2) {
+        Some(p) => num(p, "STEP")?.unwrap_or(1),
+        None => 1,
+    };
+    if step == 0 {
+        return Err("STEP must be at least 1".into());
+    }
+    if let Some(stop) = stop
+        && stop <= start
+    {
+        return Err(format!("STOP ({stop}) must be greater than START ({start})"));
+    }
+    Ok((start, stop, step))
+}
+
+/// Progress bars: frames, and cameras within the current frame.
+struct Bars {
+    frames: ProgressBar,
+    cameras: ProgressBar,
+}
+
+impl Bars {
+    fn new(quiet: bool) -> Self {
+        let multi = MultiProgress::with_draw_target(if quiet {
+            indicatif::ProgressDrawTarget::hidden()
+        } else {
+            indicatif::ProgressDrawTarget::stderr()
+        });
+        let frames = multi.add(super::progress::bar(0, "frames", quiet));
+        frames.set_message("frames");
+        let cameras = multi.add(super::progress::bar(0, "cameras", quiet));
+        cameras.set_message("plane sweep");
+        Self { frames, cameras }
+    }
+}
+
+impl Observer for Bars {
+    fn frames_started(&self, n: usize) {
+        self.frames.set_length(n as u64);
+    }
+    fn cameras_started(&self, n: usize) {
+        self.cameras.set_length(n as u64);
+        self.cameras.set_position(0);
+    }
+    fn camera_done(&self, _name: &str) {
+        self.cameras.inc(1);
+    }
+    fn frame_finished(&self, _index: usize, _ok: bool) {
+        self.frames.inc(1);
+    }
+}
+
+/// Runs the reconstruction; exit code 0 when every frame succeeded, else 2 + failed frames.
+pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let loaded = crate::config::load(&args.config)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{}: {w}", loaded.locate(&w.path));
+    }
+    let quiet = quiet || loaded.config.runtime.quiet;
+    let threads = loaded.config.runtime.threads;
+    let bars = Bars::new(quiet);
+    let opts = RunOptions { frames: args.frames };
+    let report = with_threads(threads, || reconstruct(&loaded, &opts, &bars))??;
+    bars.cameras.finish_and_clear();
+    bars.frames.finish_and_clear();
+    print_summary(&report);
+    Ok(exit_code(report.n_failed()))
+}
+
+/// Runs `f` on a pool of `threads` workers (all cores when `None`).
+pub fn with_threads<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> T + Send,
+) -> anyhow::Result<T> {
+    match threads {
+        None => Ok(f()),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
+            Ok(pool.install(f))
+        }
+    }
+}
+
+/// 0 when nothing failed; otherwise 2 + the number of failed frames, capped at 125.
+pub fn exit_code(n_failed: usize) -> ExitCode {
+    if n_failed == 0 { ExitCode::SUCCESS } else { ExitCode::from((2 + n_failed).min(125) as u8) }
+}
+
+fn print_summary(report: &RunReport) {
+    let done = report.frames.len() - report.n_failed();
+    println!(
+        "Reconstructed {done} of {} frame(s) in {:.1} s → {}",
+        report.frames.len(),
+        report.seconds,
+        report.output_dir.display()
+    );
+    for f in &report.frames {
+        match (&f.report, &f.error) {
+            (Some(r), _) => println!(
+                "  frame {:>6}: {:.1} s, {} points, {} triangles",
+                f.index, f.seconds, r.n_cloud_points, r.n_mesh_faces
+            ),
+            (None, Some(e)) => println!("  frame {:>6}: FAILED: {e}", f.index),
+            (None, None) => {}
+        }
+    }
+    if report.n_failed() > 0 {
+        println!("{} frame(s) failed; see the log above and run.json", report.n_failed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_specs() {
+        assert_eq!(parse_frames("0:10"), Ok((0, Some(10), 1)));
+        assert_eq!(parse_frames("5"), Ok((5, Some(6), 1)));
+        assert_eq!(parse_frames("::3"), Ok((0, None, 3)));
+        assert_eq!(parse_frames("2::"), Ok((2, None, 1)));
+        assert!(parse_frames("3:1").is_err());
+        assert!(parse_frames("a:b").is_err());
+        assert!(parse_frames("0:5:0").is_err());
+    }
+}

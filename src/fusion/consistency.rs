@@ -1,0 +1,352 @@
+//! Geometric consistency between depth maps (reference-numerics §6.1), and back-projection of
+//! the depths that survive into a coloured point cloud (§6.2).
+//!
+//! A pixel of a reference depth map is kept when at least `min_consistent_views` other cameras
+//! agree with it: its 3-D point, projected into the other camera, lands where that camera's own
+//! depth map holds (within `depth_tolerance`) the ray depth the point has in that camera. The
+//! comparison is in the target camera's ray depth, as the reference does. The ray depth of the
+//! point in the target needs no second ray cast: the target ray through the projected pixel
+//! passes through the point, so its depth is the distance from the refraction point on the
+//! water surface (a by-product of the projection) to the point.
+
+use nalgebra::Point3;
+use rayon::prelude::*;
+
+use crate::cloud::PointCloud;
+use crate::dense::DepthMap;
+use crate::geom::refraction::RefractiveCamera;
+use crate::imgproc::{GrayImage, ImageSize, RgbImage};
+
+/// A target sample whose NaN neighbours carry more than this bilinear weight is NaN (the
+/// reference's threshold on the interpolated NaN indicator).
+pub const NAN_WEIGHT_LIMIT: f32 = 0.01;
+
+/// Options of the filter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConsistencyOptions {
+    /// Pixels with lower confidence are not candidates.
+    pub min_confidence: f32,
+    /// Largest difference of ray depths (m) counted as agreement.
+    pub depth_tolerance: f64,
+    /// Agreeing cameras needed to keep a pixel.
+    pub min_consistent_views: usize,
+}
+
+impl Default for ConsistencyOptions {
+    /// The reference defaults: confidence ≥ 0.1, 5 mm, 3 views.
+    fn default() -> Self {
+        Self { min_confidence: 0.1, depth_tolerance: 0.005, min_consistent_views: 3 }
+    }
+}
+
+/// A depth map and its camera.
+#[derive(Clone, Copy, Debug)]
+pub struct DepthView<'a> {
+    /// The camera (undistorted geometry).
+    pub camera: &'a RefractiveCamera,
+    /// Its depth map (same size as the camera).
+    pub depth: &'a DepthMap,
+}
+
+/// The filtered reference map and the per-pixel count of agreeing cameras.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilteredDepth {
+    /// Depth and confidence, NaN and 0 where rejected.
+    pub depth: DepthMap,
+    /// Agreeing cameras per candidate pixel (also for rejected candidates); 0 elsewhere.
+    pub consistency: Vec<i32>,
+}
+
+/// Filters `reference` against `targets` (the other cameras' depth maps).
+pub fn filter_depth_map(
+    reference: DepthView<'_>,
+    targets: &[DepthView<'_>],
+    options: &ConsistencyOptions,
+) -> FilteredDepth {
+    let size = reference.depth.size();
+    let depth_in = reference.depth.depth().as_slice();
+    let conf_in = reference.depth.confidence().as_slice();
+    let mut depth = vec![f32::NAN; size.area()];
+    let mut confidence = vec![0.0f32; size.area()];
+    let mut consistency = vec![0i32; size.area()];
+    depth
+        .par_chunks_mut(size.width)
+        .zip(confidence.par_chunks_mut(size.width))
+        .zip(consistency.par_chunks_mut(size.width))
+        .enumerate()
+        .for_each(|(y, ((d_row, c_row), n_row))| {
+            // Warm starts: the refraction radius of the previous pixel in each target.
+            let mut guesses = vec![f64::NAN; targets.len()];
+            for x in 0..size.width {
+                let i = y * size.width + x;
+                let (d, c) = (depth_in[i], conf_in[i]);
+                if !d.is_finite() || c < options.min_confidence {
+                    continue;
+                }
+                let Ok(ray) = reference.camera.cast_ray(x as f64, y as f64) else { continue };
+                let p = ray.point_at(d as f64);
+                let mut agree = 0i32;
+                for (target, guess) in targets.iter().zip(guesses.iter_mut()) {
+                    if agrees(target, &p, guess, options.depth_tolerance) {
+                        agree += 1;
+                    }
+                }
+                n_row[x] = agree;
+                if agree as usize >= options.min_consistent_views {
+                    d_row[x] = d;
+                    c_row[x] = c;
+                }
+            }
+        });
+    let image = |v: Vec<f32>| GrayImage::new(size, v).expect("sized from the map");
+    FilteredDepth {
+        depth: DepthMap::new(image(depth), image(confidence), reference.depth.range())
+            .expect("depth and confidence share a size"),
+        consistency,
+    }
+}
+
+/// True when `target` sees `p` at the ray depth its depth map holds there.
+fn agrees(target: &DepthView<'_>, p: &Point3<f64>, guess: &mut f64, tolerance: f64) -> bool {
+    let cam = target.camera;
+    let projected =
+        if guess.is_finite() { cam.project_with_guess(p, *guess) } else { cam.project_detailed(p) };
+    let Ok(proj) = projected else { return false };
+    *guess = proj.interface_radius;
+    let size = target.depth.size();
+    if !size.contains(proj.pixel.x, proj.pixel.y) {
+        return false;
+    }
+    let Some(sampled) = sample_depth(target.depth.depth(), proj.pixel.x, proj.pixel.y) else {
+        return false;
+    };
+    // The refraction point on the water: at the interface radius from the camera centre,
+    // toward the point.
+    let c = cam.centre();
+    let (dx, dy) = (p.x - c.x, p.y - c.y);
+    let r = dx.hypot(dy);
+    let scale = if r > 0.0 { proj.interface_radius / r } else { 0.0 };
+    let origin = Point3::new(c.x + scale * dx, c.y + scale * dy, cam.water_z());
+    let expected = (p - origin).norm();
+    (sampled as f64 - expected).abs() < tolerance
+}
+
+/// Bilinear depth at (u, v) (inside the image), or `None` when NaN neighbours carry more than
+/// [`NAN_WEIGHT_LIMIT`] of the weight.
+pub fn sample_depth(depth: &GrayImage, u: f64, v: f64) -> Option<f32> {
+    let ImageSize { width: w, height: h } = depth.size();
+    let x0 = (u.floor() as usize).min(w - 1);
+    let y0 = (v.floor() as usize).min(h - 1);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = ((u - x0 as f64) as f32, (v - y0 as f64) as f32);
+    let corners = [
+        (x0, y0, (1.0 - fx) * (1.0 - fy)),
+        (x1, y0, fx * (1.0 - fy)),
+        (x0, y1, (1.0 - fx) * fy),
+        (x1, y1, fx * fy),
+    ];
+    let (mut value, mut nan_weight) = (0.0f32, 0.0f32);
+    for (x, y, weight) in corners {
+        let d = depth.get(x, y)[0];
+        if d.is_finite() {
+            value += weight * d;
+        } else {
+            nan_weight += weight;
+        }
+    }
+    (nan_weight <= NAN_WEIGHT_LIMIT).then_some(value)
+}
+
+/// The 3-D points of every valid pixel of `depth` (row-major), with the colour of the pixel in
+/// `image` (the undistorted RGB image of the same camera).
+///
+/// Panics when the image, depth map and camera sizes differ (a programming error).
+pub fn backproject(camera: &RefractiveCamera, depth: &DepthMap, image: &RgbImage) -> PointCloud {
+    let size = depth.size();
+    assert_eq!(size, image.size(), "depth map and image of one camera");
+    assert_eq!(size, camera.size(), "depth map and camera");
+    type Row = (Vec<Point3<f64>>, Vec<[u8; 3]>);
+    let rows: Vec<Row> = (0..size.height)
+        .into_par_iter()
+        .map(|y| {
+            let mut points = Vec::new();
+            let mut colours = Vec::new();
+            for (x, &d) in depth.depth().row(y).iter().enumerate() {
+                if !d.is_finite() {
+                    continue;
+                }
+                if let Ok(ray) = camera.cast_ray(x as f64, y as f64) {
+                    points.push(ray.point_at(d as f64));
+                    colours.push(image.get(x, y));
+                }
+            }
+            (points, colours)
+        })
+        .collect();
+    let (mut points, mut colours) = (Vec::new(), Vec::new());
+    for (p, c) in rows {
+        points.extend(p);
+        colours.extend(c);
+    }
+    PointCloud::new(points).with_colors(colours).expect("one colour per point")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geom::camera::Intrinsics;
+    use crate::geom::refraction::WaterInterface;
+    use nalgebra::{Rotation3, Vector3};
+
+    /// The §10.7 cameras: f = 400, c = (250, 250) on a 32×32 grid, water at 1.0, centres at
+    /// x = `cx`.
+    fn camera(cx: f64) -> RefractiveCamera {
+        RefractiveCamera::new(
+            Intrinsics::new(400.0, 400.0, 250.0, 250.0),
+            Rotation3::identity(),
+            Vector3::new(-cx, 0.0, 0.0),
+            WaterInterface::new(1.0, 1.0, 1.333),
+            ImageSize::new(32, 32),
+        )
+        .unwrap()
+    }
+
+    /// Depth map of `cam` looking at the plane Z = `z`.
+    fn plane_map(cam: &RefractiveCamera, z: f64, confidence: f32) -> DepthMap {
+        let size = cam.size();
+        let depth = GrayImage::from_fn(size, |x, y| {
+            let ray = cam.cast_ray(x as f64, y as f64).unwrap();
+            [((z - ray.origin.z) / ray.dir.z) as f32]
+        });
+        DepthMap::new(depth, GrayImage::from_elem(size, confidence), None).unwrap()
+    }
+
+    #[test]
+    fn bilinear_samples_and_nan_rule() {
+        let map =
+            GrayImage::new(ImageSize::new(4, 4), (0..16).map(|v| v as f32).collect()).unwrap();
+        assert_eq!(sample_depth(&map, 0.0, 0.0), Some(0.0));
+        assert_eq!(sample_depth(&map, 3.0, 0.0), Some(3.0));
+        assert_eq!(sample_depth(&map, 1.0, 2.0), Some(9.0));
+        let nine =
+            GrayImage::new(ImageSize::new(3, 3), (1..=9).map(|v| v as f32).collect()).unwrap();
+        assert_eq!(sample_depth(&nine, 0.5, 0.5), Some(3.0));
+        let mut holed = nine.clone();
+        holed.set(1, 1, [f32::NAN]);
+        assert_eq!(sample_depth(&holed, 1.0, 1.0), None);
+        assert_eq!(sample_depth(&holed, 1.5, 1.5), None);
+        // A NaN neighbour with negligible weight does not spoil the sample.
+        assert!(sample_depth(&holed, 1.999, 1.999).is_some());
+    }
+
+    #[test]
+    fn consistent_plane_passes_and_inconsistent_depths_fail() {
+        let (a, b) = (camera(0.0), camera(0.1));
+        let (ma, mb) = (plane_map(&a, 3.0, 1.0), plane_map(&b, 3.0, 1.0));
+        let opts = ConsistencyOptions {
+            depth_tolerance: 0.01,
+            min_consistent_views: 1,
+            ..Default::default()
+        };
+        let out = filter_depth_map(
+            DepthView { camera: &a, depth: &ma },
+            &[DepthView { camera: &b, depth: &mb }],
+            &opts,
+        );
+        let n = out.consistency.iter().filter(|&&c| c >= 1).count();
+        assert!(n as f64 > 0.1 * 1024.0, "{n}");
+        // Every agreeing pixel is exact: the projected plane point has the target's depth.
+        let wrong = plane_map(&b, 2.0, 1.0);
+        let out = filter_depth_map(
+            DepthView { camera: &a, depth: &ma },
+            &[DepthView { camera: &b, depth: &wrong }],
+            &opts,
+        );
+        assert!(out.consistency.contains(&0));
+        assert!(out.consistency.iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn three_cameras_and_the_view_count_rule() {
+        let cams = [camera(0.0), camera(0.1), camera(0.2)];
+        let maps: Vec<DepthMap> = cams.iter().map(|c| plane_map(c, 3.0, 1.0)).collect();
+        let opts = ConsistencyOptions {
+            depth_tolerance: 0.01,
+            min_consistent_views: 2,
+            ..Default::default()
+        };
+        let targets = [
+            DepthView { camera: &cams[1], depth: &maps[1] },
+            DepthView { camera: &cams[2], depth: &maps[2] },
+        ];
+        let out =
+            filter_depth_map(DepthView { camera: &cams[0], depth: &maps[0] }, &targets, &opts);
+        for (i, &count) in out.consistency.iter().enumerate() {
+            let d = out.depth.depth().as_slice()[i];
+            if count >= 2 {
+                assert!(d.is_finite());
+            } else {
+                assert!(d.is_nan());
+            }
+        }
+        // (The §10.7 geometry leaves little overlap with the third camera; the rule above is
+        // what the reference checks.)
+        assert!(out.consistency.iter().any(|&c| c >= 1));
+    }
+
+    #[test]
+    fn confidence_gate_and_nan_propagation() {
+        let (a, b) = (camera(0.0), camera(0.1));
+        let mb = plane_map(&b, 3.0, 1.0);
+        let mut ma = plane_map(&a, 3.0, 1.0);
+        // Left half has confidence 0.3, and one NaN pixel.
+        let conf = GrayImage::from_fn(ma.size(), |x, _| [if x < 16 { 0.3 } else { 1.0 }]);
+        let mut depth = ma.depth().clone();
+        depth.set(20, 5, [f32::NAN]);
+        ma = DepthMap::new(depth, conf, None).unwrap();
+        let opts = ConsistencyOptions {
+            min_confidence: 0.5,
+            depth_tolerance: 0.01,
+            min_consistent_views: 1,
+        };
+        let out = filter_depth_map(
+            DepthView { camera: &a, depth: &ma },
+            &[DepthView { camera: &b, depth: &mb }],
+            &opts,
+        );
+        for y in 0..32 {
+            for x in 0..16 {
+                assert_eq!(out.consistency[y * 32 + x], 0);
+                assert!(out.depth.depth().get(x, y)[0].is_nan());
+                assert_eq!(out.depth.confidence().get(x, y)[0], 0.0);
+            }
+        }
+        assert!(out.depth.depth().get(20, 5)[0].is_nan());
+        assert_eq!(out.consistency[5 * 32 + 20], 0);
+    }
+
+    #[test]
+    fn backprojection_is_exact_and_row_major() {
+        let cam = RefractiveCamera::new(
+            Intrinsics::new(400.0, 400.0, 8.0, 8.0),
+            Rotation3::identity(),
+            Vector3::zeros(),
+            WaterInterface::new(1.0, 1.0, 1.333),
+            ImageSize::new(16, 16),
+        )
+        .unwrap();
+        let mut depth = GrayImage::from_elem(cam.size(), f32::NAN);
+        depth.set(10, 6, [0.8]);
+        depth.set(8, 8, [0.5]);
+        let map = DepthMap::new(depth, GrayImage::from_elem(cam.size(), 1.0), None).unwrap();
+        let mut image = RgbImage::from_elem(cam.size(), 0);
+        image.set(10, 6, [255, 0, 0]);
+        image.set(8, 8, [0, 0, 255]);
+        let cloud = backproject(&cam, &map, &image);
+        assert_eq!(cloud.len(), 2);
+        let expect = |u: f64, v: f64, d: f64| cam.cast_ray(u, v).unwrap().point_at(d);
+        assert!((cloud.points()[0] - expect(10.0, 6.0, 0.8_f32 as f64)).norm() < 1e-12);
+        assert!((cloud.points()[1] - expect(8.0, 8.0, 0.5)).norm() < 1e-12);
+        assert_eq!(cloud.colors().unwrap(), &[[255, 0, 0], [0, 0, 255]]);
+    }
+}

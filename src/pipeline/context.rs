@@ -1,0 +1,183 @@
+//! What a run needs before its first frame: the validated config, the rig, the active cameras
+//! with their undistortion and refractive models, the source lists, the masks and the frames
+//! to process. Built once, checked once, then shared read-only by every frame.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::calib::{Rig, load_rig};
+use crate::config::{Config, LoadedConfig};
+use crate::features::pairs::{CameraCentre, PairMap, PairOptions, select_pairs};
+use crate::frames::{InputSet, select_frames};
+use crate::geom::refraction::RefractiveCamera;
+use crate::geom::undistort::UndistortMap;
+use crate::imgproc::MaskImage;
+
+use super::PipelineError;
+
+/// One active camera: its undistortion and its refractive model in the undistorted geometry.
+pub struct CameraSetup {
+    /// Distorted → undistorted image map.
+    pub undistort: UndistortMap,
+    /// The camera every stage projects through.
+    pub camera: RefractiveCamera,
+}
+
+impl std::fmt::Debug for CameraSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraSetup").field("size", &self.camera.size()).finish()
+    }
+}
+
+/// Everything a frame needs that does not change between frames.
+#[derive(Debug)]
+pub struct Context {
+    /// The config (paths resolved).
+    pub config: Config,
+    /// Where the config came from.
+    pub config_path: PathBuf,
+    /// The calibration.
+    pub rig: Rig,
+    /// Active cameras (calibrated and with an input), by name.
+    pub cameras: BTreeMap<String, CameraSetup>,
+    /// Active ring cameras (reference views), sorted.
+    pub ring: Vec<String>,
+    /// Active auxiliary cameras (source views only), sorted.
+    pub auxiliary: Vec<String>,
+    /// Sources of each ring camera, nearest first.
+    pub pairs: PairMap,
+    /// Region-of-interest masks by camera (undistorted resolution).
+    pub masks: BTreeMap<String, MaskImage>,
+    /// The camera inputs.
+    pub inputs: InputSet,
+    /// Frame indices to process.
+    pub frames: Vec<usize>,
+    /// Frames available in every camera.
+    pub n_frames_available: usize,
+}
+
+impl Context {
+    /// Builds the context of a loaded config: loads the calibration, keeps the calibrated
+    /// cameras that have inputs, builds their models, pairs and masks, and selects frames.
+    pub fn build(loaded: &LoadedConfig) -> Result<Self, PipelineError> {
+        let config = loaded.config.clone();
+        let rig = load_rig(&config.calibration_path)?;
+        let mut cameras = BTreeMap::new();
+        let mut skipped = Vec::new();
+        for calib in rig.cameras() {
+            if !config.camera_input_map.contains_key(&calib.name) {
+                skipped.push(calib.name.clone());
+                continue;
+            }
+            let (undistort, camera) = rig.undistorted_camera(&calib.name)?;
+            cameras.insert(calib.name.clone(), CameraSetup { undistort, camera });
+        }
+        if !skipped.is_empty() {
+            tracing::warn!("calibration cameras without input are skipped: {}", skipped.join(", "));
+        }
+        for name in config.camera_input_map.keys() {
+            if rig.camera(name).is_none() {
+                return Err(PipelineError::Setup(format!(
+                    "camera_input_map names `{name}`, which is not in the calibration {}",
+                    config.calibration_path.display()
+                )));
+            }
+        }
+        let active = |names: Vec<&str>| -> Vec<String> {
+            names.into_iter().filter(|n| cameras.contains_key(*n)).map(str::to_owned).collect()
+        };
+        let ring = active(rig.ring_names());
+        let auxiliary = active(rig.auxiliary_names());
+        if ring.is_empty() {
+            return Err(PipelineError::Setup(
+                "no ring camera has an input: at least one non-auxiliary camera is needed".into(),
+            ));
+        }
+        let needed = config.reconstruction.min_consistent_views;
+        if config.pipeline_mode == crate::config::PipelineMode::Full && needed > ring.len() - 1 {
+            return Err(PipelineError::Setup(format!(
+                "reconstruction.min_consistent_views is {needed}, but with {} ring camera(s) each depth \
+                 map can be confirmed by at most {}; lower it to {} or fewer",
+                ring.len(),
+                ring.len() - 1,
+                (ring.len() - 1).max(1)
+            )));
+        }
+        tracing::info!(
+            "found {} ring and {} auxiliary cameras ({} and {} in the calibration)",
+            ring.len(),
+            auxiliary.len(),
+            rig.ring_names().len(),
+            rig.auxiliary_names().len()
+        );
+        let centres: Vec<CameraCentre<'_>> = ring
+            .iter()
+            .map(|n| CameraCentre { name: n, centre: cameras[n].camera.centre() })
+            .collect();
+        let aux_refs: Vec<&str> = auxiliary.iter().map(String::as_str).collect();
+        let pair_options = PairOptions {
+            num_neighbors: config.sparse_matching.num_neighbors,
+            include_center: config.sparse_matching.include_center,
+        };
+        let pairs = select_pairs(&centres, &aux_refs, &pair_options);
+        let inputs = InputSet::open(&config.camera_input_map)?;
+        let masks = load_masks(&config, &cameras)?;
+        let n_frames_available = super::frame_io::frame_count(&inputs)?;
+        let pre = &config.preprocessing;
+        let frames =
+            select_frames(n_frames_available, pre.frame_start, pre.frame_stop, pre.frame_step);
+        Ok(Self {
+            config,
+            config_path: loaded.path.clone(),
+            rig,
+            cameras,
+            ring,
+            auxiliary,
+            pairs,
+            masks,
+            inputs,
+            frames,
+            n_frames_available,
+        })
+    }
+
+    /// The camera of `name` (it must be active).
+    pub fn camera(&self, name: &str) -> &RefractiveCamera {
+        &self.cameras[name].camera
+    }
+}
+
+/// Masks `mask_dir/CAM.png` of the active cameras: a missing file is a warning (the camera
+/// uses every pixel); a mask of the wrong size is an error naming both sizes.
+fn load_masks(
+    config: &Config,
+    cameras: &BTreeMap<String, CameraSetup>,
+) -> Result<BTreeMap<String, MaskImage>, PipelineError> {
+    let mut masks = BTreeMap::new();
+    let Some(dir) = &config.mask_dir else { return Ok(masks) };
+    if !dir.is_dir() {
+        return Err(PipelineError::Setup(format!("mask_dir not found: {}", dir.display())));
+    }
+    for (name, setup) in cameras {
+        let path = dir.join(format!("{name}.png"));
+        if !path.is_file() {
+            tracing::warn!(
+                "camera `{name}` has no mask ({}); all its pixels are used",
+                path.display()
+            );
+            continue;
+        }
+        let mask = crate::io::images::read_mask(&path)?;
+        let expected = setup.camera.size();
+        if mask.size() != expected {
+            return Err(PipelineError::Setup(format!(
+                "mask {} is {} but camera `{name}` is {expected}; draw masks on the images \
+                 `aquamvs export-refs` writes",
+                path.display(),
+                mask.size()
+            )));
+        }
+        masks.insert(name.clone(), mask);
+    }
+    Ok(masks)
+}

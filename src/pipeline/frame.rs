@@ -1,0 +1,580 @@
+//! One frame through every stage: undistortion → sparse matching and triangulation (when
+//! needed) → depth ranges → plane sweep per ring camera → consistency filter → fusion →
+//! surface → outputs. Each stage is a `tracing` span named as in AquaMVS's timings, and its
+//! wall time goes into the frame's report.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nalgebra::Point3;
+
+use crate::cloud::PointCloud;
+use crate::config::{
+    AggregationKind, CostFunctionKind, DepthRange, MatcherType, PipelineMode, SurfaceMethodKind,
+};
+use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
+use crate::dense::sweep::{SweepOptions, View, plane_sweep};
+use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant};
+use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
+use crate::features::pairs::canonical_pairs;
+use crate::features::{Matcher, View as FeatureView};
+use crate::fusion::{
+    ConsistencyOptions, DepthView, NormalOptions, NormalOrientation, OutlierOptions, backproject,
+    filter_depth_map, remove_statistical_outliers, voxel_downsample, with_normals,
+};
+use crate::imgproc::{GrayImage, RgbImage, rgb_to_gray};
+use crate::io::npz::{ArrayRef, Compression, write_npz_with};
+use crate::mesh::TriangleMesh;
+use crate::sparse::{
+    ColourView, DepthRangeOptions, SparseCloud, TriangulationOptions, best_view_colours,
+    depth_range, triangulate_frame,
+};
+use crate::surface::{SurfaceMethod, SurfaceOptions, reconstruct_surface};
+
+use super::context::Context;
+use super::{Observer, PipelineError};
+
+/// What happened to one frame.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FrameReport {
+    /// Frame index.
+    pub index: usize,
+    /// Wall time of each stage (seconds), in run order.
+    pub stage_seconds: Vec<(String, f64)>,
+    /// Cameras whose image could not be read (skipped).
+    pub skipped_cameras: Vec<String>,
+    /// Sparse points after triangulation (0 when the sparse stage did not run).
+    pub n_sparse_points: usize,
+    /// Ray-depth range used per ring camera (metres) and where it came from.
+    pub depth_ranges: BTreeMap<String, (f64, f64, String)>,
+    /// Fraction of pixels with a depth after the consistency filter, per ring camera.
+    pub depth_valid_fraction: BTreeMap<String, f64>,
+    /// Points of the fused (or sparse) cloud as written.
+    pub n_cloud_points: usize,
+    /// Points after outlier removal.
+    pub n_points_after_outliers: usize,
+    /// Triangles of the mesh (0 when none was written).
+    pub n_mesh_faces: usize,
+    /// Outputs written, relative to the frame folder.
+    pub outputs: Vec<String>,
+}
+
+impl FrameReport {
+    /// Total of the stage times (seconds).
+    pub fn total_seconds(&self) -> f64 {
+        self.stage_seconds.iter().map(|(_, s)| s).sum()
+    }
+}
+
+/// The undistorted images of one camera.
+struct FrameView {
+    rgb: RgbImage,
+    gray: GrayImage,
+}
+
+/// Times stages and records them in the report.
+struct Stages<'r> {
+    report: &'r mut FrameReport,
+}
+
+impl Stages<'_> {
+    fn run<T>(&mut self, name: &'static str, f: impl FnOnce(&mut FrameReport) -> T) -> T {
+        let span = tracing::info_span!("stage", name);
+        let _entered = span.enter();
+        let start = Instant::now();
+        let out = f(self.report);
+        let seconds = start.elapsed().as_secs_f64();
+        tracing::info!("{name}: {:.0} ms", seconds * 1e3);
+        self.report.stage_seconds.push((name.to_owned(), seconds));
+        out
+    }
+}
+
+/// The folder of frame `index` under `output_dir`.
+pub fn frame_dir(output_dir: &Path, index: usize) -> PathBuf {
+    output_dir.join(format!("frame_{index:06}"))
+}
+
+/// Runs every stage on frame `index` and writes its outputs.
+pub fn process_frame(
+    ctx: &Context,
+    index: usize,
+    observer: &dyn Observer,
+) -> Result<FrameReport, PipelineError> {
+    let _span = tracing::info_span!("frame", index).entered();
+    let config = &ctx.config;
+    let dir = frame_dir(&config.output_dir, index);
+    let mut report = FrameReport { index, ..FrameReport::default() };
+    let mut stages = Stages { report: &mut report };
+
+    let views = stages.run("undistortion", |report| undistort_frame(ctx, index, report))?;
+    let present = |name: &String| views.contains_key(name);
+    let ring: Vec<String> = ctx.ring.iter().filter(|n| present(n)).cloned().collect();
+    if ring.is_empty() {
+        return Err(PipelineError::Frame(format!(
+            "frame {index}: no ring camera image could be read"
+        )));
+    }
+
+    let sparse_needed =
+        config.pipeline_mode == PipelineMode::Sparse || config.reconstruction.depth_range.is_none();
+    let sparse = if sparse_needed {
+        let matches = stages.run("sparse_matching", |_| match_frame(ctx, &views))?;
+        let cloud =
+            stages.run("triangulation", |report| -> Result<SparseCloud, PipelineError> {
+                let cameras = views.keys().map(|n| (n.as_str(), ctx.camera(n))).collect();
+                let cloud =
+                    triangulate_frame(&cameras, &matches, &TriangulationOptions::default())?;
+                report.n_sparse_points = cloud.points.len();
+                tracing::info!(
+                    "{} matches → {} points ({} from 3+ views)",
+                    matches.n_matches(),
+                    cloud.points.len(),
+                    cloud.stats.n_multi_view
+                );
+                let path = dir.join("sparse").join("sparse.ply");
+                crate::io::ply::write_point_cloud(&path, &cloud.to_point_cloud())?;
+                report.outputs.push("sparse/sparse.ply".into());
+                Ok(cloud)
+            })?;
+        Some(cloud)
+    } else {
+        None
+    };
+
+    if config.pipeline_mode == PipelineMode::Sparse {
+        let sparse = sparse.as_ref().map(SparseCloud::to_point_cloud).unwrap_or_default();
+        stages.run("surface_reconstruction", |report| {
+            sparse_outputs(ctx, &views, &ring, sparse, &dir, report)
+        })?;
+    } else {
+        let ranges = stages.run("depth_ranges", |report| {
+            depth_ranges(ctx, &views, &ring, sparse.as_ref(), report)
+        })?;
+        let maps = stages.run("depth_estimation", |report| {
+            sweep_all(ctx, &views, &ring, &ranges, &dir, report, observer)
+        })?;
+        let fused = stages.run("fusion", |report| fuse(ctx, &views, &ring, &maps, &dir, report))?;
+        stages.run("surface_reconstruction", |report| {
+            surface_outputs(ctx, &views, &ring, fused, &dir, report)
+        })?;
+    }
+    Ok(report)
+}
+
+/// Reads and undistorts every camera's image of frame `index`.
+fn undistort_frame(
+    ctx: &Context,
+    index: usize,
+    report: &mut FrameReport,
+) -> Result<BTreeMap<String, FrameView>, PipelineError> {
+    use rayon::prelude::*;
+    let names: Vec<&str> = ctx.cameras.keys().map(String::as_str).collect();
+    let raw = super::frame_io::read_frame(&ctx.inputs, &names, index);
+    let mut views = BTreeMap::new();
+    let undistorted: Vec<(String, Result<FrameView, PipelineError>)> = raw
+        .into_par_iter()
+        .map(|(name, image)| {
+            let view = image.and_then(|img| {
+                let rgb = ctx.cameras[&name].undistort.remap_rgb(&img).map_err(|e| {
+                    PipelineError::Frame(format!(
+                        "camera `{name}`: {e} (does the image match the calibration?)"
+                    ))
+                })?;
+                let gray = rgb_to_gray(&rgb);
+                Ok(FrameView { rgb, gray })
+            });
+            (name, view)
+        })
+        .collect();
+    for (name, view) in undistorted {
+        match view {
+            Ok(v) => {
+                views.insert(name, v);
+            }
+            Err(e) => {
+                tracing::warn!("frame {index}: camera `{name}` skipped: {e}");
+                report.skipped_cameras.push(name);
+            }
+        }
+    }
+    Ok(views)
+}
+
+/// Matches all canonical pairs of the cameras present in this frame.
+fn match_frame(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+) -> Result<crate::features::FrameMatches, PipelineError> {
+    let matcher: Box<dyn Matcher> = match ctx.config.matcher_type {
+        MatcherType::Classical => {
+            Box::new(ClassicalMatcher::new(ClassicalOptions::from_config(&ctx.config)))
+        }
+        other => {
+            return Err(PipelineError::Setup(format!(
+                "matcher_type `{other}` needs ONNX Runtime support, which this build does not include; \
+                 use `matcher_type: classical`"
+            )));
+        }
+    };
+    let feature_views: Vec<FeatureView<'_>> = views
+        .iter()
+        .map(|(name, v)| FeatureView {
+            name,
+            image: &v.gray,
+            camera: ctx.camera(name),
+            mask: ctx.masks.get(name),
+        })
+        .collect();
+    let pairs: Vec<_> = canonical_pairs(&ctx.pairs)
+        .into_iter()
+        .filter(|p| views.contains_key(&p.a) && views.contains_key(&p.b))
+        .collect();
+    Ok(matcher.match_frame(&feature_views, &pairs)?)
+}
+
+/// The ray-depth range of every ring camera: configured, from the sparse cloud, or estimated
+/// by a coarse sweep.
+fn depth_ranges(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    sparse: Option<&SparseCloud>,
+    report: &mut FrameReport,
+) -> Result<BTreeMap<String, (f64, f64)>, PipelineError> {
+    let rc = &ctx.config.reconstruction;
+    let points: Vec<Point3<f64>> = sparse.map(SparseCloud::positions).unwrap_or_default();
+    let mut ranges = BTreeMap::new();
+    for name in ring {
+        let (range, source) = match rc.depth_range {
+            Some(DepthRange::Fixed { min, max }) => ((min, max), "config".to_owned()),
+            Some(DepthRange::Auto) => (auto_range(ctx, views, name)?, "auto".to_owned()),
+            None => {
+                let opts =
+                    DepthRangeOptions { margin_m: rc.depth_margin, ..DepthRangeOptions::default() };
+                let r = depth_range(&points, ctx.camera(name), &opts);
+                if r.is_fallback() {
+                    tracing::warn!(
+                        "camera `{name}`: no sparse point visible; estimating its depth range"
+                    );
+                    (auto_range(ctx, views, name)?, "auto (no sparse points)".to_owned())
+                } else {
+                    ((r.range.min, r.range.max), "sparse".to_owned())
+                }
+            }
+        };
+        tracing::info!("camera `{name}`: ray depths {:.3}–{:.3} m ({source})", range.0, range.1);
+        report.depth_ranges.insert(name.clone(), (range.0, range.1, source));
+        ranges.insert(name.clone(), range);
+    }
+    Ok(ranges)
+}
+
+fn auto_range(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    name: &str,
+) -> Result<(f64, f64), PipelineError> {
+    let (reference, sources) = sweep_views(ctx, views, name);
+    let opts = AutoRangeOptions {
+        margin_m: ctx.config.reconstruction.depth_margin,
+        ..AutoRangeOptions::default()
+    };
+    match auto_depth_range(reference, &sources, &opts)? {
+        Some(range) => Ok(range),
+        None => Err(PipelineError::Frame(format!(
+            "camera `{name}`: could not estimate a depth range (too little texture?); \
+             set `reconstruction.depth_range: [min, max]`"
+        ))),
+    }
+}
+
+/// The reference view of `name` and its sources present in this frame.
+fn sweep_views<'a>(
+    ctx: &'a Context,
+    views: &'a BTreeMap<String, FrameView>,
+    name: &str,
+) -> (View<'a>, Vec<View<'a>>) {
+    let reference = View { camera: ctx.camera(name), image: &views[name].gray };
+    let sources = ctx
+        .pairs
+        .get(name)
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| {
+                    views.get(s).map(|v| View { camera: ctx.camera(s), image: &v.gray })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (reference, sources)
+}
+
+/// The sweep options of the config.
+fn sweep_options(ctx: &Context) -> SweepOptions {
+    let rc = &ctx.config.reconstruction;
+    SweepOptions {
+        cost: CostOptions {
+            function: match rc.cost_function {
+                CostFunctionKind::Ncc => CostFunction::Ncc,
+                CostFunctionKind::Ssim => CostFunction::Ssim,
+            },
+            window_size: rc.window_size,
+            ncc_variant: NccVariant::OwnWindow,
+        },
+        aggregation: match rc.aggregation {
+            AggregationKind::Mean => Aggregation::Mean,
+            // `aggregation_k` is validated ≥ 1.
+            AggregationKind::BestK => {
+                NonZeroUsize::new(rc.aggregation_k).map_or(Aggregation::Mean, Aggregation::BestK)
+            }
+        },
+        n_depths: rc.num_depths,
+        ..SweepOptions::default()
+    }
+}
+
+/// Plane sweep of every ring camera; writes `depth_maps/CAM.npz`.
+fn sweep_all(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    ranges: &BTreeMap<String, (f64, f64)>,
+    dir: &Path,
+    report: &mut FrameReport,
+    observer: &dyn Observer,
+) -> Result<BTreeMap<String, DepthMap>, PipelineError> {
+    let opts = sweep_options(ctx);
+    let mut maps = BTreeMap::new();
+    observer.cameras_started(ring.len());
+    for name in ring {
+        let _span = tracing::info_span!("plane_sweep", camera = name.as_str()).entered();
+        let (reference, sources) = sweep_views(ctx, views, name);
+        if sources.is_empty() {
+            tracing::warn!("camera `{name}` has no source camera in this frame; skipped");
+            observer.camera_done(name);
+            continue;
+        }
+        let (lo, hi) = ranges[name];
+        let mut map = plane_sweep(reference, &sources, lo, hi, &opts)?;
+        if let Some(mask) = ctx.masks.get(name) {
+            map.apply_mask(mask)?;
+        }
+        map.write_npz(&dir.join("depth_maps").join(format!("{name}.npz")))?;
+        report.outputs.push(format!("depth_maps/{name}.npz"));
+        maps.insert(name.clone(), map);
+        observer.camera_done(name);
+    }
+    Ok(maps)
+}
+
+/// Consistency filter, back-projection and the fused cloud (written before outlier removal,
+/// as AquaMVS does); returns the cloud after outlier removal.
+fn fuse(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    maps: &BTreeMap<String, DepthMap>,
+    dir: &Path,
+    report: &mut FrameReport,
+) -> Result<PointCloud, PipelineError> {
+    let rc = &ctx.config.reconstruction;
+    let opts = ConsistencyOptions {
+        min_confidence: rc.min_confidence as f32,
+        depth_tolerance: rc.depth_tolerance,
+        min_consistent_views: rc.min_consistent_views,
+    };
+    let mut points = Vec::new();
+    let mut colours = Vec::new();
+    for name in ring {
+        let Some(map) = maps.get(name) else { continue };
+        let targets: Vec<DepthView<'_>> = maps
+            .iter()
+            .filter(|(other, _)| *other != name)
+            .map(|(other, m)| DepthView { camera: ctx.camera(other), depth: m })
+            .collect();
+        let filtered =
+            filter_depth_map(DepthView { camera: ctx.camera(name), depth: map }, &targets, &opts);
+        let valid = filtered.depth.valid_count() as f64 / filtered.depth.size().area() as f64;
+        report.depth_valid_fraction.insert(name.clone(), valid);
+        if ctx.config.runtime.save_consistency_maps {
+            let size = filtered.depth.size();
+            let array = ArrayRef::i32_2d(size.height, size.width, &filtered.consistency)?;
+            let path = dir.join("consistency_maps").join(format!("{name}.npz"));
+            write_npz_with(&path, &[("consistency", array)], Compression::Deflated)?;
+            report.outputs.push(format!("consistency_maps/{name}.npz"));
+        }
+        let part = backproject(ctx.camera(name), &filtered.depth, &views[name].rgb);
+        let (p, _, c) = part.into_parts();
+        points.extend(p);
+        colours.extend(c.unwrap_or_default());
+    }
+    let cloud = PointCloud::new(points)
+        .with_colors(colours)
+        .map_err(|e| PipelineError::Frame(e.to_string()))?;
+    tracing::info!("{} points from {} depth maps", cloud.len(), maps.len());
+    let cloud = voxel_downsample(&cloud, rc.voxel_size)?;
+    let cloud = orient_normals(ctx, cloud, rc.voxel_size)?;
+    crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("fused.ply"), &cloud)?;
+    report.outputs.push("point_cloud/fused.ply".into());
+    report.n_cloud_points = cloud.len();
+    if !ctx.config.runtime.keep_intermediates {
+        let depth_dir = dir.join("depth_maps");
+        if depth_dir.is_dir() {
+            std::fs::remove_dir_all(&depth_dir)
+                .map_err(|e| PipelineError::Frame(format!("{}: {e}", depth_dir.display())))?;
+            report.outputs.retain(|o| !o.starts_with("depth_maps/"));
+        }
+    }
+    remove_outliers(ctx, cloud, report)
+}
+
+/// PCA normals (radius 5 voxels, 30 neighbours), each facing the nearest camera.
+fn orient_normals(
+    ctx: &Context,
+    cloud: PointCloud,
+    voxel: f64,
+) -> Result<PointCloud, PipelineError> {
+    if cloud.is_empty() {
+        return Ok(cloud);
+    }
+    let centres: Vec<Point3<f64>> = ctx.cameras.values().map(|c| c.camera.centre()).collect();
+    let opts = NormalOptions {
+        orientation: NormalOrientation::TowardNearestCamera(centres),
+        ..NormalOptions::for_voxel_size(voxel)
+    };
+    Ok(with_normals(cloud, &opts)?)
+}
+
+fn remove_outliers(
+    ctx: &Context,
+    cloud: PointCloud,
+    report: &mut FrameReport,
+) -> Result<PointCloud, PipelineError> {
+    let rc = &ctx.config.reconstruction;
+    let cloud = if rc.outlier_removal_enabled && cloud.len() > rc.outlier_nb_neighbors {
+        let opts = OutlierOptions {
+            nb_neighbors: rc.outlier_nb_neighbors,
+            std_ratio: rc.outlier_std_ratio,
+        };
+        let kept = remove_statistical_outliers(&cloud, &opts)?;
+        tracing::info!("outlier removal kept {} of {} points", kept.len(), cloud.len());
+        kept
+    } else {
+        cloud
+    };
+    report.n_points_after_outliers = cloud.len();
+    Ok(cloud)
+}
+
+/// Sparse pathway: the sparse cloud voxelised, with normals and best-view colours, written as
+/// `point_cloud/sparse.ply`, then outlier removal and the surface.
+fn sparse_outputs(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    sparse: PointCloud,
+    dir: &Path,
+    report: &mut FrameReport,
+) -> Result<(), PipelineError> {
+    let voxel = ctx.config.reconstruction.voxel_size;
+    let cloud = voxel_downsample(&sparse, voxel)?;
+    // Sparse points are centimetres apart: normals need a wider neighbourhood than 5 voxels.
+    let spacing = mean_spacing(&cloud).max(voxel);
+    let centres: Vec<Point3<f64>> = ctx.cameras.values().map(|c| c.camera.centre()).collect();
+    let cloud = if cloud.is_empty() {
+        cloud
+    } else {
+        let opts = NormalOptions {
+            radius: 5.0 * spacing,
+            max_neighbors: 30,
+            orientation: NormalOrientation::TowardNearestCamera(centres),
+        };
+        with_normals(cloud, &opts)?
+    };
+    let cloud = colour_cloud(ctx, views, ring, cloud);
+    crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("sparse.ply"), &cloud)?;
+    report.outputs.push("point_cloud/sparse.ply".into());
+    report.n_cloud_points = cloud.len();
+    let cloud = remove_outliers(ctx, cloud, report)?;
+    surface_outputs(ctx, views, ring, cloud, dir, report)
+}
+
+/// Mean nearest-neighbour distance of a cloud (0 for fewer than 2 points).
+fn mean_spacing(cloud: &PointCloud) -> f64 {
+    use rayon::prelude::*;
+    if cloud.len() < 2 {
+        return 0.0;
+    }
+    let index = crate::spatial::PointIndex::new(cloud.points());
+    let sum: f64 = cloud.points().par_iter().map(|p| index.kth_distance(p, 2)).sum();
+    sum / cloud.len() as f64
+}
+
+/// Best-view colours from the ring cameras (refracted viewing direction).
+fn colour_cloud(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    cloud: PointCloud,
+) -> PointCloud {
+    let Some(normals) = cloud.normals().map(<[_]>::to_vec) else { return cloud };
+    let colour_views: Vec<ColourView<'_>> =
+        ring.iter().map(|n| ColourView { camera: ctx.camera(n), image: &views[n].rgb }).collect();
+    let colours = best_view_colours(cloud.points(), &normals, &colour_views);
+    cloud.with_colors(colours).expect("one colour per point")
+}
+
+/// Surface of the cloud, best-view vertex colours, `mesh/surface.ply`.
+fn surface_outputs(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    cloud: PointCloud,
+    dir: &Path,
+    report: &mut FrameReport,
+) -> Result<(), PipelineError> {
+    if cloud.len() < 4 {
+        tracing::warn!("the cloud has {} points: no surface", cloud.len());
+        return Ok(());
+    }
+    let rc = &ctx.config.reconstruction;
+    let opts = SurfaceOptions {
+        method: match rc.surface_method {
+            SurfaceMethodKind::Poisson => SurfaceMethod::Poisson,
+            SurfaceMethodKind::Heightfield => SurfaceMethod::Heightfield,
+            SurfaceMethodKind::Bpa => SurfaceMethod::Bpa,
+        },
+        poisson_depth: rc.poisson_depth as u32,
+        grid_resolution: rc.grid_resolution,
+        bpa_radii: rc.bpa_radii.clone(),
+        target_faces: rc.target_faces,
+    };
+    let mesh = reconstruct_surface(&cloud, &opts)?;
+    if mesh.is_empty() {
+        tracing::warn!("surface reconstruction produced no triangles");
+        return Ok(());
+    }
+    let mesh = colour_mesh(ctx, views, ring, mesh);
+    crate::io::ply::write_mesh(&dir.join("mesh").join("surface.ply"), &mesh)?;
+    report.outputs.push("mesh/surface.ply".into());
+    report.n_mesh_faces = mesh.n_faces();
+    Ok(())
+}
+
+/// Vertex normals and best-view colours of a mesh.
+fn colour_mesh(
+    ctx: &Context,
+    views: &BTreeMap<String, FrameView>,
+    ring: &[String],
+    mesh: TriangleMesh,
+) -> TriangleMesh {
+    let normals = mesh.compute_vertex_normals();
+    let colour_views: Vec<ColourView<'_>> =
+        ring.iter().map(|n| ColourView { camera: ctx.camera(n), image: &views[n].rgb }).collect();
+    let colours = best_view_colours(mesh.vertices(), &normals, &colour_views);
+    let mesh = mesh.with_normals(normals).expect("one normal per vertex");
+    mesh.with_colors(colours).expect("one colour per vertex")
+}
