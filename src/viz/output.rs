@@ -508,13 +508,36 @@ fn read_cloud(frame_dir: &Path) -> Result<Option<PointCloud>, String> {
 }
 
 /// The rig of a run: the calibration that `OUTPUT/config.yaml` names.
+///
+/// The run writes the config it used, whose relative paths were relative to wherever the
+/// original config was; so the calibration path is tried relative to the output folder (what
+/// [`crate::config::load`] resolves), as written (relative to the working directory) and
+/// relative to the output folder's parent (the usual place of the original config).
 fn load_run_rig(output_dir: &Path) -> Result<Rig, String> {
     let config_path = output_dir.join("config.yaml");
     if !config_path.is_file() {
         return Err(format!("no {} to find the calibration in", config_path.display()));
     }
     let loaded = crate::config::load(&config_path).map_err(|e| e.to_string())?;
-    load_rig(&loaded.config.calibration_path).map_err(|e| e.to_string())
+    let mut candidates = vec![loaded.config.calibration_path.clone()];
+    let text = std::fs::read_to_string(&config_path).map_err(|e| e.to_string())?;
+    if let Ok(raw) = crate::config::parse_str(&text, &config_path, Path::new("")) {
+        let written = raw.config.calibration_path;
+        if written.is_relative()
+            && let Some(parent) = output_dir.parent()
+        {
+            candidates.push(parent.join(&written));
+        }
+        candidates.push(written);
+    }
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => load_rig(path).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "the calibration named in {} is not at {}",
+            config_path.display(),
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ")
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -647,6 +670,23 @@ mod tests {
                 .iter()
                 .any(|s| s.stage == VizStage::Rig && s.reason.contains("config.yaml"))
         );
+    }
+
+    #[test]
+    fn calibration_is_found_next_to_the_output_folder() {
+        // The run's config.yaml repeats the original config's relative path, which was
+        // relative to the original config's folder: the output folder's parent.
+        let dir = tempfile::tempdir().unwrap();
+        let rig = tiny_spec().rig.build().unwrap();
+        save_rig(&dir.path().join("calibration.json"), &rig).unwrap();
+        let out = dir.path().join("output");
+        let yaml = "calibration_path: calibration.json\noutput_dir: output\n\
+                    camera_input_map:\n  cam00: images/cam00\n";
+        write_bytes_atomic(&out.join("config.yaml"), yaml.as_bytes()).unwrap();
+        assert_eq!(load_run_rig(&out).unwrap(), rig);
+        std::fs::remove_file(dir.path().join("calibration.json")).unwrap();
+        let err = load_run_rig(&out).unwrap_err();
+        assert!(err.contains("is not at") && err.contains("calibration.json"), "{err}");
     }
 
     #[test]
