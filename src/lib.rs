@@ -66,3 +66,4 @@ pub mod sparse;
 pub mod spatial;
 pub mod surface;
 pub mod synth;
+pub mod viz;

@@ -18,6 +18,7 @@ mod progress;
 mod reconstruct;
 mod synth;
 mod temporal_filter;
+mod viz;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,8 @@ pub enum Command {
     TemporalFilter(temporal_filter::TemporalFilterArgs),
     /// Write undistorted reference images (frame N of every camera) to draw masks on.
     ExportRefs(export_refs::ExportRefsArgs),
+    /// Redraw the pictures (depth maps, renders, rig, gallery) from a run's saved outputs.
+    Viz(viz::VizArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::TemporalFilter(args) => temporal_filter::run(args, cli.quiet),
         Command::ExportRefs(args) => export_refs::run(args),
+        Command::Viz(args) => viz::run(args),
     }
 }
 

@@ -7,3 +7,4 @@ mod geometry;
 mod real_data;
 mod sparse;
 mod tidy;
+mod viz;
