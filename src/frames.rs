@@ -6,10 +6,22 @@
 //! - in image folders the frame index is the position in the file list sorted by name, and
 //!   every camera must hold the same file names (otherwise frame *i* of two cameras would not
 //!   be the same instant);
-//! - the frames processed are `range(frame_start, frame_stop or count, frame_step)`.
+//! - the frames processed are `range(frame_start, frame_stop or count, frame_step)`;
+//! - a video set has as many frames as its shortest video.
+//!
+//! [`FrameReader`] reads frame *i* of every camera (videos through `ffmpeg`, see
+//! [`crate::io::video`]); a camera whose frame cannot be read is reported for that camera
+//! only, so a run can go on with the others.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::io::images::ImageIoError;
+use crate::io::video::VideoError;
+
+mod reader;
+
+pub use reader::{CameraReader, FrameImages, FrameReader, readable_images};
 
 /// Extensions (lower case) of files read as video.
 pub const VIDEO_EXTENSIONS: &[&str] = &["mp4", "avi", "mkv", "mov"];
@@ -106,55 +118,51 @@ pub enum FramesError {
     NoInputs,
     /// A video tool is not installed.
     #[error(
-        "`{tool}` was not found on PATH; video input needs FFmpeg \
-         (Debian/Ubuntu: `sudo apt install ffmpeg`, macOS: `brew install ffmpeg`)"
+        "`{tool}` was not found on PATH; video input needs FFmpeg ({})",
+        crate::io::video::INSTALL_HINT
     )]
     FfmpegMissing {
         /// The program that was looked for.
         tool: &'static str,
     },
-    /// A video could not be read.
-    #[error("cannot read video {}: {message}", path.display())]
-    Video {
-        /// The video file.
-        path: PathBuf,
-        /// What the decoder said.
-        message: String,
+    /// A video could not be probed or decoded.
+    #[error(transparent)]
+    Video(VideoError),
+    /// An image of an image folder could not be read.
+    #[error("camera `{camera}`, frame {frame}: {source}")]
+    Image {
+        /// Camera name.
+        camera: String,
+        /// The frame index.
+        frame: usize,
+        /// The reading error (it names the file).
+        #[source]
+        source: Box<ImageIoError>,
+    },
+    /// The requested frame is past the end of the inputs.
+    #[error("frame {frame} is past the end: the inputs have {count} frame(s) (0 to {last})", last = count.saturating_sub(1))]
+    FrameOutOfRange {
+        /// The requested frame.
+        frame: usize,
+        /// Frames available in every camera.
+        count: usize,
     },
 }
 
-/// Size and length of a video, as `ffprobe` reports them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VideoInfo {
-    /// Frame size.
-    pub size: crate::imgproc::ImageSize,
-    /// Number of frames (counted from the container's packets).
-    pub frames: usize,
+impl From<VideoError> for FramesError {
+    fn from(err: VideoError) -> Self {
+        match err {
+            VideoError::FfmpegMissing { tool } => FramesError::FfmpegMissing { tool },
+            other => FramesError::Video(other),
+        }
+    }
 }
 
-/// Reads a video's frame size and frame count with `ffprobe`.
+pub use crate::io::video::VideoInfo;
+
+/// Reads a video's frame size, frame count and frame rate with `ffprobe`.
 pub fn probe_video(path: &Path) -> Result<VideoInfo, FramesError> {
-    let output = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries"])
-        .args(["stream=width,height,nb_read_packets", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => FramesError::FfmpegMissing { tool: "ffprobe" },
-            _ => FramesError::Video { path: path.into(), message: e.to_string() },
-        })?;
-    let video_err = |message: String| FramesError::Video { path: path.into(), message };
-    if !output.status.success() {
-        return Err(video_err(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let fields: Vec<usize> = text.trim().split(',').filter_map(|f| f.trim().parse().ok()).collect();
-    match fields[..] {
-        [width, height, frames] => {
-            Ok(VideoInfo { size: crate::imgproc::ImageSize::new(width, height), frames })
-        }
-        _ => Err(video_err(format!("no video stream (ffprobe said `{}`)", text.trim()))),
-    }
+    Ok(crate::io::video::probe(path)?)
 }
 
 /// The kind of a camera input path (it must exist).

@@ -10,7 +10,7 @@
 //! ```text
 //! config.yaml ──► Config ─┐
 //! calibration.json ──► Rig ─┤
-//! frames ──► FrameSet ──────┤
+//! frames ──► FrameReader ───┤
 //!                           ▼
 //!   undistort ─► match ─► triangulate ─► depth ranges ─► plane sweep ─► DepthMap
 //!     ─► consistency filter ─► fuse ─► PointCloud ─► surface ─► Mesh ─► export
@@ -56,11 +56,14 @@ pub mod fusion;
 pub mod geom;
 pub mod imgproc;
 pub mod io;
+pub mod masks;
 pub mod mesh;
 pub mod parallel;
 pub mod pipeline;
+pub mod preprocess;
 pub mod setup;
 pub mod sparse;
 pub mod spatial;
 pub mod surface;
 pub mod synth;
+pub mod viz;

@@ -133,6 +133,9 @@ pub struct SparseRun {
     pub ranges: BTreeMap<String, CameraDepthRange>,
     /// Matching (extraction included).
     pub t_match: Duration,
+    /// CPU time of the process during matching (seconds, all threads), where the platform
+    /// reports it: on a shared machine it says more than the wall time.
+    pub cpu_match_s: Option<f64>,
     /// Triangulation and depth ranges.
     pub t_triangulate: Duration,
 }
@@ -141,10 +144,12 @@ pub struct SparseRun {
 pub fn run_sparse(frame: &Frame, matcher: &ClassicalOptions, margin: f64) -> SparseRun {
     let views = frame.views();
     let start = Instant::now();
+    let cpu_start = process_cpu_s();
     let matches = ClassicalMatcher::new(matcher.clone())
         .match_frame(&views, &frame.pairs)
         .expect("matching runs");
     let t_match = start.elapsed();
+    let cpu_match_s = process_cpu_s().zip(cpu_start).map(|(b, a)| b - a);
     let start = Instant::now();
     let cameras = frame.camera_set();
     let cloud = triangulate_frame(&cameras, &matches, &TriangulationOptions::default())
@@ -155,7 +160,17 @@ pub fn run_sparse(frame: &Frame, matcher: &ClassicalOptions, margin: f64) -> Spa
         &DepthRangeOptions { margin_m: margin, ..DepthRangeOptions::default() },
     );
     let t_triangulate = start.elapsed();
-    SparseRun { matches, cloud, ranges, t_match, t_triangulate }
+    SparseRun { matches, cloud, ranges, t_match, cpu_match_s, t_triangulate }
+}
+
+/// User + system CPU time of this process (seconds), from `/proc/self/stat` (Linux; `None`
+/// elsewhere). Clock ticks are taken as 1/100 s, the Linux `USER_HZ`.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Accuracy of a sparse run against the ground truth.

@@ -9,11 +9,16 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod check;
+mod demo;
 mod evaluate;
+mod export_mesh;
+mod export_refs;
 mod init;
 mod progress;
 mod reconstruct;
 mod synth;
+mod temporal_filter;
+mod viz;
 
 use std::process::ExitCode;
 
@@ -42,12 +47,22 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate a config, its calibration and its inputs before a long run.
     Check(check::CheckArgs),
+    /// Convert PLY meshes to OBJ, STL, glTF or GLB.
+    ExportMesh(export_mesh::ExportMeshArgs),
+    /// Run the whole job on a built-in synthetic scene and report its accuracy.
+    Demo(demo::DemoArgs),
     /// Reconstruct every selected frame of a config.
     Reconstruct(reconstruct::ReconstructArgs),
     /// Write a synthetic refractive scene with ground truth (images, calibration, config).
     Synth(synth::SynthArgs),
     /// Compare a reconstructed cloud (and depth maps) with a synthetic scene's ground truth.
     Evaluate(evaluate::EvaluateArgs),
+    /// Per-pixel temporal median of videos: removes fish and debris from a static bottom.
+    TemporalFilter(temporal_filter::TemporalFilterArgs),
+    /// Write undistorted reference images (frame N of every camera) to draw masks on.
+    ExportRefs(export_refs::ExportRefsArgs),
+    /// Redraw the pictures (depth maps, renders, rig, gallery) from a run's saved outputs.
+    Viz(viz::VizArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -58,7 +73,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Library errors carry their causes in their messages already.
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }
@@ -69,9 +85,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Demo(args) => demo::run(args, cli.quiet),
+        Command::ExportMesh(args) => export_mesh::run(args),
         Command::Reconstruct(args) => reconstruct::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::TemporalFilter(args) => temporal_filter::run(args, cli.quiet),
+        Command::ExportRefs(args) => export_refs::run(args),
+        Command::Viz(args) => viz::run(args),
     }
 }
 

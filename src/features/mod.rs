@@ -136,8 +136,8 @@ impl Keypoints {
     pub fn retain(&mut self, keep: &[bool]) {
         assert_eq!(keep.len(), self.len(), "Keypoints::retain: mask length");
         let mut out = 0;
-        for i in 0..keep.len() {
-            if keep[i] {
+        for (i, &k) in keep.iter().enumerate() {
+            if k {
                 self.positions[out] = self.positions[i];
                 self.scores[out] = self.scores[i];
                 let d = self.descriptor_len;
@@ -555,6 +555,14 @@ mod tests {
             size,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn matchers_are_chosen_at_run_time() {
+        // The pipeline holds a `Box<dyn Matcher>` picked by `matcher_type`.
+        let matchers: Vec<Box<dyn Matcher>> = vec![Box::new(ClassicalMatcher::default())];
+        assert_eq!(matchers[0].name(), "classical");
+        assert_eq!(matchers[0].match_frame(&[], &[]).unwrap(), FrameMatches::default());
     }
 
     #[test]

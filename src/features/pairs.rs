@@ -249,6 +249,56 @@ mod tests {
         assert_eq!(CameraPair::new("x", "x"), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::geom::testutil::proptest_config(64))]
+
+        /// Any layout: each list holds the k nearest ring cameras in distance order, never
+        /// the camera itself, then the auxiliary ones; canonical pairs are exactly the
+        /// unordered pairs of the lists, once each.
+        #[test]
+        fn lists_and_canonical_pairs_are_consistent(
+            xy in proptest::collection::vec((-1.0f64..1.0, -1.0f64..1.0), 2..14),
+            k in 0usize..6,
+            n_aux in 0usize..3,
+        ) {
+            let cams: Vec<(String, Point3<f64>)> = xy
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y))| (format!("r{i:02}"), Point3::new(x, y, 0.0)))
+                .collect();
+            let aux: Vec<String> = (0..n_aux).map(|i| format!("x{i}")).collect();
+            let aux_refs: Vec<&str> = aux.iter().map(String::as_str).collect();
+            let opts = PairOptions { num_neighbors: k, include_center: true };
+            let pairs = select_pairs(&centres(&cams), &aux_refs, &opts);
+            proptest::prop_assert_eq!(pairs.len(), cams.len());
+            let mut expected = BTreeSet::new();
+            for (name, sources) in &pairs {
+                let n_ring = k.min(cams.len() - 1);
+                proptest::prop_assert_eq!(sources.len(), n_ring + n_aux);
+                proptest::prop_assert_eq!(&sources[n_ring..], &aux[..]);
+                let c = cams.iter().find(|(n, _)| n == name).unwrap().1;
+                let d: Vec<f64> = sources[..n_ring]
+                    .iter()
+                    .map(|s| (cams.iter().find(|(n, _)| n == s).unwrap().1 - c).norm())
+                    .collect();
+                proptest::prop_assert!(d.windows(2).all(|w| w[0] <= w[1] + DISTANCE_TIE_M));
+                proptest::prop_assert!(!sources.contains(name));
+                // No ring camera left out is nearer than the farthest one taken.
+                let farthest = d.last().copied().unwrap_or(0.0);
+                for (other, p) in &cams {
+                    if other != name && !sources.contains(other) && n_ring > 0 {
+                        proptest::prop_assert!((p - c).norm() >= farthest - DISTANCE_TIE_M);
+                    }
+                }
+                for s in sources {
+                    expected.insert(CameraPair::new(name, s).unwrap());
+                }
+            }
+            let canonical = canonical_pairs(&pairs);
+            proptest::prop_assert_eq!(canonical, expected.into_iter().collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn rig_pairs_use_ring_and_auxiliary_cameras() {
         let rig = crate::synth::rig::RigParams::preset(crate::synth::rig::RigPreset::Tank)

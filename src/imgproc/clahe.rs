@@ -85,8 +85,8 @@ fn tile_lut(hist: &mut [usize; 256], limit: usize, area: usize) -> [u8; 256] {
         for b in hist.iter_mut() {
             *b += batch;
         }
-        if residual > 0 {
-            let step = (256 / residual).max(1);
+        if let Some(step) = 256usize.checked_div(residual) {
+            let step = step.max(1);
             for i in (0..256).step_by(step).take(residual) {
                 hist[i] += 1;
             }

@@ -49,6 +49,60 @@ where
     Ok(())
 }
 
+/// A file being written by someone else (an encoder subprocess, a library that only writes to
+/// a path): a temporary path next to the destination that [`PendingFile::commit`] syncs and
+/// renames over the destination. Dropping it uncommitted removes the temporary file, so a
+/// failed or interrupted write never leaves a half-written destination.
+#[derive(Debug)]
+pub struct PendingFile {
+    path: PathBuf,
+    tmp: tempfile::TempPath,
+}
+
+impl PendingFile {
+    /// Reserves a temporary file in `path`'s folder (created if missing). The temporary name
+    /// keeps `path`'s extension, for writers that choose a format by extension.
+    pub fn new(path: &Path) -> Result<Self, WriteError> {
+        let wrap = |source| WriteError { path: path.to_path_buf(), source };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir).map_err(wrap)?;
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let suffix = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| format!(".tmp.{e}"))
+            .unwrap_or_else(|| ".tmp".into());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{file_name}."))
+            .suffix(&suffix)
+            .tempfile_in(dir)
+            .map_err(wrap)?
+            .into_temp_path();
+        Ok(Self { path: path.to_path_buf(), tmp })
+    }
+
+    /// Where the writer should write (an empty file exists there).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the temporary file to disk and renames it over the destination.
+    pub fn commit(self) -> Result<(), WriteError> {
+        let wrap = |source| WriteError { path: self.path.clone(), source };
+        File::open(&self.tmp).and_then(|f| f.sync_all()).map_err(wrap)?;
+        self.tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
+        Ok(())
+    }
+}
+
 /// Writes `bytes` to `path` atomically (see [`write_atomic`]).
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_atomic(path, |w| w.write_all(bytes))
@@ -78,5 +132,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn pending_file_commits_or_vanishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out").join("clip.mp4");
+        let pending = PendingFile::new(&path).unwrap();
+        assert!(pending.temp_path().to_string_lossy().ends_with(".mp4"));
+        std::fs::write(pending.temp_path(), b"video").unwrap();
+        assert!(!path.exists());
+        pending.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"video");
+
+        let pending = PendingFile::new(&path).unwrap();
+        std::fs::write(pending.temp_path(), b"half").unwrap();
+        drop(pending);
+        assert_eq!(std::fs::read(&path).unwrap(), b"video");
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
     }
 }

@@ -9,3 +9,4 @@ pub mod images;
 pub mod mesh_export;
 pub mod npz;
 pub mod ply;
+pub mod video;

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::calib::{Rig, load_rig};
 use crate::config::{Config, LoadedConfig};
 use crate::features::pairs::{CameraCentre, PairMap, PairOptions, select_pairs};
-use crate::frames::{InputSet, select_frames};
+use crate::frames::{FrameReader, InputSet, select_frames};
 use crate::geom::refraction::RefractiveCamera;
 use crate::geom::undistort::UndistortMap;
 use crate::imgproc::MaskImage;
@@ -48,8 +49,8 @@ pub struct Context {
     pub pairs: PairMap,
     /// Region-of-interest masks by camera (undistorted resolution).
     pub masks: BTreeMap<String, MaskImage>,
-    /// The camera inputs.
-    pub inputs: InputSet,
+    /// The camera inputs, open (video decoders persist across frames).
+    pub reader: Mutex<FrameReader>,
     /// Frame indices to process.
     pub frames: Vec<usize>,
     /// Frames available in every camera.
@@ -120,9 +121,16 @@ impl Context {
             include_center: config.sparse_matching.include_center,
         };
         let pairs = select_pairs(&centres, &aux_refs, &pair_options);
-        let inputs = InputSet::open(&config.camera_input_map)?;
-        let masks = load_masks(&config, &cameras)?;
-        let n_frames_available = super::frame_io::frame_count(&inputs)?;
+        let reader = FrameReader::open(&InputSet::open(&config.camera_input_map)?)?;
+        let masks = match &config.mask_dir {
+            Some(dir) => {
+                let sizes: Vec<(&str, crate::imgproc::ImageSize)> =
+                    cameras.iter().map(|(n, c)| (n.as_str(), c.camera.size())).collect();
+                crate::masks::load_masks(dir, &sizes)?
+            }
+            None => BTreeMap::new(),
+        };
+        let n_frames_available = reader.frame_count();
         let pre = &config.preprocessing;
         let frames =
             select_frames(n_frames_available, pre.frame_start, pre.frame_stop, pre.frame_step);
@@ -135,7 +143,7 @@ impl Context {
             auxiliary,
             pairs,
             masks,
-            inputs,
+            reader: Mutex::new(reader),
             frames,
             n_frames_available,
         })
@@ -145,39 +153,4 @@ impl Context {
     pub fn camera(&self, name: &str) -> &RefractiveCamera {
         &self.cameras[name].camera
     }
-}
-
-/// Masks `mask_dir/CAM.png` of the active cameras: a missing file is a warning (the camera
-/// uses every pixel); a mask of the wrong size is an error naming both sizes.
-fn load_masks(
-    config: &Config,
-    cameras: &BTreeMap<String, CameraSetup>,
-) -> Result<BTreeMap<String, MaskImage>, PipelineError> {
-    let mut masks = BTreeMap::new();
-    let Some(dir) = &config.mask_dir else { return Ok(masks) };
-    if !dir.is_dir() {
-        return Err(PipelineError::Setup(format!("mask_dir not found: {}", dir.display())));
-    }
-    for (name, setup) in cameras {
-        let path = dir.join(format!("{name}.png"));
-        if !path.is_file() {
-            tracing::warn!(
-                "camera `{name}` has no mask ({}); all its pixels are used",
-                path.display()
-            );
-            continue;
-        }
-        let mask = crate::io::images::read_mask(&path)?;
-        let expected = setup.camera.size();
-        if mask.size() != expected {
-            return Err(PipelineError::Setup(format!(
-                "mask {} is {} but camera `{name}` is {expected}; draw masks on the images \
-                 `aquamvs export-refs` writes",
-                path.display(),
-                mask.size()
-            )));
-        }
-        masks.insert(name.clone(), mask);
-    }
-    Ok(masks)
 }

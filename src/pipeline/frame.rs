@@ -171,13 +171,18 @@ fn undistort_frame(
     report: &mut FrameReport,
 ) -> Result<BTreeMap<String, FrameView>, PipelineError> {
     use rayon::prelude::*;
-    let names: Vec<&str> = ctx.cameras.keys().map(String::as_str).collect();
-    let raw = super::frame_io::read_frame(&ctx.inputs, &names, index);
+    let raw = {
+        // Frames are processed one at a time; a poisoned lock only means an earlier frame
+        // panicked, and the readers are still usable.
+        let mut reader = ctx.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reader.read(index)?
+    };
     let mut views = BTreeMap::new();
     let undistorted: Vec<(String, Result<FrameView, PipelineError>)> = raw
         .into_par_iter()
+        .filter(|(name, _)| ctx.cameras.contains_key(name))
         .map(|(name, image)| {
-            let view = image.and_then(|img| {
+            let view = image.map_err(PipelineError::from).and_then(|img| {
                 let rgb = ctx.cameras[&name].undistort.remap_rgb(&img).map_err(|e| {
                     PipelineError::Frame(format!(
                         "camera `{name}`: {e} (does the image match the calibration?)"

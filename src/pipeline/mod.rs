@@ -16,7 +16,6 @@
 
 pub mod context;
 pub mod frame;
-pub mod frame_io;
 pub mod run;
 
 pub use context::Context;
@@ -56,6 +55,9 @@ pub enum PipelineError {
     /// A camera of the rig is unusable.
     #[error(transparent)]
     Rig(#[from] crate::calib::RigError),
+    /// Masks could not be used.
+    #[error(transparent)]
+    Masks(#[from] crate::masks::MaskError),
     /// Inputs could not be opened or read.
     #[error(transparent)]
     Frames(#[from] crate::frames::FramesError),

@@ -16,7 +16,7 @@
 //!   `(camera, keypoint)`), each solved once from all its rays. The reference triangulates
 //!   every pair separately, so one sand grain seen by five cameras became up to ten slightly
 //!   different points; a track gives one point, averaged over more views.
-//! - [`depth_range`]: per camera, the 2nd-98th percentile of the ray depths of the points it
+//! - [`depth_range`](mod@depth_range): per camera, the 2nd-98th percentile of the ray depths of the points it
 //!   sees inside its image, widened by the margin; the reference also counted points that
 //!   project outside the image.
 //! - [`colour`]: best-view colours scored with the refracted viewing direction in water.

@@ -93,8 +93,8 @@ pub fn triangulate_match(
     let pa = cam_a.project(&p).map_err(|_| PointReject::NotProjectable)?;
     let pb = cam_b.project(&p).map_err(|_| PointReject::NotProjectable)?;
     let error_px = (pa - m.a).norm().max((pb - m.b).norm());
-    // Written as `!(e < max)` so that a NaN error is rejected too.
-    if !(error_px < options.max_reproj_px) {
+    // A NaN error is rejected too.
+    if error_px.is_nan() || error_px >= options.max_reproj_px {
         return Err(PointReject::Reprojection { error_px });
     }
     Ok(p)
@@ -233,6 +233,33 @@ mod tests {
             triangulate_all_pairs(&cameras, &unknown, &TriangulationOptions::default()),
             Err(SparseError::UnknownCamera("zz".into()))
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::geom::testutil::proptest_config(64))]
+
+        /// Any point under the water that both tank-like cameras see at a usable angle comes
+        /// back from its exact pixels, and passes every filter.
+        #[test]
+        fn exact_matches_round_trip(x in -0.4f64..0.4, y in -0.3f64..0.3, z in 1.0f64..2.9) {
+            let (cam1, cam2) = (camera_at(0.0), camera_at(0.3));
+            let p = Point3::new(x, y, z);
+            let (Ok(_), Ok(_)) = (cam1.project_in_image(&p), cam2.project_in_image(&p)) else {
+                return Ok(());
+            };
+            let m = pixel_match(&cam1, &cam2, &p, &p);
+            let opts = TriangulationOptions::default();
+            let q = triangulate_match(&cam1, &cam2, &m, &opts);
+            let ray1 = cam1.cast_ray(m.a.x, m.a.y).unwrap();
+            let ray2 = cam2.cast_ray(m.b.x, m.b.y).unwrap();
+            if ray1.dir.dot(&ray2.dir) < opts.min_angle_deg.to_radians().cos() {
+                let q = q.unwrap();
+                proptest::prop_assert!((q - p).norm() < ROUND_TRIP_M * 10.0, "{} vs {}", q, p);
+            } else {
+                let is_small_angle = matches!(q, Err(PointReject::SmallAngle { .. }));
+                proptest::prop_assert!(is_small_angle);
+            }
+        }
     }
 
     #[test]

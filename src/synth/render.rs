@@ -63,7 +63,7 @@ impl RenderOptions {
 /// Ray depth at which `ray` first meets the surface, or `None` when it never does.
 ///
 /// Marches with steps that the local slope bound proves cannot cross the surface until the
-/// ray is within [`NEWTON_ZONE_M`] of it (vertically), then finishes with Newton's method on
+/// ray is within `NEWTON_ZONE_M` of it (vertically), then finishes with Newton's method on
 /// the gap (no feature of the surface is thin enough to be crossed twice within that zone).
 /// A crossing found while marching is refined on its bracket with the Illinois variant of
 /// regula falsi. Either way the result is within [`INTERSECT_TOL_M`] of the surface.

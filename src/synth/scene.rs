@@ -208,7 +208,7 @@ pub fn write_scene(
     let json = serde_json::to_string_pretty(&scene).map_err(io_err)?;
     write_bytes_atomic(&gt_dir.join("scene.json"), json.as_bytes()).map_err(io_err)?;
 
-    let config = Config {
+    let mut config = Config {
         calibration_path: "calibration.json".into(),
         output_dir: "output".into(),
         camera_input_map: names
@@ -217,6 +217,12 @@ pub fn write_scene(
             .collect(),
         ..Config::default()
     };
+    // The bottom is a heightfield: mesh it as one (Poisson closes the surface underneath).
+    config.reconstruction.surface_method = crate::config::SurfaceMethodKind::Heightfield;
+    // Small rigs cannot have three other ring cameras confirm a depth.
+    let n_ring = rig.ring_names().len();
+    config.reconstruction.min_consistent_views =
+        config.reconstruction.min_consistent_views.min(n_ring.saturating_sub(1)).max(1);
     let config_path = dir.join("config.yaml");
     write_bytes_atomic(&config_path, config.to_yaml().as_bytes()).map_err(io_err)?;
     Ok(SceneSummary { rig, n_images: total, config_path })

@@ -4,5 +4,7 @@
 mod cli;
 mod docs;
 mod geometry;
+mod real_data;
 mod sparse;
 mod tidy;
+mod viz;

@@ -48,7 +48,8 @@ fn tank_sandbed_targets() {
     let report = evaluate(&frame, &run, MARGIN_M);
     eprintln!(
         "tank {scene}: {} matches, {} points ({} multi-view), median {:.3} mm, p90 {:.3} mm, \
-         ≤1 mm {:.2} %, ≤5 mm {:.2} %; matching {:.2} s, triangulation+ranges {:.3} s",
+         ≤1 mm {:.2} %, ≤5 mm {:.2} %; matching {:.2} s ({:.2} CPU-s), triangulation+ranges \
+         {:.3} s",
         report.n_matches,
         report.n_points,
         report.n_multi_view,
@@ -57,6 +58,7 @@ fn tank_sandbed_targets() {
         report.within_1mm * 100.0,
         report.within_5mm * 100.0,
         run.t_match.as_secs_f64(),
+        run.cpu_match_s.unwrap_or(f64::NAN),
         run.t_triangulate.as_secs_f64(),
     );
     eprintln!("{:?}", run.cloud.stats);

@@ -11,7 +11,7 @@
 use nalgebra::Point2;
 use rayon::prelude::*;
 
-use super::filter::gaussian_blur;
+use super::filter::gaussian_blur_in_place;
 use crate::imgproc::{GrayImage, MaskImage};
 
 /// Keypoints per cell on average when the budget is spent: 2 leaves room for a second
@@ -42,34 +42,34 @@ pub struct Detection {
 pub fn shi_tomasi(smoothed: &GrayImage, integration_sigma: f32) -> GrayImage {
     let (w, h) = (smoothed.width(), smoothed.height());
     let data = smoothed.as_slice();
-    let mut products = vec![[0.0f32; 3]; w * h];
-    products.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        if y == 0 || y + 1 >= h {
-            return;
-        }
-        for x in 1..w.saturating_sub(1) {
-            let i = y * w + x;
-            let gx = 0.5 * (data[i + 1] - data[i - 1]);
-            let gy = 0.5 * (data[i + w] - data[i - w]);
-            row[x] = [gx * gx, gx * gy, gy * gy];
-        }
+    // The three products as planes, blurred in place with one scratch buffer: the working set
+    // is four planes, allocated once.
+    let (mut xx, mut xy, mut yy) = (vec![0.0f32; w * h], vec![0.0f32; w * h], vec![0.0f32; w * h]);
+    xx.par_chunks_mut(w).zip(xy.par_chunks_mut(w)).zip(yy.par_chunks_mut(w)).enumerate().for_each(
+        |(y, ((rxx, rxy), ryy))| {
+            if y == 0 || y + 1 >= h {
+                return;
+            }
+            for x in 1..w.saturating_sub(1) {
+                let i = y * w + x;
+                let gx = 0.5 * (data[i + 1] - data[i - 1]);
+                let gy = 0.5 * (data[i + w] - data[i - w]);
+                rxx[x] = gx * gx;
+                rxy[x] = gx * gy;
+                ryy[x] = gy * gy;
+            }
+        },
+    );
+    let mut tmp = Vec::new();
+    for plane in [&mut xx, &mut xy, &mut yy] {
+        gaussian_blur_in_place(plane, w, h, integration_sigma, &mut tmp);
+    }
+    // The response overwrites the first plane.
+    xx.par_iter_mut().zip(xy.par_iter()).zip(yy.par_iter()).for_each(|((a, &b), &c)| {
+        let half_diff = 0.5 * (*a - c);
+        *a = (0.5 * (*a + c) - (half_diff * half_diff + b * b).sqrt()).max(0.0);
     });
-    let channel = |c: usize| {
-        let img = GrayImage::new(smoothed.size(), products.iter().map(|p| p[c]).collect())
-            .expect("one product per pixel");
-        gaussian_blur(&img, integration_sigma)
-    };
-    let (xx, xy, yy) = (channel(0), channel(1), channel(2));
-    let (xx, xy, yy) = (xx.as_slice(), xy.as_slice(), yy.as_slice());
-    let response: Vec<f32> = (0..w * h)
-        .into_par_iter()
-        .map(|i| {
-            let (a, b, c) = (xx[i], xy[i], yy[i]);
-            let half_diff = 0.5 * (a - c);
-            (0.5 * (a + c) - (half_diff * half_diff + b * b).sqrt()).max(0.0)
-        })
-        .collect();
-    GrayImage::new(smoothed.size(), response).expect("one response per pixel")
+    GrayImage::new(smoothed.size(), xx).expect("one response per pixel")
 }
 
 /// Keypoints of `response`, spread over cells: at most `max_keypoints`, none closer than
@@ -88,6 +88,9 @@ pub fn select_keypoints(
     }
     let data = response.as_slice();
     let peak = data.par_iter().copied().reduce(|| 0.0, f32::max);
+    // 5×5 maximum of every pixel (separable): a pixel below it is no peak, so the exact
+    // test with its tie rule runs only where the response equals it.
+    let local_max = max_filter(data, w, h, NMS_RADIUS);
     let floor = (peak * RESPONSE_FLOOR_REL).max(RESPONSE_FLOOR_ABS);
     let area = ((w - 2 * border) * (h - 2 * border)) as f64;
     let cell = ((area * KEYPOINTS_PER_CELL / max_keypoints as f64).sqrt().ceil() as usize)
@@ -110,7 +113,10 @@ pub fn select_keypoints(
                 for y in ya..yb {
                     for x in xa..xb {
                         let r = data[y * w + x];
-                        if r <= floor || mask.is_some_and(|m| m.get(x, y)[0] == 0) {
+                        if r <= floor
+                            || r < local_max[y * w + x]
+                            || mask.is_some_and(|m| m.get(x, y)[0] == 0)
+                        {
                             continue;
                         }
                         if is_local_max(data, w, x, y, r) {
@@ -137,6 +143,30 @@ pub fn select_keypoints(
         .into_iter()
         .map(|(_, r, y, x)| Detection { position: subpixel_peak(data, w, x, y), response: r })
         .collect()
+}
+
+/// The maximum over the `(2r + 1)²` window of every pixel of the `w × h` plane (window
+/// clipped at the border).
+fn max_filter(data: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+    let mut rows = vec![0.0f32; w * h];
+    rows.par_chunks_mut(w).zip(data.par_chunks(w)).for_each(|(out, row)| {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = row[x.saturating_sub(r)..(x + r + 1).min(w)]
+                .iter()
+                .copied()
+                .fold(f32::MIN, f32::max);
+        }
+    });
+    let mut out = vec![0.0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
+        o.copy_from_slice(&rows[y * w..(y + 1) * w]);
+        for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+            for (a, b) in o.iter_mut().zip(&rows[yy * w..(yy + 1) * w]) {
+                *a = a.max(*b);
+            }
+        }
+    });
+    out
 }
 
 /// True when `r` at `(x, y)` is the maximum of its neighbourhood: strictly greater than the
@@ -173,6 +203,7 @@ fn subpixel_peak(data: &[f32], w: usize, x: usize, y: usize) -> Point2<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::filter::gaussian_blur;
     use super::*;
     use crate::imgproc::ImageSize;
 

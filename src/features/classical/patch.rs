@@ -57,7 +57,7 @@ pub fn warped_ncc(
     warp: &Matrix2<f64>,
     radius: usize,
 ) -> Option<f32> {
-    let Some(base) = patch_origin(img, centre, warp, radius) else { return None };
+    let base = patch_origin(img, centre, warp, radius)?;
     let (w, data) = (img.width(), img.as_slice());
     let r = radius as f32;
     let (a00, a01, a10, a11) =

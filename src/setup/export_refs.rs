@@ -1,0 +1,256 @@
+//! `aquamvs export-refs`: undistorted reference images to draw region-of-interest masks on.
+//!
+//! Masks are defined in the undistorted geometry that every later stage works in, so the
+//! images to draw them on are frame N of every camera, undistorted exactly as a run will
+//! undistort it, written as `{output_dir}/reference_images/{camera}.png` (reference-product
+//! §1.4). Cameras of `camera_input_map` that the calibration lacks are skipped with a warning;
+//! a camera whose frame cannot be read is skipped with a warning, and the export fails only
+//! when no camera could be read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::calib::{CalibError, RigError, load_rig};
+use crate::config::ConfigError;
+use crate::frames::{FrameReader, FramesError, InputSet};
+use crate::imgproc::ImageSize;
+use crate::io::images::{ImageIoError, write_png_rgb};
+
+/// Folder of the reference images inside the output folder.
+pub const REFERENCE_DIR: &str = "reference_images";
+
+/// What [`export_reference_images`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportedRefs {
+    /// `{output_dir}/reference_images`.
+    pub dir: PathBuf,
+    /// The frame exported.
+    pub frame: usize,
+    /// Camera → written image, sorted by camera.
+    pub images: BTreeMap<String, PathBuf>,
+    /// Cameras left out and why (not calibrated, frame unreadable).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Why reference images could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportRefsError {
+    /// The config cannot be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The calibration cannot be loaded.
+    #[error(transparent)]
+    Calibration(#[from] CalibError),
+    /// No camera of the config is in the calibration.
+    #[error(
+        "no camera of camera_input_map ({inputs}) is in the calibration {} (its cameras: {known})",
+        calibration.display()
+    )]
+    NoCameras {
+        /// The calibration file.
+        calibration: PathBuf,
+        /// Cameras of the config.
+        inputs: String,
+        /// Cameras of the calibration.
+        known: String,
+    },
+    /// The inputs cannot be opened.
+    #[error(transparent)]
+    Frames(#[from] FramesError),
+    /// The frame is past the end of the inputs.
+    #[error("frame {frame} not found: the inputs have {count} frame(s) (0 to {last}); choose --frame below {count}", last = count.saturating_sub(1))]
+    FrameNotFound {
+        /// The requested frame.
+        frame: usize,
+        /// Frames available in every camera.
+        count: usize,
+    },
+    /// No camera's frame could be read.
+    #[error("frame {frame} has no readable image:\n{reasons}")]
+    NoImages {
+        /// The frame.
+        frame: usize,
+        /// One line per camera.
+        reasons: String,
+    },
+    /// A camera's undistortion could not be set up.
+    #[error("camera `{camera}`: {source}")]
+    Rig {
+        /// Camera name.
+        camera: String,
+        /// The rig's error.
+        #[source]
+        source: RigError,
+    },
+    /// A frame does not have the calibrated size.
+    #[error(
+        "camera `{camera}`: frame {frame} is {actual} but the calibration is for {expected}; \
+         use the calibrated cameras' recordings at full resolution"
+    )]
+    FrameSize {
+        /// Camera name.
+        camera: String,
+        /// The frame.
+        frame: usize,
+        /// The frame's size.
+        actual: ImageSize,
+        /// The calibrated size.
+        expected: ImageSize,
+    },
+    /// An image could not be written.
+    #[error(transparent)]
+    Write(#[from] ImageIoError),
+}
+
+/// Writes frame `frame` of every camera of the config at `config_path`, undistorted, to
+/// `{output_dir}/reference_images/{camera}.png`.
+pub fn export_reference_images(
+    config_path: &Path,
+    frame: usize,
+) -> Result<ExportedRefs, ExportRefsError> {
+    let loaded = crate::config::load(config_path)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{}: {w}", loaded.locate(&w.path));
+    }
+    let config = &loaded.config;
+    let rig = load_rig(&config.calibration_path)?;
+    let mut skipped = Vec::new();
+    let mut inputs = BTreeMap::new();
+    for (camera, path) in &config.camera_input_map {
+        if rig.camera(camera).is_some() {
+            inputs.insert(camera.clone(), path.clone());
+        } else {
+            tracing::warn!(
+                "camera `{camera}` is in the config but not in the calibration; skipped"
+            );
+            skipped.push((camera.clone(), "not in the calibration".to_string()));
+        }
+    }
+    if inputs.is_empty() {
+        return Err(ExportRefsError::NoCameras {
+            calibration: config.calibration_path.clone(),
+            inputs: config.camera_input_map.keys().cloned().collect::<Vec<_>>().join(", "),
+            known: rig.cameras().iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let mut reader = FrameReader::open(&InputSet::open(&inputs)?)?;
+    if frame >= reader.frame_count() {
+        return Err(ExportRefsError::FrameNotFound { frame, count: reader.frame_count() });
+    }
+    let mut images = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (camera, result) in reader.read(frame)? {
+        match result {
+            Ok(img) => {
+                images.insert(camera, img);
+            }
+            Err(err) => {
+                tracing::warn!("frame {frame}: camera `{camera}` skipped: {err}");
+                failures.push((camera, err.to_string()));
+            }
+        }
+    }
+    if images.is_empty() {
+        let reasons = failures
+            .iter()
+            .map(|(camera, why)| format!("  {camera}: {why}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(ExportRefsError::NoImages { frame, reasons });
+    }
+    skipped.extend(failures);
+    let dir = config.output_dir.join(REFERENCE_DIR);
+    let written = images
+        .into_par_iter()
+        .map(|(camera, img)| {
+            let (map, _) = rig
+                .undistorted_camera(&camera)
+                .map_err(|source| ExportRefsError::Rig { camera: camera.clone(), source })?;
+            if img.size() != map.size() {
+                return Err(ExportRefsError::FrameSize {
+                    camera,
+                    frame,
+                    actual: img.size(),
+                    expected: map.size(),
+                });
+            }
+            let undistorted = map.remap_rgb(&img).map_err(|_| ExportRefsError::FrameSize {
+                camera: camera.clone(),
+                frame,
+                actual: img.size(),
+                expected: map.size(),
+            })?;
+            let path = dir.join(format!("{camera}.png"));
+            write_png_rgb(&path, &undistorted)?;
+            Ok((camera, path))
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    skipped.sort();
+    Ok(ExportedRefs { dir, frame, images: written, skipped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::images::read_rgb;
+    use crate::synth::render::RenderOptions;
+    use crate::synth::rig::RigPreset;
+    use crate::synth::scene::{SceneSpec, write_scene};
+    use crate::synth::surface::SurfaceKind;
+
+    /// A tiny synthetic scene at 96 × 72 (fast to render), two frames.
+    pub(crate) fn tiny_scene(dir: &Path) -> PathBuf {
+        let mut spec = SceneSpec::new(SurfaceKind::Undulating, RigPreset::Tiny, 3);
+        spec.rig.size = ImageSize::new(96, 72);
+        spec.rig.focal_px *= 96.0 / 320.0;
+        spec.rig.centre_focal_px *= 96.0 / 320.0;
+        spec.frames = 2;
+        spec.render = RenderOptions { supersample: 1, ..RenderOptions::exact() };
+        write_scene(&spec, dir, &|_, _, _| {}).unwrap().config_path
+    }
+
+    #[test]
+    fn exports_undistorted_frames_of_every_camera() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny_scene(dir.path());
+        let refs = export_reference_images(&config, 1).unwrap();
+        assert_eq!(refs.dir, dir.path().join("output").join(REFERENCE_DIR));
+        assert_eq!(refs.images.keys().collect::<Vec<_>>(), ["cam00", "cam01", "cam02", "center"]);
+        assert!(refs.skipped.is_empty());
+        let rig = load_rig(&dir.path().join("calibration.json")).unwrap();
+        for (camera, path) in &refs.images {
+            let (map, _) = rig.undistorted_camera(camera).unwrap();
+            let raw =
+                read_rgb(&dir.path().join("images").join(camera).join("frame_000001.png")).unwrap();
+            let want = map.remap_rgb(&raw).unwrap();
+            assert!(read_rgb(path).unwrap() == want, "{camera}");
+        }
+        let err = export_reference_images(&config, 2).unwrap_err().to_string();
+        assert!(err.contains("frame 2 not found: the inputs have 2 frame(s)"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_and_uncalibrated_cameras_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny_scene(dir.path());
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text =
+            text.replace("camera_input_map:\n", "camera_input_map:\n  ghost: \"images/cam00\"\n");
+        std::fs::write(&config, &text).unwrap();
+        std::fs::write(dir.path().join("images/cam01/frame_000000.png"), b"broken").unwrap();
+        let refs = export_reference_images(&config, 0).unwrap();
+        assert_eq!(refs.images.keys().collect::<Vec<_>>(), ["cam00", "cam02", "center"]);
+        let skipped: Vec<&str> = refs.skipped.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(skipped, ["cam01", "ghost"]);
+
+        // Every camera unreadable: an error that lists each.
+        for cam in ["cam00", "cam02", "center"] {
+            std::fs::write(dir.path().join(format!("images/{cam}/frame_000000.png")), b"x")
+                .unwrap();
+        }
+        let err = export_reference_images(&config, 0).unwrap_err().to_string();
+        assert!(err.contains("frame 0 has no readable image:\n  cam00:"), "{err}");
+    }
+}
