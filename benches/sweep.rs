@@ -76,9 +76,8 @@ fn scene(full: bool) -> Scene {
     let surface = spec.surface_at(0);
     let texture = spec.texture();
     let pairs = select_pairs_for_rig(&rig, &PairOptions::default());
-    let names: Vec<&str> = std::iter::once(REFERENCE)
-        .chain(pairs[REFERENCE].iter().map(String::as_str))
-        .collect();
+    let names: Vec<&str> =
+        std::iter::once(REFERENCE).chain(pairs[REFERENCE].iter().map(String::as_str)).collect();
     let size = spec.rig.size;
     let cache: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("renders")
@@ -159,8 +158,9 @@ fn once(scene: &Scene) {
             continue;
         }
         let (start, cpu_start) = (Instant::now(), cpu_seconds());
-        let map = plane_sweep(scene.reference(), &scene.sources(), scene.range.0, scene.range.1, &opts)
-            .expect("sweep runs");
+        let map =
+            plane_sweep(scene.reference(), &scene.sources(), scene.range.0, scene.range.1, &opts)
+                .expect("sweep runs");
         let seconds = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu_start;
         let evals = evaluations(scene, &opts) as f64;

@@ -206,7 +206,12 @@ impl BoxValue for f32 {}
 /// `j − 1`), and the output adds the levels of the set bits of `w`, largest first. Each output
 /// has the same summation order wherever the row starts, and every loop is a plain element-wise
 /// pass that vectorises; `⌊log₂ w⌋ + popcount(w) − 1` additions per value (5 for `w = 11`).
-pub(crate) fn box_sums<T: BoxValue>(input: &[T], w: usize, out: &mut [T], levels: &mut Vec<Vec<T>>) {
+pub(crate) fn box_sums<T: BoxValue>(
+    input: &[T],
+    w: usize,
+    out: &mut [T],
+    levels: &mut Vec<Vec<T>>,
+) {
     let n = out.len();
     debug_assert!(w >= 1 && input.len() == n + w - 1);
     let top = (usize::BITS - 1 - w.leading_zeros()) as usize;
@@ -478,7 +483,7 @@ impl OwnWindowNcc {
             if block_start {
                 prefix.copy_from_slice(row);
             } else {
-                prefix.iter_mut().zip(row.iter()).for_each(|(p, &v)| *p = *p + v);
+                prefix.iter_mut().zip(row.iter()).for_each(|(p, &v)| *p += v);
             }
         }
         if slot + 1 == w {
@@ -487,8 +492,7 @@ impl OwnWindowNcc {
             let from = (mid - wi + 1).max(first_mid);
             for q in 0..3 {
                 let (row_sums, suffix) = (&self.row_sums[q], &mut self.suffix[q]);
-                suffix[slot * n_out..][..n_out]
-                    .copy_from_slice(&row_sums[slot * n_out..][..n_out]);
+                suffix[slot * n_out..][..n_out].copy_from_slice(&row_sums[slot * n_out..][..n_out]);
                 let mut y = mid - 1;
                 while y >= from {
                     let s = y.rem_euclid(wi) as usize;
@@ -549,7 +553,13 @@ mod tests {
     const FUSED_VS_REFERENCE_TOL: f32 = 3e-5;
 
     /// The whole-image cost map of `s` (already warped, NaN where invalid) against `r`.
-    fn fused_map(r: &GrayImage, s: &GrayImage, window: usize, rows: Range<usize>, cols: Range<usize>) -> Vec<f32> {
+    fn fused_map(
+        r: &GrayImage,
+        s: &GrayImage,
+        window: usize,
+        rows: Range<usize>,
+        cols: Range<usize>,
+    ) -> Vec<f32> {
         let quantiser = Quantiser::new(window, Quantiser::max_abs([r, s])).unwrap();
         let reference = QuantisedReference::new(r, window - 1, quantiser);
         let options = CostOptions { window_size: window, ..CostOptions::default() };
@@ -589,7 +599,8 @@ mod tests {
         let mut levels_f = Vec::new();
         for w in [1usize, 2, 3, 5, 7, 11, 16, 21, 31] {
             for n in [1usize, 2, 9, 40] {
-                let input: Vec<i32> = (0..n + w - 1).map(|_| rng.below(1000) as i32 - 300).collect();
+                let input: Vec<i32> =
+                    (0..n + w - 1).map(|_| rng.below(1000) as i32 - 300).collect();
                 let mut out = vec![0; n];
                 box_sums(&input, w, &mut out, &mut levels);
                 for x in 0..n {
@@ -606,10 +617,18 @@ mod tests {
     #[test]
     fn fused_matches_reference_on_random_images_with_nan_blocks() {
         let mut rng = Rng::new(17);
-        for (trial, &(width, height, window)) in
-            [(37, 29, 5), (40, 23, 11), (9, 7, 5), (6, 30, 7), (25, 4, 3), (2, 5, 3), (16, 16, 1), (60, 50, 21)]
-                .iter()
-                .enumerate()
+        for (trial, &(width, height, window)) in [
+            (37, 29, 5),
+            (40, 23, 11),
+            (9, 7, 5),
+            (6, 30, 7),
+            (25, 4, 3),
+            (2, 5, 3),
+            (16, 16, 1),
+            (60, 50, 21),
+        ]
+        .iter()
+        .enumerate()
         {
             let r = random_image(&mut rng, width, height);
             let s = random_image(&mut rng, width, height);
@@ -623,12 +642,12 @@ mod tests {
             let options = CostOptions { window_size: window, ..CostOptions::default() };
             let want = reference::cost_map(&options, &r, &s).unwrap();
             let got = fused_map(&r, &s, window, 0..height, 0..width);
-            let err = got
-                .iter()
-                .zip(want.as_slice())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(err <= FUSED_VS_REFERENCE_TOL, "trial {trial} ({width}x{height}, w {window}): {err}");
+            let err =
+                got.iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(
+                err <= FUSED_VS_REFERENCE_TOL,
+                "trial {trial} ({width}x{height}, w {window}): {err}"
+            );
         }
     }
 
@@ -678,7 +697,9 @@ mod tests {
         let r = random_image(&mut rng, width, height);
         let s = with_nan_block(&random_image(&mut rng, width, height), 20..26, 3..9);
         let whole = fused_map(&r, &s, window, 0..height, 0..width);
-        for (rows, cols) in [(0..1, 0..53), (5..6, 7..8), (10..33, 3..50), (40..47, 45..53), (0..47, 0..1)] {
+        for (rows, cols) in
+            [(0..1, 0..53), (5..6, 7..8), (10..33, 3..50), (40..47, 45..53), (0..47, 0..1)]
+        {
             let part = fused_map(&r, &s, window, rows.clone(), cols.clone());
             for (i, y) in rows.clone().enumerate() {
                 assert_eq!(
@@ -696,9 +717,8 @@ mod tests {
         let img = random_image(&mut rng, 13, 9);
         let quantiser = Quantiser::new(11, 1.0).unwrap();
         let sampler = Sampler::new(&img, quantiser).unwrap();
-        let mut points: Vec<(f32, f32)> = (0..200)
-            .map(|_| (rng.range(-1.0, 13.5) as f32, rng.range(-1.0, 9.5) as f32))
-            .collect();
+        let mut points: Vec<(f32, f32)> =
+            (0..200).map(|_| (rng.range(-1.0, 13.5) as f32, rng.range(-1.0, 9.5) as f32)).collect();
         points.extend([(12.0, 8.0), (0.0, 0.0), (12.0, 3.5), (f32::NAN, 1.0), (12.0001, 1.0)]);
         let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().copied().unzip();
         let mut out = vec![0; xs.len()];

@@ -9,7 +9,7 @@
 //! outside a source image are invalid, not black (ARCHITECTURE decision 3).
 //!
 //! For the default cost (own-window NCC) the warp, the sampling and the cost run fused in one
-//! streaming pass per source ([`fused`](super::fused)); other costs (SSIM, textbook NCC) warp
+//! streaming pass per source (module `dense::fused`); other costs (SSIM, textbook NCC) warp
 //! into a buffer and score it with the general [`CostKernel`].
 
 use rayon::prelude::*;
