@@ -120,13 +120,14 @@ pub fn process_frame(
 
     let sparse_needed =
         config.pipeline_mode == PipelineMode::Sparse || config.reconstruction.depth_range.is_none();
+    let mut matches = None;
     let sparse = if sparse_needed {
-        let matches = stages.run("sparse_matching", |_| match_frame(ctx, &views))?;
+        let frame_matches = stages.run("sparse_matching", |_| match_frame(ctx, &views))?;
+        let matches = matches.insert(frame_matches);
         let cloud =
             stages.run("triangulation", |report| -> Result<SparseCloud, PipelineError> {
                 let cameras = views.keys().map(|n| (n.as_str(), ctx.camera(n))).collect();
-                let cloud =
-                    triangulate_frame(&cameras, &matches, &TriangulationOptions::default())?;
+                let cloud = triangulate_frame(&cameras, matches, &TriangulationOptions::default())?;
                 report.n_sparse_points = cloud.points.len();
                 tracing::info!(
                     "{} matches → {} points ({} from 3+ views)",
@@ -144,24 +145,99 @@ pub fn process_frame(
         None
     };
 
-    if config.pipeline_mode == PipelineMode::Sparse {
+    let mut maps = BTreeMap::new();
+    let (cloud, mesh) = if config.pipeline_mode == PipelineMode::Sparse {
         let sparse = sparse.as_ref().map(SparseCloud::to_point_cloud).unwrap_or_default();
         stages.run("surface_reconstruction", |report| {
             sparse_outputs(ctx, &views, &ring, sparse, &dir, report)
-        })?;
+        })?
     } else {
         let ranges = stages.run("depth_ranges", |report| {
             depth_ranges(ctx, &views, &ring, sparse.as_ref(), report)
         })?;
-        let maps = stages.run("depth_estimation", |report| {
+        maps = stages.run("depth_estimation", |report| {
             sweep_all(ctx, &views, &ring, &ranges, &dir, report, observer)
         })?;
         let fused = stages.run("fusion", |report| fuse(ctx, &views, &ring, &maps, &dir, report))?;
-        stages.run("surface_reconstruction", |report| {
-            surface_outputs(ctx, &views, &ring, fused, &dir, report)
+        let mesh = stages.run("surface_reconstruction", |report| {
+            surface_outputs(ctx, &views, &ring, &fused, &dir, report)
         })?;
+        (fused, mesh)
+    };
+    if config.runtime.viz_enabled {
+        let drawn = FrameDrawing {
+            views: &views,
+            matches: matches.as_ref(),
+            maps: maps.into_iter().collect(),
+            cloud: &cloud,
+            mesh: mesh.as_ref(),
+        };
+        stages.run("visualization", |report| draw_frame(ctx, &drawn, &dir, report));
     }
     Ok(report)
+}
+
+/// What a frame produced that its pictures are drawn from.
+struct FrameDrawing<'a> {
+    views: &'a BTreeMap<String, FrameView>,
+    matches: Option<&'a crate::features::FrameMatches>,
+    maps: Vec<(String, DepthMap)>,
+    cloud: &'a PointCloud,
+    mesh: Option<&'a TriangleMesh>,
+}
+
+/// Draws the frame's pictures (`runtime.viz_stages`) into `frame_NNNNNN/viz/`. A picture
+/// that cannot be written is a warning, never a failed frame: the reconstruction is done.
+fn draw_frame(ctx: &Context, drawn: &FrameDrawing<'_>, dir: &Path, report: &mut FrameReport) {
+    use crate::viz::output::{FrameViz, KeypointsViz, PairViz, write_frame_viz};
+    let keypoints: Vec<KeypointsViz<'_>> = drawn
+        .matches
+        .map(|m| {
+            m.keypoints
+                .iter()
+                .filter_map(|(name, kp)| {
+                    let view = drawn.views.get(name)?;
+                    Some(KeypointsViz { camera: name, image: &view.rgb, keypoints: kp.positions() })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pixels: Vec<(&crate::features::PairMatches, Vec<_>)> = drawn
+        .matches
+        .map(|m| {
+            m.pairs.iter().map(|p| (p, p.matches.iter().map(|x| (x.a, x.b)).collect())).collect()
+        })
+        .unwrap_or_default();
+    let pairs: Vec<PairViz<'_>> = pixels
+        .iter()
+        .filter_map(|(p, px)| {
+            let a = drawn.views.get(&p.pair.a)?;
+            let b = drawn.views.get(&p.pair.b)?;
+            Some(PairViz { names: (&p.pair.a, &p.pair.b), images: (&a.rgb, &b.rgb), matches: px })
+        })
+        .collect();
+    let inputs = FrameViz {
+        depth_maps: &drawn.maps,
+        // Each map on its own scale: ray depths of oblique cameras are longer.
+        depth_range: None,
+        keypoints: &keypoints,
+        pairs: &pairs,
+        cloud: (!drawn.cloud.is_empty()).then_some(drawn.cloud),
+        mesh: drawn.mesh,
+        rig: Some(&ctx.rig),
+    };
+    match write_frame_viz(dir, &ctx.config.runtime.viz_stages, &inputs) {
+        Ok(paths) => {
+            for path in paths {
+                if let Ok(rel) = path.strip_prefix(dir) {
+                    report.outputs.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!("pictures of frame {}: {e}; the reconstruction is kept", report.index)
+        }
+    }
 }
 
 /// Reads and undistorts every camera's image of frame `index`.
@@ -483,7 +559,7 @@ fn sparse_outputs(
     sparse: PointCloud,
     dir: &Path,
     report: &mut FrameReport,
-) -> Result<(), PipelineError> {
+) -> Result<(PointCloud, Option<TriangleMesh>), PipelineError> {
     let voxel = ctx.config.reconstruction.voxel_size;
     let cloud = voxel_downsample(&sparse, voxel)?;
     // Sparse points are centimetres apart: normals need a wider neighbourhood than 5 voxels.
@@ -504,7 +580,8 @@ fn sparse_outputs(
     report.outputs.push("point_cloud/sparse.ply".into());
     report.n_cloud_points = cloud.len();
     let cloud = remove_outliers(ctx, cloud, report)?;
-    surface_outputs(ctx, views, ring, cloud, dir, report)
+    let mesh = surface_outputs(ctx, views, ring, &cloud, dir, report)?;
+    Ok((cloud, mesh))
 }
 
 /// Mean nearest-neighbour distance of a cloud (0 for fewer than 2 points).
@@ -537,13 +614,13 @@ fn surface_outputs(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
-    cloud: PointCloud,
+    cloud: &PointCloud,
     dir: &Path,
     report: &mut FrameReport,
-) -> Result<(), PipelineError> {
+) -> Result<Option<TriangleMesh>, PipelineError> {
     if cloud.len() < 4 {
         tracing::warn!("the cloud has {} points: no surface", cloud.len());
-        return Ok(());
+        return Ok(None);
     }
     let rc = &ctx.config.reconstruction;
     let opts = SurfaceOptions {
@@ -557,16 +634,16 @@ fn surface_outputs(
         bpa_radii: rc.bpa_radii.clone(),
         target_faces: rc.target_faces,
     };
-    let mesh = reconstruct_surface(&cloud, &opts)?;
+    let mesh = reconstruct_surface(cloud, &opts)?;
     if mesh.is_empty() {
         tracing::warn!("surface reconstruction produced no triangles");
-        return Ok(());
+        return Ok(None);
     }
     let mesh = colour_mesh(ctx, views, ring, mesh);
     crate::io::ply::write_mesh(&dir.join("mesh").join("surface.ply"), &mesh)?;
     report.outputs.push("mesh/surface.ply".into());
     report.n_mesh_faces = mesh.n_faces();
-    Ok(())
+    Ok(Some(mesh))
 }
 
 /// Vertex normals and best-view colours of a mesh.

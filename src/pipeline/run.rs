@@ -167,7 +167,32 @@ pub fn reconstruct(
         report.seconds = start.elapsed().as_secs_f64();
         write_run_json(&report)?;
     }
+    draw_gallery(&ctx, &report);
     Ok(report)
+}
+
+/// The time-series gallery (`summary/timeseries_gallery.png`) of a multi-frame run, when
+/// pictures are on: drawn from the saved clouds, one frame in memory at a time. A failure is a
+/// warning: the reconstruction itself is done.
+fn draw_gallery(ctx: &Context, report: &RunReport) {
+    use crate::config::VizStage;
+    let runtime = &ctx.config.runtime;
+    let done = report.frames.iter().filter(|f| f.status == "done").count();
+    if !runtime.viz_enabled
+        || done < 2
+        || !crate::viz::output::stage_enabled(&runtime.viz_stages, VizStage::Summary)
+    {
+        return;
+    }
+    let _span = tracing::info_span!("visualization_summary").entered();
+    match crate::viz::output::redraw(&report.output_dir, None, &[VizStage::Summary]) {
+        Ok(drawn) => {
+            for path in &drawn.written {
+                tracing::info!("time-series gallery: {}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("time-series gallery not drawn: {e}"),
+    }
 }
 
 fn write_run_json(report: &RunReport) -> Result<(), PipelineError> {

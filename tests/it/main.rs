@@ -5,6 +5,7 @@ mod cli;
 mod docs;
 mod geometry;
 mod real_data;
+mod reconstruct;
 mod sparse;
 mod tidy;
 mod viz;
