@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aquamvs::dense::DepthMap;
-use aquamvs::dense::sweep::{SweepOptions, View, plane_sweep};
+use aquamvs::dense::sweep::{CoarseToFine, SweepOptions, View, plane_sweep};
 use aquamvs::features::PairOptions;
 use aquamvs::features::pairs::select_pairs_for_rig;
 use aquamvs::geom::RefractiveCamera;
@@ -108,7 +108,17 @@ fn scene(full: bool) -> Scene {
 
 /// The sweeps compared: name and options.
 fn modes(n_depths: usize) -> Vec<(&'static str, SweepOptions)> {
-    vec![("full", SweepOptions { n_depths, ..SweepOptions::default() })]
+    vec![
+        ("full", SweepOptions { n_depths, ..SweepOptions::default() }),
+        (
+            "c2f",
+            SweepOptions {
+                n_depths,
+                coarse_to_fine: Some(CoarseToFine::default()),
+                ..SweepOptions::default()
+            },
+        ),
+    ]
 }
 
 fn n_depths() -> usize {

@@ -54,26 +54,7 @@ pub fn auto_depth_range(
     opts: &AutoRangeOptions,
 ) -> Result<Option<(f64, f64)>, SweepError> {
     let s = opts.downscale.max(1);
-    let scaled = |v: &View<'_>| -> Result<(RefractiveCamera, GrayImage), SweepError> {
-        let image = box_downscale(v.image, s);
-        let k = v.camera.intrinsics();
-        let f = s as f64;
-        let k_small = Intrinsics {
-            fx: k.fx / f,
-            fy: k.fy / f,
-            cx: (k.cx + 0.5) / f - 0.5,
-            cy: (k.cy + 0.5) / f - 0.5,
-            skew: k.skew / f,
-        };
-        let camera = RefractiveCamera::new(
-            k_small,
-            *v.camera.rotation(),
-            *v.camera.translation(),
-            *v.camera.interface(),
-            image.size(),
-        )?;
-        Ok((camera, image))
-    };
+    let scaled = |v: &View<'_>| downscaled(v, s);
     let (ref_cam, ref_img) = scaled(&reference)?;
     let small: Vec<(RefractiveCamera, GrayImage)> =
         sources.iter().map(scaled).collect::<Result<_, _>>()?;
@@ -133,6 +114,32 @@ fn min_vertical(camera: &RefractiveCamera) -> f64 {
     .map(|r| r.dir.z)
     .fold(1.0, f64::min)
     .max(0.05)
+}
+
+/// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`]) and the
+/// camera scaled to match (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`).
+pub(crate) fn downscaled(
+    v: &View<'_>,
+    s: usize,
+) -> Result<(RefractiveCamera, GrayImage), SweepError> {
+    let image = box_downscale(v.image, s);
+    let k = v.camera.intrinsics();
+    let f = s as f64;
+    let k_small = Intrinsics {
+        fx: k.fx / f,
+        fy: k.fy / f,
+        cx: (k.cx + 0.5) / f - 0.5,
+        cy: (k.cy + 0.5) / f - 0.5,
+        skew: k.skew / f,
+    };
+    let camera = RefractiveCamera::new(
+        k_small,
+        *v.camera.rotation(),
+        *v.camera.translation(),
+        *v.camera.interface(),
+        image.size(),
+    )?;
+    Ok((camera, image))
 }
 
 /// Mean of each `s × s` block (the last partial blocks are dropped).

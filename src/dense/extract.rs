@@ -178,8 +178,14 @@ struct Registers {
 impl Registers {
     #[inline(always)]
     fn push(&mut self, k: u32, cost: f32) {
+        self.push_from(k, 0, cost);
+    }
+
+    /// [`push`](Self::push) for a pixel that sees hypotheses `first, first + 1, …` only.
+    #[inline(always)]
+    fn push_from(&mut self, k: u32, first: u32, cost: f32) {
         let c = if cost.is_nan() { f32::INFINITY } else { cost };
-        if k == 0 {
+        if k == first {
             *self = Self { best: c, minus: c, plus: c, prev: c, sum: c, best_index: 0 };
             return;
         }
@@ -198,6 +204,25 @@ impl Registers {
 
     /// Depth and confidence from the final registers (reference-numerics §5.1, steps 3-5).
     fn finish(&self, hypotheses: &DepthHypotheses) -> (f32, f32) {
+        let mean = f64::from(self.sum) / hypotheses.len() as f64;
+        self.finish_with(hypotheses, mean)
+    }
+
+    /// [`finish`](Self::finish) of a pixel that saw only the hypotheses `band` (inclusive),
+    /// with `mean` the mean cost over all hypotheses (estimated elsewhere). A minimum at an end
+    /// of the band that is not an end of the range is invalid: the true minimum may lie
+    /// outside the band, and the parabola lacks a neighbour.
+    fn finish_banded(&self, hypotheses: &DepthHypotheses, band: (u32, u32), mean: f32) -> (f32, f32) {
+        let n = hypotheses.len() as u32;
+        let k = self.best_index;
+        if (k == band.0 && band.0 > 0) || (k == band.1 && band.1 + 1 < n) || k < band.0 || k > band.1
+        {
+            return (f32::NAN, 0.0);
+        }
+        self.finish_with(hypotheses, f64::from(mean))
+    }
+
+    fn finish_with(&self, hypotheses: &DepthHypotheses, mean: f64) -> (f32, f32) {
         const INVALID: (f32, f32) = (f32::NAN, 0.0);
         let n = hypotheses.len();
         let k = self.best_index as usize;
@@ -209,7 +234,6 @@ impl Registers {
         let offset = (0.5 * (c_minus - c_plus) / (c_minus - 2.0 * c0 + c_plus + PARABOLA_EPSILON))
             .clamp(-MAX_SUBSTEP_OFFSET, MAX_SUBSTEP_OFFSET);
         let depth = hypotheses.values()[k] + offset * hypotheses.step();
-        let mean = f64::from(self.sum) / n as f64;
         let conf_cost = 1.0 - c0.clamp(0.0, 1.0);
         let conf_dist = (1.0 - c0 / (mean + CONFIDENCE_EPSILON)).clamp(0.0, 1.0);
         let confidence = (conf_cost * conf_dist).sqrt();
@@ -340,6 +364,103 @@ impl DepthAccumulator {
 
     fn check_next(&self, rows: Range<usize>, k: usize) -> Result<(), ExtractError> {
         check_next(&self.pushed[rows.clone()], rows.start, k)
+    }
+
+    /// Like [`finish`](Self::finish), and also, per pixel, the index of the lowest cost and
+    /// the mean cost over all hypotheses (what a coarse-to-fine sweep needs from its coarse
+    /// level).
+    pub(crate) fn finish_with_profile(
+        self,
+        hypotheses: &DepthHypotheses,
+    ) -> Result<(DepthMap, Vec<u32>, Vec<f32>), ExtractError> {
+        let best = self.registers.iter().map(|r| r.best_index).collect();
+        let n = self.n_depths as f32;
+        let mean = self.registers.iter().map(|r| r.sum / n).collect();
+        Ok((self.finish(hypotheses)?, best, mean))
+    }
+}
+
+/// Per-pixel state of a banded sweep (coarse to fine): every pixel sees only a contiguous band
+/// of hypotheses, in order, chosen per tile; the mean cost over all hypotheses (for the
+/// confidence) comes from the coarse level.
+#[derive(Clone, Debug)]
+pub(crate) struct BandedAccumulator {
+    size: ImageSize,
+    registers: Vec<Registers>,
+}
+
+impl BandedAccumulator {
+    /// State for images of `size`.
+    pub(crate) fn new(size: ImageSize) -> Self {
+        Self { size, registers: vec![Registers::default(); size.area()] }
+    }
+
+    /// Disjoint row strips of `rows_per_strip` rows, for parallel pushes.
+    pub(crate) fn strips_mut(&mut self, rows_per_strip: usize) -> Vec<BandedRows<'_>> {
+        let width = self.size.width;
+        let step = rows_per_strip.max(1);
+        self.registers
+            .chunks_mut((step * width).max(1))
+            .enumerate()
+            .map(|(i, registers)| BandedRows { first_row: i * step, width, registers })
+            .collect()
+    }
+
+    /// Depth and confidence of every pixel: `band(x, y)` is the pixel's band (inclusive) and
+    /// `mean(x, y)` its mean cost over all hypotheses.
+    pub(crate) fn finish(
+        self,
+        hypotheses: &DepthHypotheses,
+        band: impl Fn(usize, usize) -> (u32, u32) + Sync,
+        mean: impl Fn(usize, usize) -> f32 + Sync,
+    ) -> DepthMap {
+        let size = self.size;
+        let width = size.width.max(1);
+        let mut depth = vec![0.0f32; size.area()];
+        let mut confidence = vec![0.0f32; size.area()];
+        depth
+            .par_chunks_mut(width)
+            .zip(confidence.par_chunks_mut(width))
+            .zip(self.registers.par_chunks(width))
+            .enumerate()
+            .for_each(|(y, ((d, c), r))| {
+                for (x, ((d, c), r)) in d.iter_mut().zip(c.iter_mut()).zip(r).enumerate() {
+                    (*d, *c) = r.finish_banded(hypotheses, band(x, y), mean(x, y));
+                }
+            });
+        DepthMap::from_valid_parts(
+            GrayImage::new(size, depth)
+                .unwrap_or_else(|_| unreachable!("buffer has size.area() values")),
+            GrayImage::new(size, confidence)
+                .unwrap_or_else(|_| unreachable!("buffer has size.area() values")),
+            Some(hypotheses.range()),
+        )
+    }
+}
+
+/// Some rows of a [`BandedAccumulator`].
+#[derive(Debug)]
+pub(crate) struct BandedRows<'a> {
+    first_row: usize,
+    width: usize,
+    registers: &'a mut [Registers],
+}
+
+impl BandedRows<'_> {
+    /// The image rows of this view.
+    pub(crate) fn rows(&self) -> Range<usize> {
+        self.first_row..self.first_row + self.registers.len() / self.width.max(1)
+    }
+
+    /// Pushes hypothesis `k` for image row `y`, columns `cols`, whose band starts at `first`
+    /// (`costs.len() == cols.len()`).
+    #[inline]
+    pub(crate) fn push(&mut self, y: usize, cols: Range<usize>, k: u32, first: u32, costs: &[f32]) {
+        let start = (y - self.first_row) * self.width + cols.start;
+        let registers = &mut self.registers[start..start + cols.len()];
+        for (r, &c) in registers.iter_mut().zip(costs) {
+            r.push_from(k, first, c);
+        }
     }
 }
 

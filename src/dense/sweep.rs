@@ -11,9 +11,24 @@
 //! For the default cost (own-window NCC) the warp, the sampling and the cost run fused in one
 //! streaming pass per source (module `dense::fused`); other costs (SSIM, textbook NCC) warp
 //! into a buffer and score it with the general [`CostKernel`].
+//!
+//! # Coarse to fine ([`SweepOptions::coarse_to_fine`])
+//!
+//! Testing all `D` hypotheses at every pixel is what the reference does, and most of that work
+//! scores depths far from the surface. With [`CoarseToFine`] the sweep first runs every
+//! hypothesis at `1/s` of the resolution (`s²` times fewer pixels), then, at full resolution,
+//! tests per tile (a strip's rows × [`CoarseToFine::tile_columns`]) only the band of hypotheses
+//! that the tile's confident coarse minima span, widened by [`CoarseToFine::margin`]
+//! hypotheses on each side. The hypotheses stay the same uniform set, so depths are extracted
+//! exactly as in the full sweep (parabola over the same neighbours); the mean cost of the
+//! confidence comes from the coarse level, and a minimum at an inner end of its band is
+//! invalid (the true one may lie outside). Tiles with no confident coarse pixel get the whole
+//! range. Only the own-window NCC path (the default) runs coarse to fine; other costs always
+//! sweep every hypothesis.
 
 use rayon::prelude::*;
 
+use super::extract::{BandedAccumulator, BandedRows};
 use super::fused::{OwnWindowNcc, QuantisedReference, Quantiser, Sampler};
 use super::warp::{NodeProjections, NodeRays, WarpGrid};
 use super::{
@@ -43,6 +58,29 @@ pub struct SweepOptions {
     pub warp_grid: usize,
     /// Output rows per parallel strip.
     pub strip_rows: usize,
+    /// Search the full-resolution hypotheses only near a coarse level's minima (`None`: every
+    /// hypothesis at every pixel, as the reference does).
+    pub coarse_to_fine: Option<CoarseToFine>,
+}
+
+/// The coarse-to-fine search of a sweep (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CoarseToFine {
+    /// Resolution divisor of the coarse level (≥ 2).
+    pub downscale: usize,
+    /// Hypotheses added on each side of a tile's band of coarse minima.
+    pub margin: usize,
+    /// Width (pixels) of a fine tile; its height is [`SweepOptions::strip_rows`].
+    pub tile_columns: usize,
+    /// Coarse pixels below this confidence do not shape the bands.
+    pub min_confidence: f32,
+}
+
+impl Default for CoarseToFine {
+    /// Half resolution, 4 hypotheses of margin, 128-column tiles, confidence ≥ 0.1.
+    fn default() -> Self {
+        Self { downscale: 2, margin: 4, tile_columns: 128, min_confidence: 0.1 }
+    }
 }
 
 impl Default for SweepOptions {
@@ -54,6 +92,7 @@ impl Default for SweepOptions {
             n_depths: 128,
             warp_grid: 16,
             strip_rows: STRIP_ROWS,
+            coarse_to_fine: None,
         }
     }
 }
@@ -119,10 +158,177 @@ pub fn plane_sweep(
         return Err(SweepError::BadRange { min: d_min, max: d_max });
     }
     let hypotheses = depth_hypotheses(d_min, d_max, opts.n_depths).map_err(DenseError::from)?;
+    if let Some(c2f) = opts.coarse_to_fine
+        && let Some(map) = sweep_coarse_to_fine(reference, sources, &hypotheses, opts, &c2f)?
+    {
+        return Ok(map);
+    }
     let mut accumulator = DepthAccumulator::new(reference.image.size(), hypotheses.len())
         .map_err(DenseError::from)?;
     sweep_into(reference, sources, &hypotheses, opts, &mut accumulator)?;
     Ok(accumulator.finish(&hypotheses).map_err(DenseError::from)?)
+}
+
+/// The coarse-to-fine sweep; `None` when it does not apply (a cost other than own-window NCC,
+/// or images too small for a coarse level), and the caller sweeps every hypothesis.
+fn sweep_coarse_to_fine(
+    reference: View<'_>,
+    sources: &[View<'_>],
+    hypotheses: &DepthHypotheses,
+    opts: &SweepOptions,
+    c2f: &CoarseToFine,
+) -> Result<Option<DepthMap>, SweepError> {
+    let size = reference.image.size();
+    let f = c2f.downscale.max(2);
+    let window = opts.cost.window_size;
+    if size.width / f < 2 * window || size.height / f < 2 * window {
+        return Ok(None);
+    }
+    let Some(fused) = Fused::new(reference, sources, &opts.cost) else { return Ok(None) };
+    let _span = tracing::debug_span!("coarse_to_fine", downscale = f).entered();
+
+    // Coarse level: every hypothesis at 1/f of the resolution.
+    let coarse_ref = super::auto_range::downscaled(&reference, f)?;
+    let coarse_sources: Vec<_> =
+        sources.iter().map(|v| super::auto_range::downscaled(v, f)).collect::<Result<_, _>>()?;
+    let coarse_views: Vec<View<'_>> =
+        coarse_sources.iter().map(|(c, i)| View { camera: c, image: i }).collect();
+    let coarse_size = coarse_ref.1.size();
+    let coarse_opts = SweepOptions {
+        coarse_to_fine: None,
+        warp_grid: (opts.warp_grid / f).max(4),
+        ..*opts
+    };
+    let mut coarse =
+        DepthAccumulator::new(coarse_size, hypotheses.len()).map_err(DenseError::from)?;
+    sweep_into(
+        View { camera: &coarse_ref.0, image: &coarse_ref.1 },
+        &coarse_views,
+        hypotheses,
+        &coarse_opts,
+        &mut coarse,
+    )?;
+    let (coarse_map, best, mean) =
+        coarse.finish_with_profile(hypotheses).map_err(DenseError::from)?;
+
+    // Bands per fine tile.
+    let strip_rows = opts.strip_rows.max(1);
+    let tile_columns = c2f.tile_columns.max(2 * window);
+    let tiles = Tiles::new(size, strip_rows, tile_columns);
+    let n = hypotheses.len() as u32;
+    let confident: Vec<Option<u32>> = best
+        .iter()
+        .zip(coarse_map.confidence().as_slice())
+        .map(|(&k, &c)| (c >= c2f.min_confidence && c > 0.0).then_some(k))
+        .collect();
+    let bands: Vec<(u32, u32)> = (0..tiles.count())
+        .map(|t| {
+            let (rows, cols) = tiles.tile(t);
+            tile_band(&confident, coarse_size, f, rows, cols, c2f.margin as u32, n)
+        })
+        .collect();
+
+    // Fine level: each tile's band only.
+    let grid = WarpGrid::new(size, opts.warp_grid);
+    let mut accumulator = BandedAccumulator::new(size);
+    accumulator.strips_mut(strip_rows).into_par_iter().enumerate().try_for_each(
+        |(i, strip)| {
+            let strip_bands = &bands[i * tiles.per_strip..(i + 1) * tiles.per_strip];
+            fused.sweep_strip_banded(
+                &grid,
+                reference,
+                sources,
+                hypotheses,
+                opts.aggregation,
+                strip,
+                &tiles.columns,
+                strip_bands,
+            )
+        },
+    )?;
+    let coarse_at = |x: usize, y: usize| {
+        (y / f).min(coarse_size.height - 1) * coarse_size.width + (x / f).min(coarse_size.width - 1)
+    };
+    let map = accumulator.finish(
+        hypotheses,
+        |x, y| bands[tiles.index_of(x, y)],
+        |x, y| mean[coarse_at(x, y)],
+    );
+    Ok(Some(map))
+}
+
+/// The fine tiles of a coarse-to-fine sweep: row strips × column ranges.
+struct Tiles {
+    strip_rows: usize,
+    columns: Vec<std::ops::Range<usize>>,
+    /// Column index of every image column.
+    column_of: Vec<u16>,
+    per_strip: usize,
+    n_strips: usize,
+}
+
+impl Tiles {
+    fn new(size: ImageSize, strip_rows: usize, tile_columns: usize) -> Self {
+        let n = size.width.div_ceil(tile_columns).max(1);
+        let columns: Vec<_> = (0..n)
+            .map(|i| i * size.width / n..(i + 1) * size.width / n)
+            .filter(|r| !r.is_empty())
+            .collect();
+        let mut column_of = vec![0u16; size.width];
+        for (i, c) in columns.iter().enumerate() {
+            column_of[c.clone()].fill(i as u16);
+        }
+        Self {
+            strip_rows,
+            per_strip: columns.len(),
+            columns,
+            column_of,
+            n_strips: size.height.div_ceil(strip_rows),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.per_strip * self.n_strips
+    }
+
+    /// Rows and columns of tile `t` (strip-major).
+    fn tile(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let strip = t / self.per_strip;
+        (strip * self.strip_rows..(strip + 1) * self.strip_rows, self.columns[t % self.per_strip].clone())
+    }
+
+    fn index_of(&self, x: usize, y: usize) -> usize {
+        (y / self.strip_rows) * self.per_strip + self.column_of[x] as usize
+    }
+}
+
+/// The band of hypotheses of one fine tile: the 2nd-98th percentile of the confident coarse
+/// minima over the tile and one coarse pixel around it, widened by `margin`; the whole range
+/// when no coarse pixel there is confident.
+fn tile_band(
+    confident: &[Option<u32>],
+    coarse: ImageSize,
+    f: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    margin: u32,
+    n: u32,
+) -> (u32, u32) {
+    let y0 = (rows.start / f).saturating_sub(1);
+    let y1 = (rows.end.div_ceil(f) + 1).min(coarse.height);
+    let x0 = (cols.start / f).saturating_sub(1);
+    let x1 = (cols.end.div_ceil(f) + 1).min(coarse.width);
+    let mut ks: Vec<u32> = (y0..y1)
+        .flat_map(|y| confident[y * coarse.width + x0..y * coarse.width + x1].iter().flatten())
+        .copied()
+        .collect();
+    if ks.is_empty() {
+        return (0, n - 1);
+    }
+    ks.sort_unstable();
+    let at = |q: f64| ks[((ks.len() - 1) as f64 * q).round() as usize];
+    let (lo, hi) = if ks.len() >= 50 { (at(0.02), at(0.98)) } else { (ks[0], ks[ks.len() - 1]) };
+    (lo.saturating_sub(margin), (hi + margin).min(n - 1))
 }
 
 /// Sizes agree, at least one and at most [`MAX_SOURCES`] sources.
@@ -250,6 +456,77 @@ impl<'a> Fused<'a> {
         }
         Ok(())
     }
+
+    /// A coarse-to-fine strip: hypothesis `k` runs only on the tiles whose band holds it.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep_strip_banded(
+        &self,
+        grid: &WarpGrid,
+        reference: View<'_>,
+        sources: &[View<'_>],
+        hypotheses: &DepthHypotheses,
+        aggregation: Aggregation,
+        mut strip: BandedRows<'_>,
+        tiles: &[std::ops::Range<usize>],
+        bands: &[(u32, u32)],
+    ) -> Result<(), DenseError> {
+        let size = reference.image.size();
+        let width = size.width;
+        let rows = strip.rows();
+        let mut kernel = OwnWindowNcc::new(self.window, self.min_valid, self.quantiser);
+        let halo = kernel.halo();
+        let input_rows = rows.start.saturating_sub(halo)..(rows.end + halo).min(size.height);
+        let rays = NodeRays::new(grid, reference.camera, input_rows);
+        let mut nodes: Vec<NodeProjections> =
+            sources.iter().map(|_| NodeProjections::new(&rays)).collect();
+        let mut costs = vec![vec![0.0f32; rows.len() * width]; sources.len()];
+        let mut aggregated = vec![0.0f32; width];
+        let (mut xs, mut ys) = (vec![0.0f32; width], vec![0.0f32; width]);
+        let mut active = Vec::with_capacity(tiles.len());
+        for (k, &depth) in hypotheses.values().iter().enumerate() {
+            let k32 = k as u32;
+            active.clear();
+            active.extend((0..tiles.len()).filter(|&t| bands[t].0 <= k32 && k32 <= bands[t].1));
+            let (Some(&first), Some(&last)) = (active.first(), active.last()) else { continue };
+            let span = tiles[first].start..tiles[last].end;
+            for (s, source) in sources.iter().enumerate() {
+                let projections = &mut nodes[s];
+                projections.project(&rays, source.camera, depth, k as u64, &span);
+                let sampler = &self.samplers[s];
+                for &t in &active {
+                    let cols = tiles[t].clone();
+                    kernel.run(
+                        &self.reference,
+                        width,
+                        rows.clone(),
+                        cols.clone(),
+                        |y, cols, out| {
+                            let n = cols.len();
+                            let (xs, ys) = (&mut xs[..n], &mut ys[..n]);
+                            projections.row(&rays, y, cols, xs, ys);
+                            sampler.sample_row(xs, ys, out);
+                        },
+                        &mut costs[s][cols.start..],
+                        width,
+                    );
+                }
+            }
+            let mut views: [&[f32]; MAX_SOURCES] = [&[]; MAX_SOURCES];
+            for &t in &active {
+                let cols = tiles[t].clone();
+                let out = &mut aggregated[..cols.len()];
+                for (r, y) in rows.clone().enumerate() {
+                    let at = r * width + cols.start..r * width + cols.end;
+                    for (v, c) in views.iter_mut().zip(&costs) {
+                        *v = &c[at.clone()];
+                    }
+                    aggregate_costs(aggregation, &views[..sources.len()], out)?;
+                    strip.push(y, cols.clone(), k32, bands[t].0, out);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// All hypotheses on one strip with the general cost kernel: warp each source into the rows
@@ -303,9 +580,9 @@ mod tests {
     use crate::synth::surface::{SurfaceKind, SurfaceModel};
     use crate::synth::texture::Texture;
 
-    /// A rendered tiny scene: the sweep recovers the true depth of most pixels.
-    #[test]
-    fn recovers_the_depth_of_a_rendered_plane() {
+    /// Cameras, grey images and the reference's true ray depths of the undistorted `tiny`
+    /// rig at 160 × 120 over an undulating bed, and a range ±3 cm around the true depths.
+    fn rendered_tiny_scene() -> (Vec<RefractiveCamera>, Vec<GrayImage>, GrayImage, f64, f64) {
         let mut params = RigParams::preset(RigPreset::Tiny);
         params.distortion = [0.0; 5];
         params.size = ImageSize::new(160, 120);
@@ -332,20 +609,15 @@ mod tests {
                 )
             })
             .collect();
-        // No distortion: the rendered images are already in the undistorted geometry.
-        let reference = View { camera: &cams[0], image: &images[0] };
-        let sources: Vec<View> =
-            (1..cams.len()).map(|i| View { camera: &cams[i], image: &images[i] }).collect();
         let truth = ground_truth_depth(&cams[0], &surface);
         let finite: Vec<f32> = truth.as_slice().iter().copied().filter(|d| d.is_finite()).collect();
         let lo = finite.iter().copied().fold(f32::INFINITY, f32::min) as f64 - 0.03;
         let hi = finite.iter().copied().fold(0.0f32, f32::max) as f64 + 0.03;
-        let opts = SweepOptions {
-            n_depths: 48,
-            cost: CostOptions { window_size: 7, ..CostOptions::default() },
-            ..SweepOptions::default()
-        };
-        let map = plane_sweep(reference, &sources, lo, hi, &opts).unwrap();
+        (cams, images, truth, lo, hi)
+    }
+
+    /// Sorted absolute errors of the valid depths against the truth.
+    fn sorted_errors(map: &DepthMap, truth: &GrayImage) -> Vec<f64> {
         let mut errors: Vec<f64> = map
             .depth()
             .as_slice()
@@ -355,10 +627,52 @@ mod tests {
             .map(|(d, t)| (d - t).abs() as f64)
             .collect();
         errors.sort_by(f64::total_cmp);
+        errors
+    }
+
+    /// A rendered tiny scene: the sweep recovers the true depth of most pixels.
+    #[test]
+    fn recovers_the_depth_of_a_rendered_plane() {
+        let (cams, images, truth, lo, hi) = rendered_tiny_scene();
+        // No distortion: the rendered images are already in the undistorted geometry.
+        let reference = View { camera: &cams[0], image: &images[0] };
+        let sources: Vec<View> =
+            (1..cams.len()).map(|i| View { camera: &cams[i], image: &images[i] }).collect();
+        let opts = SweepOptions {
+            n_depths: 48,
+            cost: CostOptions { window_size: 7, ..CostOptions::default() },
+            ..SweepOptions::default()
+        };
+        let map = plane_sweep(reference, &sources, lo, hi, &opts).unwrap();
+        let errors = sorted_errors(&map, &truth);
         let n = truth.size().area();
         let q = |f: f64| errors[(f * (errors.len() - 1) as f64) as usize];
         assert!(errors.len() as f64 > 0.7 * n as f64, "valid {} of {n}", errors.len());
         assert!(q(0.5) < 0.004 && q(0.8) < 0.01, "median {} 80% {}", q(0.5), q(0.8));
+
+        // Coarse to fine tests the same hypotheses near the coarse minima: where both sweeps
+        // have a depth it is the same depth, and it loses almost no pixel.
+        let c2f = SweepOptions {
+            coarse_to_fine: Some(CoarseToFine { tile_columns: 32, ..CoarseToFine::default() }),
+            strip_rows: 16,
+            ..opts
+        };
+        let banded = plane_sweep(reference, &sources, lo, hi, &c2f).unwrap();
+        let (full_d, band_d) = (map.depth().as_slice(), banded.depth().as_slice());
+        let both = full_d.iter().zip(band_d).filter(|(a, b)| a.is_finite() && b.is_finite());
+        let (n_both, same) =
+            both.fold((0, 0), |(n, s), (a, b)| (n + 1, s + usize::from((a - b).abs() < 1e-6)));
+        assert!(same as f64 >= 0.97 * n_both as f64, "{same} of {n_both} equal");
+        let n_full = map.valid_count();
+        let n_banded = banded.valid_count();
+        assert!(n_banded as f64 >= 0.95 * n_full as f64, "valid {n_banded} vs {n_full}");
+        let errors = sorted_errors(&banded, &truth);
+        let q = |f: f64| errors[(f * (errors.len() - 1) as f64) as usize];
+        assert!(q(0.5) < 0.004 && q(0.8) < 0.01, "c2f median {} 80% {}", q(0.5), q(0.8));
+        // Confidences stay in [0, 1] and are 0 exactly where the depth is invalid.
+        for (d, c) in band_d.iter().zip(banded.confidence().as_slice()) {
+            assert!((0.0..=1.0).contains(c) && (d.is_finite() == (*c > 0.0) || *c == 0.0));
+        }
     }
 
     #[test]
