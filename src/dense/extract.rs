@@ -212,10 +212,18 @@ impl Registers {
     /// with `mean` the mean cost over all hypotheses (estimated elsewhere). A minimum at an end
     /// of the band that is not an end of the range is invalid: the true minimum may lie
     /// outside the band, and the parabola lacks a neighbour.
-    fn finish_banded(&self, hypotheses: &DepthHypotheses, band: (u32, u32), mean: f32) -> (f32, f32) {
+    fn finish_banded(
+        &self,
+        hypotheses: &DepthHypotheses,
+        band: (u32, u32),
+        mean: f32,
+    ) -> (f32, f32) {
         let n = hypotheses.len() as u32;
         let k = self.best_index;
-        if (k == band.0 && band.0 > 0) || (k == band.1 && band.1 + 1 < n) || k < band.0 || k > band.1
+        if (k == band.0 && band.0 > 0)
+            || (k == band.1 && band.1 + 1 < n)
+            || k < band.0
+            || k > band.1
         {
             return (f32::NAN, 0.0);
         }
@@ -406,35 +414,43 @@ impl BandedAccumulator {
             .collect()
     }
 
-    /// Depth and confidence of every pixel: `band(x, y)` is the pixel's band (inclusive) and
-    /// `mean(x, y)` its mean cost over all hypotheses.
-    pub(crate) fn finish(
+    /// Depth and confidence of every pixel, the index of its lowest cost and its mean cost:
+    /// `band(x, y)` is the pixel's band (inclusive) and `mean(x, y)` its mean cost over all
+    /// hypotheses.
+    pub(crate) fn finish_with_profile(
         self,
         hypotheses: &DepthHypotheses,
         band: impl Fn(usize, usize) -> (u32, u32) + Sync,
         mean: impl Fn(usize, usize) -> f32 + Sync,
-    ) -> DepthMap {
+    ) -> (DepthMap, Vec<u32>, Vec<f32>) {
         let size = self.size;
         let width = size.width.max(1);
         let mut depth = vec![0.0f32; size.area()];
         let mut confidence = vec![0.0f32; size.area()];
+        let mut means = vec![0.0f32; size.area()];
         depth
             .par_chunks_mut(width)
             .zip(confidence.par_chunks_mut(width))
+            .zip(means.par_chunks_mut(width))
             .zip(self.registers.par_chunks(width))
             .enumerate()
-            .for_each(|(y, ((d, c), r))| {
-                for (x, ((d, c), r)) in d.iter_mut().zip(c.iter_mut()).zip(r).enumerate() {
-                    (*d, *c) = r.finish_banded(hypotheses, band(x, y), mean(x, y));
+            .for_each(|(y, (((d, c), m), r))| {
+                for (x, (((d, c), m), r)) in
+                    d.iter_mut().zip(c.iter_mut()).zip(m.iter_mut()).zip(r).enumerate()
+                {
+                    *m = mean(x, y);
+                    (*d, *c) = r.finish_banded(hypotheses, band(x, y), *m);
                 }
             });
-        DepthMap::from_valid_parts(
+        let best = self.registers.iter().map(|r| r.best_index).collect();
+        let map = DepthMap::from_valid_parts(
             GrayImage::new(size, depth)
                 .unwrap_or_else(|_| unreachable!("buffer has size.area() values")),
             GrayImage::new(size, confidence)
                 .unwrap_or_else(|_| unreachable!("buffer has size.area() values")),
             Some(hypotheses.range()),
-        )
+        );
+        (map, best, means)
     }
 }
 

@@ -16,8 +16,8 @@
 //!
 //! Testing all `D` hypotheses at every pixel is what the reference does, and most of that work
 //! scores depths far from the surface. With [`CoarseToFine`] the sweep first runs every
-//! hypothesis at `1/s` of the resolution (`s²` times fewer pixels), then, at full resolution,
-//! tests per tile (a strip's rows × [`CoarseToFine::tile_columns`]) only the band of hypotheses
+//! hypothesis at the coarsest of a few levels (each `1/s` of the resolution of the one above,
+//! `s²` times fewer pixels), then, level by level up to full resolution, tests per tile (a strip's rows × [`CoarseToFine::tile_columns`]) only the band of hypotheses
 //! that the tile's confident coarse minima span, widened by [`CoarseToFine::margin`]
 //! hypotheses on each side. The hypotheses stay the same uniform set, so depths are extracted
 //! exactly as in the full sweep (parabola over the same neighbours); the mean cost of the
@@ -74,12 +74,16 @@ pub struct CoarseToFine {
     pub tile_columns: usize,
     /// Coarse pixels below this confidence do not shape the bands.
     pub min_confidence: f32,
+    /// Number of coarse levels (each `1/downscale` of the one above; the coarsest sweeps every
+    /// hypothesis). Levels too small for the cost window are not made.
+    pub levels: usize,
 }
 
 impl Default for CoarseToFine {
-    /// Half resolution, 4 hypotheses of margin, 128-column tiles, confidence ≥ 0.1.
+    /// Two levels (½ and ¼ resolution), 4 hypotheses of margin, 128-column tiles, confidence
+    /// ≥ 0.1.
     fn default() -> Self {
-        Self { downscale: 2, margin: 4, tile_columns: 128, min_confidence: 0.1 }
+        Self { downscale: 2, margin: 4, tile_columns: 128, min_confidence: 0.1, levels: 2 }
     }
 }
 
@@ -178,47 +182,79 @@ fn sweep_coarse_to_fine(
     opts: &SweepOptions,
     c2f: &CoarseToFine,
 ) -> Result<Option<DepthMap>, SweepError> {
-    let size = reference.image.size();
-    let f = c2f.downscale.max(2);
-    let window = opts.cost.window_size;
-    if size.width / f < 2 * window || size.height / f < 2 * window {
+    if c2f.levels == 0 || !has_coarse_level(reference.image.size(), opts, c2f) {
         return Ok(None);
     }
-    let Some(fused) = Fused::new(reference, sources, &opts.cost) else { return Ok(None) };
-    let _span = tracing::debug_span!("coarse_to_fine", downscale = f).entered();
+    if Fused::new(reference, sources, &opts.cost).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(sweep_level(reference, sources, hypotheses, opts, c2f, c2f.levels)?.map))
+}
 
-    // Coarse level: every hypothesis at 1/f of the resolution.
+/// Whether images of `size` are large enough for a coarse level.
+fn has_coarse_level(size: ImageSize, opts: &SweepOptions, c2f: &CoarseToFine) -> bool {
+    let f = c2f.downscale.max(2);
+    let window = opts.cost.window_size;
+    size.width / f >= 2 * window && size.height / f >= 2 * window
+}
+
+/// One level of a coarse-to-fine sweep: its depth map and, per pixel, the index of the lowest
+/// cost and the mean cost over all hypotheses.
+struct Level {
+    map: DepthMap,
+    best: Vec<u32>,
+    mean: Vec<f32>,
+}
+
+/// Sweeps with up to `levels` coarser levels below this one: every hypothesis at the
+/// coarsest, per-tile bands at the others.
+fn sweep_level(
+    reference: View<'_>,
+    sources: &[View<'_>],
+    hypotheses: &DepthHypotheses,
+    opts: &SweepOptions,
+    c2f: &CoarseToFine,
+    levels: usize,
+) -> Result<Level, SweepError> {
+    let size = reference.image.size();
+    let fused = Fused::new(reference, sources, &opts.cost);
+    let Some(fused) = fused.filter(|_| levels > 0 && has_coarse_level(size, opts, c2f)) else {
+        let mut accumulator =
+            DepthAccumulator::new(size, hypotheses.len()).map_err(DenseError::from)?;
+        sweep_into(reference, sources, hypotheses, opts, &mut accumulator)?;
+        let (map, best, mean) =
+            accumulator.finish_with_profile(hypotheses).map_err(DenseError::from)?;
+        return Ok(Level { map, best, mean });
+    };
+    let f = c2f.downscale.max(2);
+    let _span = tracing::debug_span!("coarse_to_fine", width = size.width, downscale = f).entered();
+
+    // The coarse level at 1/f of the resolution.
     let coarse_ref = super::auto_range::downscaled(&reference, f)?;
     let coarse_sources: Vec<_> =
         sources.iter().map(|v| super::auto_range::downscaled(v, f)).collect::<Result<_, _>>()?;
     let coarse_views: Vec<View<'_>> =
         coarse_sources.iter().map(|(c, i)| View { camera: c, image: i }).collect();
     let coarse_size = coarse_ref.1.size();
-    let coarse_opts = SweepOptions {
-        coarse_to_fine: None,
-        warp_grid: (opts.warp_grid / f).max(4),
-        ..*opts
-    };
-    let mut coarse =
-        DepthAccumulator::new(coarse_size, hypotheses.len()).map_err(DenseError::from)?;
-    sweep_into(
+    let coarse_opts = SweepOptions { warp_grid: (opts.warp_grid / f).max(4), ..*opts };
+    let coarse = sweep_level(
         View { camera: &coarse_ref.0, image: &coarse_ref.1 },
         &coarse_views,
         hypotheses,
         &coarse_opts,
-        &mut coarse,
+        c2f,
+        levels - 1,
     )?;
-    let (coarse_map, best, mean) =
-        coarse.finish_with_profile(hypotheses).map_err(DenseError::from)?;
 
-    // Bands per fine tile.
+    // Bands per tile of this level.
+    let window = opts.cost.window_size;
     let strip_rows = opts.strip_rows.max(1);
-    let tile_columns = c2f.tile_columns.max(2 * window);
-    let tiles = Tiles::new(size, strip_rows, tile_columns);
+    let tiles = Tiles::new(size, strip_rows, c2f.tile_columns.max(2 * window));
     let n = hypotheses.len() as u32;
-    let confident: Vec<Option<u32>> = best
+    let confident: Vec<Option<u32>> = coarse
+        .best
         .iter()
-        .zip(coarse_map.confidence().as_slice())
+        .zip(coarse.map.confidence().as_slice())
         .map(|(&k, &c)| (c >= c2f.min_confidence && c > 0.0).then_some(k))
         .collect();
     let bands: Vec<(u32, u32)> = (0..tiles.count())
@@ -228,33 +264,31 @@ fn sweep_coarse_to_fine(
         })
         .collect();
 
-    // Fine level: each tile's band only.
+    // This level: each tile's band only.
     let grid = WarpGrid::new(size, opts.warp_grid);
     let mut accumulator = BandedAccumulator::new(size);
-    accumulator.strips_mut(strip_rows).into_par_iter().enumerate().try_for_each(
-        |(i, strip)| {
-            let strip_bands = &bands[i * tiles.per_strip..(i + 1) * tiles.per_strip];
-            fused.sweep_strip_banded(
-                &grid,
-                reference,
-                sources,
-                hypotheses,
-                opts.aggregation,
-                strip,
-                &tiles.columns,
-                strip_bands,
-            )
-        },
-    )?;
+    accumulator.strips_mut(strip_rows).into_par_iter().enumerate().try_for_each(|(i, strip)| {
+        let strip_bands = &bands[i * tiles.per_strip..(i + 1) * tiles.per_strip];
+        fused.sweep_strip_banded(
+            &grid,
+            reference,
+            sources,
+            hypotheses,
+            opts.aggregation,
+            strip,
+            &tiles.columns,
+            strip_bands,
+        )
+    })?;
     let coarse_at = |x: usize, y: usize| {
         (y / f).min(coarse_size.height - 1) * coarse_size.width + (x / f).min(coarse_size.width - 1)
     };
-    let map = accumulator.finish(
+    let (map, best, mean) = accumulator.finish_with_profile(
         hypotheses,
         |x, y| bands[tiles.index_of(x, y)],
-        |x, y| mean[coarse_at(x, y)],
+        |x, y| coarse.mean[coarse_at(x, y)],
     );
-    Ok(Some(map))
+    Ok(Level { map, best, mean })
 }
 
 /// The fine tiles of a coarse-to-fine sweep: row strips × column ranges.
@@ -294,7 +328,10 @@ impl Tiles {
     /// Rows and columns of tile `t` (strip-major).
     fn tile(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let strip = t / self.per_strip;
-        (strip * self.strip_rows..(strip + 1) * self.strip_rows, self.columns[t % self.per_strip].clone())
+        (
+            strip * self.strip_rows..(strip + 1) * self.strip_rows,
+            self.columns[t % self.per_strip].clone(),
+        )
     }
 
     fn index_of(&self, x: usize, y: usize) -> usize {
