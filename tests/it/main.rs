@@ -5,6 +5,7 @@ mod cli;
 mod docs;
 mod geometry;
 mod real_data;
+mod resume;
 mod sparse;
 mod tidy;
 mod viz;
