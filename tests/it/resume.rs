@@ -273,3 +273,29 @@ fn two_shards_cover_every_frame_once_and_summarize_merges_them() {
     assert_eq!(out.status.code(), Some(1));
     assert!(texts(&out).1.contains("output folder nowhere does not exist"));
 }
+
+#[test]
+fn cluster_examples_pass_the_shard() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let slurm = std::fs::read_to_string(root.join("slurm-array.sh")).unwrap();
+    assert!(slurm.contains("#SBATCH --array=0-7"), "{slurm}");
+    assert!(slurm.contains("aquamvs reconstruct \"$CONFIG\" --shard \"$K/$N\""), "{slurm}");
+    let text = std::fs::read_to_string(root.join("k8s-indexed-job.yaml")).unwrap();
+    let job: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let container = &spec["template"]["spec"]["containers"][0];
+    let shards = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SHARDS")
+        .map(|e| e["value"].as_str().unwrap().parse::<u64>().unwrap());
+    assert_eq!(shards, spec["completions"].as_u64(), "completions must equal SHARDS");
+    let args = container["args"][0].as_str().unwrap();
+    assert!(args.contains("--shard \"${JOB_COMPLETION_INDEX}/${SHARDS}\""), "{args}");
+    let text = std::fs::read_to_string(root.join("k8s-summarize.yaml")).unwrap();
+    let job: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let command = &job["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(command, &serde_json::json!(["aquamvs", "summarize", "/data/output"]));
+}
