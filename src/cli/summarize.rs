@@ -29,8 +29,8 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "Incomplete: {} frame(s) failed, {} missing ({}); rerun the same command(s): complete \
-         frames are skipped",
+        "Incomplete: {} frame(s) failed, {} missing ({}); rerun the runs or shards that did \
+         not finish (complete frames are skipped)",
         summary.n_failed,
         summary.missing_frames.len(),
         describe_indices(&summary.missing_frames)
