@@ -462,6 +462,21 @@ mod tests {
     }
 
     #[test]
+    fn cloud_height_statistics() {
+        use nalgebra::Point3;
+        let mut report = FrameReport::default();
+        let cloud = crate::cloud::PointCloud::new(
+            [1.0, 2.0, 3.0].iter().map(|&z| Point3::new(0.5, -1.0, z)).collect(),
+        );
+        report.record_cloud(&cloud);
+        assert_eq!(report.n_cloud_points, 3);
+        assert_eq!(report.height_mean, Some(2.0));
+        assert!((report.height_std.unwrap() - (2.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        report.record_cloud(&crate::cloud::PointCloud::default());
+        assert_eq!((report.n_cloud_points, report.height_mean, report.height_std), (0, None, None));
+    }
+
+    #[test]
     fn errors_and_ranges() {
         let tmp = tempfile::tempdir().unwrap();
         let err = summarize(&tmp.path().join("nope")).unwrap_err().to_string();

@@ -229,6 +229,18 @@ fn two_shards_cover_every_frame_once_and_summarize_merges_them() {
     for i in 0..3 {
         assert_frame_valid(&root, i);
     }
+    // Coverage pools the ring cameras' pixels; both have the same size here, so it is the
+    // mean of their valid fractions.
+    let report = &shard["frames"][0]["report"];
+    let fractions: Vec<f64> = report["depth_valid_fraction"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(fractions.len(), 2);
+    let coverage = report["coverage"].as_f64().unwrap();
+    assert!((coverage - (fractions[0] + fractions[1]) / 2.0).abs() < 1e-12, "{report}");
 
     let out = aquamvs(&root, &["summarize", "output"]);
     let (stdout, stderr) = texts(&out);
