@@ -16,6 +16,7 @@ mod export_refs;
 mod init;
 mod progress;
 mod reconstruct;
+mod summarize;
 mod synth;
 mod temporal_filter;
 mod viz;
@@ -63,6 +64,8 @@ pub enum Command {
     ExportRefs(export_refs::ExportRefsArgs),
     /// Redraw the pictures (depth maps, renders, rig, gallery) from a run's saved outputs.
     Viz(viz::VizArgs),
+    /// Merge the run reports of an output folder (all shards): frames, timings, time series.
+    Summarize(summarize::SummarizeArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -93,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TemporalFilter(args) => temporal_filter::run(args, cli.quiet),
         Command::ExportRefs(args) => export_refs::run(args),
         Command::Viz(args) => viz::run(args),
+        Command::Summarize(args) => summarize::run(args),
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar};
 
-use crate::pipeline::{Observer, RunOptions, RunReport, reconstruct};
+use crate::pipeline::{FrameStatus, Observer, RunOptions, RunReport, Shard, reconstruct};
 
 /// Flags of `aquamvs reconstruct`.
 #[derive(Debug, Args)]
@@ -18,6 +18,14 @@ pub struct ReconstructArgs {
     /// `::5`); overrides `preprocessing.frame_*`.
     #[arg(long, value_parser = parse_frames, value_name = "START:STOP:STEP")]
     pub frames: Option<(usize, Option<usize>, usize)>,
+    /// Process only shard K of N (0 ≤ K < N): every N-th selected frame starting at the K-th.
+    /// Shards share the output folder; run them as a Slurm array
+    /// (`--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`) or a Kubernetes indexed Job.
+    #[arg(long, value_parser = Shard::parse, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Recompute every frame, even those whose outputs are complete and up to date.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `START:STOP:STEP`.
@@ -100,7 +108,7 @@ pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let quiet = quiet || loaded.config.runtime.quiet;
     let threads = loaded.config.runtime.threads;
     let bars = Bars::new(quiet);
-    let opts = RunOptions { frames: args.frames };
+    let opts = RunOptions { frames: args.frames, shard: args.shard, force: args.force };
     let report = with_threads(threads, || reconstruct(&loaded, &opts, &bars))??;
     bars.cameras.finish_and_clear();
     bars.frames.finish_and_clear();
@@ -128,25 +136,36 @@ pub fn exit_code(n_failed: usize) -> ExitCode {
 }
 
 fn print_summary(report: &RunReport) {
-    let done = report.frames.len() - report.n_failed();
+    let skipped = report.count(FrameStatus::Skipped);
+    let done = report.count(FrameStatus::Done);
+    let shard = report.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
     println!(
-        "Reconstructed {done} of {} frame(s) in {:.1} s → {}",
+        "Reconstructed {done} of {} frame(s){shard} in {:.1} s{} → {}",
         report.frames.len(),
         report.seconds,
+        if skipped > 0 { format!(", {skipped} up to date (skipped)") } else { String::new() },
         report.output_dir.display()
     );
     for f in &report.frames {
         match (&f.report, &f.error) {
             (Some(r), _) => println!(
-                "  frame {:>6}: {:.1} s, {} points, {} triangles",
-                f.index, f.seconds, r.n_cloud_points, r.n_mesh_faces
+                "  frame {:>6}: {}{:.1} s, {} points, {} triangles",
+                f.index,
+                if f.status == FrameStatus::Skipped { "up to date, " } else { "" },
+                f.seconds,
+                r.n_cloud_points,
+                r.n_mesh_faces
             ),
             (None, Some(e)) => println!("  frame {:>6}: FAILED: {e}", f.index),
             (None, None) => {}
         }
     }
     if report.n_failed() > 0 {
-        println!("{} frame(s) failed; see the log above and run.json", report.n_failed());
+        println!(
+            "{} frame(s) failed; see the log above and {}",
+            report.n_failed(),
+            report.file_name()
+        );
     }
 }
 

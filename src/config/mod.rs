@@ -330,7 +330,8 @@ config_section! {
         threads: Option<usize> = None; check optional_at_least_1,
         /// Save keypoints and matches.
         save_features: bool = false,
-        /// Keep depth maps after fusion.
+        /// Keep depth maps and consistency maps after fusion (false deletes them once the
+        /// fused cloud is written).
         keep_intermediates: bool = true,
         /// Save the per-pixel count of agreeing cameras.
         save_consistency_maps: bool = false,

@@ -51,6 +51,9 @@ pub struct Context {
     pub masks: BTreeMap<String, MaskImage>,
     /// The camera inputs, open (video decoders persist across frames).
     pub reader: Mutex<FrameReader>,
+    /// The camera inputs as listed (image files per frame, or video paths): the identity of
+    /// a frame's inputs for resuming.
+    pub inputs: InputSet,
     /// Frame indices to process.
     pub frames: Vec<usize>,
     /// Frames available in every camera.
@@ -121,7 +124,8 @@ impl Context {
             include_center: config.sparse_matching.include_center,
         };
         let pairs = select_pairs(&centres, &aux_refs, &pair_options);
-        let reader = FrameReader::open(&InputSet::open(&config.camera_input_map)?)?;
+        let inputs = InputSet::open(&config.camera_input_map)?;
+        let reader = FrameReader::open(&inputs)?;
         let masks = match &config.mask_dir {
             Some(dir) => {
                 let sizes: Vec<(&str, crate::imgproc::ImageSize)> =
@@ -144,6 +148,7 @@ impl Context {
             pairs,
             masks,
             reader: Mutex::new(reader),
+            inputs,
             frames,
             n_frames_available,
         })

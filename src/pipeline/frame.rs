@@ -37,7 +37,8 @@ use super::context::Context;
 use super::{Observer, PipelineError};
 
 /// What happened to one frame.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct FrameReport {
     /// Frame index.
     pub index: usize,
@@ -53,6 +54,13 @@ pub struct FrameReport {
     pub depth_valid_fraction: BTreeMap<String, f64>,
     /// Points of the fused (or sparse) cloud as written.
     pub n_cloud_points: usize,
+    /// Mean height (world Z, m) of the cloud as written; `None` when it is empty.
+    pub height_mean: Option<f64>,
+    /// Standard deviation (population) of the height of the cloud as written.
+    pub height_std: Option<f64>,
+    /// Fraction of all ring cameras' pixels with a depth after the consistency filter
+    /// (cameras without a depth map in this frame count as empty); `None` in sparse mode.
+    pub coverage: Option<f64>,
     /// Points after outlier removal.
     pub n_points_after_outliers: usize,
     /// Triangles of the mesh (0 when none was written).
@@ -65,6 +73,19 @@ impl FrameReport {
     /// Total of the stage times (seconds).
     pub fn total_seconds(&self) -> f64 {
         self.stage_seconds.iter().map(|(_, s)| s).sum()
+    }
+
+    /// Records the size and height statistics of the cloud written as the frame's result.
+    pub fn record_cloud(&mut self, cloud: &PointCloud) {
+        self.n_cloud_points = cloud.len();
+        let n = cloud.len() as f64;
+        (self.height_mean, self.height_std) = if cloud.is_empty() {
+            (None, None)
+        } else {
+            let mean = cloud.points().iter().map(|p| p.z).sum::<f64>() / n;
+            let var = cloud.points().iter().map(|p| (p.z - mean).powi(2)).sum::<f64>() / n;
+            (Some(mean), Some(var.sqrt()))
+        };
     }
 }
 
@@ -500,13 +521,15 @@ fn fuse(
     let cloud = orient_normals(ctx, cloud, rc.voxel_size)?;
     crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("fused.ply"), &cloud)?;
     report.outputs.push("point_cloud/fused.ply".into());
-    report.n_cloud_points = cloud.len();
+    report.record_cloud(&cloud);
     if !ctx.config.runtime.keep_intermediates {
-        let depth_dir = dir.join("depth_maps");
-        if depth_dir.is_dir() {
-            std::fs::remove_dir_all(&depth_dir)
-                .map_err(|e| PipelineError::Frame(format!("{}: {e}", depth_dir.display())))?;
-            report.outputs.retain(|o| !o.starts_with("depth_maps/"));
+        for sub in ["depth_maps", "consistency_maps"] {
+            let sub_dir = dir.join(sub);
+            if sub_dir.is_dir() {
+                std::fs::remove_dir_all(&sub_dir)
+                    .map_err(|e| PipelineError::Frame(format!("{}: {e}", sub_dir.display())))?;
+                report.outputs.retain(|o| !o.starts_with(&format!("{sub}/")));
+            }
         }
     }
     remove_outliers(ctx, cloud, report)
@@ -578,7 +601,7 @@ fn sparse_outputs(
     let cloud = colour_cloud(ctx, views, ring, cloud);
     crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("sparse.ply"), &cloud)?;
     report.outputs.push("point_cloud/sparse.ply".into());
-    report.n_cloud_points = cloud.len();
+    report.record_cloud(&cloud);
     let cloud = remove_outliers(ctx, cloud, report)?;
     let mesh = surface_outputs(ctx, views, ring, &cloud, dir, report)?;
     Ok((cloud, mesh))

@@ -3,6 +3,10 @@
 //! ```text
 //! OUTPUT/config.yaml                 the config actually used (paths resolved)
 //! OUTPUT/run.json                    version, fingerprint, per-frame status and stage timings
+//! OUTPUT/run_shard_K_of_N.json       the same, for shard K of N (`--shard K/N`)
+//! OUTPUT/summary/summary.json        all run reports merged (`aquamvs summarize`)
+//! OUTPUT/summary/timeseries.csv      one row per frame: points, coverage, height, seconds
+//! OUTPUT/frame_NNNNNN/frame.json                   written last: fingerprint, outputs, report
 //! OUTPUT/frame_NNNNNN/sparse/sparse.ply            triangulated sparse points
 //! OUTPUT/frame_NNNNNN/depth_maps/CAM.npz           ray depth + confidence (float32)
 //! OUTPUT/frame_NNNNNN/consistency_maps/CAM.npz     agreeing cameras (int32; optional)
@@ -12,15 +16,18 @@
 //! ```
 //!
 //! Architecture invariants: stages hand values to each other, never files (outputs are a side
-//! effect); every file is written atomically; a failing frame is reported and the run goes on.
+//! effect); every file is written atomically; a failing frame is reported and the run goes on;
+//! a frame folder is trusted only with a matching `frame.json` (see [`resume`]).
 
 pub mod context;
 pub mod frame;
+pub mod resume;
 pub mod run;
+pub mod summary;
 
 pub use context::Context;
 pub use frame::{FrameReport, frame_dir, process_frame};
-pub use run::{FrameOutcome, RunOptions, RunReport, reconstruct};
+pub use run::{FrameOutcome, FrameStatus, RunOptions, RunReport, Shard, reconstruct};
 
 /// Receives progress from a run (the CLI draws progress bars with it). Every method has an
 /// empty default.

@@ -1,16 +1,19 @@
-//! The frame loop: set up once, process every selected frame, isolate failures, and keep
-//! `run.json` up to date after each frame (so an interrupted run still says what it did).
+//! The frame loop: set up once, process every selected frame of this run (or of this shard),
+//! skip frames whose outputs are complete and up to date, isolate failures, and keep the run
+//! report (`run.json`, or `run_shard_K_of_N.json`) up to date after each frame, so that an
+//! interrupted run still says what it did.
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::LoadedConfig;
+use crate::config::{LoadedConfig, PipelineMode};
 use crate::io::atomic::write_bytes_atomic;
 
 use super::context::Context;
-use super::frame::{FrameReport, process_frame};
+use super::frame::{FrameReport, frame_dir, process_frame};
+use super::resume::{FrameRecord, FrameState, RunFingerprint, check_frame, clear_frame};
 use super::{Observer, PipelineError};
 
 /// Options of a run beyond the config.
@@ -18,34 +21,125 @@ use super::{Observer, PipelineError};
 pub struct RunOptions {
     /// Overrides `preprocessing.frame_start/frame_stop/frame_step`.
     pub frames: Option<(usize, Option<usize>, usize)>,
+    /// Process only this shard of the selected frames.
+    pub shard: Option<Shard>,
+    /// Recompute frames whose outputs are complete and up to date.
+    pub force: bool,
+}
+
+/// One of `count` disjoint parts of a run's frame list: the frames at positions `index`,
+/// `index + count`, `index + 2·count`, … of the selected frames. Shards of one config can run
+/// at the same time (a Slurm array, a Kubernetes indexed Job) into one output folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This shard, 0-based (`index < count`).
+    pub index: usize,
+    /// Number of shards (at least 1).
+    pub count: usize,
+}
+
+impl Shard {
+    /// Shard `index` of `count`, checked.
+    pub fn new(index: usize, count: usize) -> Result<Self, String> {
+        if count == 0 {
+            return Err("the number of shards N must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {index} of {count} does not exist: K counts from 0 to N-1 = {} \
+                 (with Slurm use `--array=0-{}`)",
+                count - 1,
+                count - 1
+            ));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Parses `K/N` (e.g. `0/4`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let Some((k, n)) = s.split_once('/') else {
+            return Err(format!("`{s}` is not K/N (e.g. `0/4`: the first of 4 shards)"));
+        };
+        let num = |p: &str, what: &str| {
+            p.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{s}`: {what} `{p}` is not a whole number ≥ 0"))
+        };
+        Self::new(num(k, "K")?, num(n, "N")?)
+    }
+
+    /// The frames of `selected` that belong to this shard.
+    pub fn select(&self, selected: &[usize]) -> Vec<usize> {
+        selected.iter().skip(self.index).step_by(self.count).copied().collect()
+    }
+
+    /// `run_shard_K_of_N.json`: the report file of this shard.
+    pub fn report_name(&self) -> String {
+        format!("run_shard_{}_of_{}.json", self.index, self.count)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// How one frame ended in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameStatus {
+    /// Computed by this run.
+    Done,
+    /// Complete and up to date from an earlier run: not recomputed.
+    Skipped,
+    /// Failed in this run (its folder has no `frame.json`).
+    Failed,
+}
+
+impl FrameStatus {
+    /// `done`, `skipped` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// How one frame ended.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FrameOutcome {
     /// Frame index.
     pub index: usize,
-    /// `done` or `failed`.
-    pub status: &'static str,
+    /// Done, skipped (up to date) or failed.
+    pub status: FrameStatus,
+    /// Why the frame was skipped (`up to date`) or recomputed (`outputs from a different
+    /// config`, `incomplete outputs (…)`, `--force`); absent for a frame never started before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Wall time of the frame (seconds).
+    /// Wall time of the frame's computation (seconds): in this run, or for a skipped frame in
+    /// the run that computed it.
     pub seconds: f64,
-    /// The frame's report (stages, counts, outputs) when it succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The frame's report (stages, counts, outputs) when it succeeded or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<FrameReport>,
 }
 
-/// What a run did (also written as `run.json`).
-#[derive(Clone, Debug, Serialize)]
+/// What a run did (also written as `run.json`, or `run_shard_K_of_N.json` for a shard).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
     /// aquamvs version.
-    pub aquamvs_version: &'static str,
+    pub aquamvs_version: String,
     /// The config file.
     pub config: PathBuf,
-    /// Hash of the config (as used) and the calibration file: equal fingerprints mean equal
-    /// inputs to every frame.
+    /// Hash of the config as used (frame selection and thread count aside), the calibration
+    /// file and the masks: runs with equal fingerprints compute identical frames from
+    /// identical inputs.
     pub config_fingerprint: String,
     /// Output folder.
     pub output_dir: PathBuf,
@@ -53,7 +147,16 @@ pub struct RunReport {
     pub ring_cameras: Vec<String>,
     /// Auxiliary cameras used.
     pub auxiliary_cameras: Vec<String>,
-    /// Frame indices requested.
+    /// The shard this run processed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Whether up-to-date frames were recomputed (`--force`).
+    #[serde(default)]
+    pub force: bool,
+    /// Frame indices selected by the config (all shards together).
+    #[serde(default)]
+    pub frames_selected: Vec<usize>,
+    /// Frame indices this run was asked to process (its shard of the selection).
     pub frames_requested: Vec<usize>,
     /// One entry per processed frame, in order.
     pub frames: Vec<FrameOutcome>,
@@ -64,13 +167,28 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Frames with status `status`.
+    pub fn count(&self, status: FrameStatus) -> usize {
+        self.frames.iter().filter(|f| f.status == status).count()
+    }
+
     /// Frames that failed.
     pub fn n_failed(&self) -> usize {
-        self.frames.iter().filter(|f| f.status == "failed").count()
+        self.count(FrameStatus::Failed)
+    }
+
+    /// The report's file name in the output folder.
+    pub fn file_name(&self) -> String {
+        self.shard.map_or_else(|| "run.json".into(), |s| s.report_name())
     }
 }
 
-/// Runs the pipeline of `loaded` over its frames.
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs the pipeline of `loaded` over its frames (or over its shard of them).
 pub fn reconstruct(
     loaded: &LoadedConfig,
     opts: &RunOptions,
@@ -96,79 +214,175 @@ pub fn reconstruct(
             config.preprocessing.frame_step
         )));
     }
+    let frames = opts.shard.map_or_else(|| ctx.frames.clone(), |s| s.select(&ctx.frames));
     std::fs::create_dir_all(&config.output_dir).map_err(|e| {
         PipelineError::Setup(format!(
             "cannot create output_dir {}: {e}",
             config.output_dir.display()
         ))
     })?;
+    // Shards sharing the output folder all write the same bytes here; each write is a rename.
     write_bytes_atomic(&config.output_dir.join("config.yaml"), config.to_yaml().as_bytes())?;
-    tracing::info!(
-        "processing frames {} ({} of {} available) into {}",
-        describe_frames(&ctx.frames),
-        ctx.frames.len(),
-        ctx.n_frames_available,
-        config.output_dir.display()
-    );
+    let fingerprint = RunFingerprint::of(&ctx)?;
+    match opts.shard {
+        Some(shard) => tracing::info!(
+            "shard {shard}: {} of the {} selected frame(s) ({} available), into {}",
+            frames.len(),
+            ctx.frames.len(),
+            ctx.n_frames_available,
+            config.output_dir.display()
+        ),
+        None => tracing::info!(
+            "processing frames {} ({} of {} available) into {}",
+            describe_frames(&ctx.frames),
+            ctx.frames.len(),
+            ctx.n_frames_available,
+            config.output_dir.display()
+        ),
+    }
+    if frames.is_empty() {
+        tracing::warn!(
+            "this shard has no frame: only {} frame(s) are selected; use fewer shards",
+            ctx.frames.len()
+        );
+    }
     let mut report = RunReport {
-        aquamvs_version: env!("CARGO_PKG_VERSION"),
+        aquamvs_version: env!("CARGO_PKG_VERSION").into(),
         config: ctx.config_path.clone(),
-        config_fingerprint: fingerprint(&ctx),
+        config_fingerprint: fingerprint.combined(),
         output_dir: config.output_dir.clone(),
         ring_cameras: ctx.ring.clone(),
         auxiliary_cameras: ctx.auxiliary.clone(),
-        frames_requested: ctx.frames.clone(),
+        shard: opts.shard,
+        force: opts.force,
+        frames_selected: ctx.frames.clone(),
+        frames_requested: frames.clone(),
         frames: Vec::new(),
-        started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        started_unix: unix_now(),
         seconds: 0.0,
     };
-    observer.frames_started(ctx.frames.len());
-    for &index in &ctx.frames {
+    write_run_json(&report)?;
+    observer.frames_started(frames.len());
+    for &index in &frames {
         observer.frame_started(index);
-        let frame_start = Instant::now();
+        let outcome = run_frame(&ctx, &fingerprint, index, opts.force, observer);
+        observer.frame_finished(index, outcome.status != FrameStatus::Failed);
+        report.frames.push(outcome);
+        report.seconds = start.elapsed().as_secs_f64();
+        write_run_json(&report)?;
+    }
+    // The summary merges every run report of the folder (all shards that finished so far).
+    match super::summary::summarize(&config.output_dir)
+        .and_then(|s| super::summary::write_summary(&s))
+    {
+        Ok(paths) => {
+            for p in paths {
+                tracing::info!("wrote {}", p.display());
+            }
+        }
+        Err(e) => tracing::warn!("could not write the run summary: {e}"),
+    }
+    draw_gallery(&ctx, &report);
+    Ok(report)
+}
+
+/// One frame: skipped when up to date, otherwise its folder is cleared, the frame computed and
+/// its `frame.json` written last.
+fn run_frame(
+    ctx: &Context,
+    fingerprint: &RunFingerprint,
+    index: usize,
+    force: bool,
+    observer: &dyn Observer,
+) -> FrameOutcome {
+    let dir = frame_dir(&ctx.config.output_dir, index);
+    let current = fingerprint.frame(ctx, index);
+    let reason = match check_frame(&dir, &current) {
+        FrameState::UpToDate(record) if !force => {
+            tracing::info!("frame {index}: up to date, skipped");
+            return FrameOutcome {
+                index,
+                status: FrameStatus::Skipped,
+                reason: Some("up to date".into()),
+                error: None,
+                seconds: record.seconds,
+                report: Some(record.report),
+            };
+        }
+        FrameState::UpToDate(_) => Some("--force".to_owned()),
+        FrameState::Stale(why) => Some(why),
+        FrameState::New => None,
+    };
+    if let Some(why) = &reason {
+        tracing::info!("frame {index}: {why}; recomputing");
+    }
+    let frame_start = Instant::now();
+    let result = clear_frame(&dir).map_err(|e| e.to_string()).and_then(|()| {
         // A panic inside a frame is a bug, but it must not take the other frames down.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process_frame(&ctx, index, observer)
-        }));
-        let seconds = frame_start.elapsed().as_secs_f64();
-        let outcome = match result {
-            Ok(Ok(frame)) => {
-                tracing::info!("frame {index}: complete in {seconds:.1} s");
-                FrameOutcome { index, status: "done", error: None, seconds, report: Some(frame) }
-            }
-            Ok(Err(err)) => {
-                tracing::error!("frame {index}: processing failed, skipping: {err}");
-                FrameOutcome {
-                    index,
-                    status: "failed",
-                    error: Some(err.to_string()),
-                    seconds,
-                    report: None,
-                }
-            }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process_frame(ctx, index, observer)
+        })) {
+            Ok(result) => result.map_err(|e| e.to_string()),
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!("frame {index}: internal error, skipping: {message}");
-                FrameOutcome {
-                    index,
-                    status: "failed",
-                    error: Some(format!("internal error: {message} (please report this)")),
-                    seconds,
-                    report: None,
-                }
+                Err(format!("internal error: {message} (please report this)"))
             }
-        };
-        observer.frame_finished(index, outcome.status == "done");
-        report.frames.push(outcome);
-        report.seconds = start.elapsed().as_secs_f64();
-        write_run_json(&report)?;
+        }
+    });
+    let result = result.and_then(|mut frame| {
+        frame.coverage = coverage(ctx, &frame);
+        let seconds = frame_start.elapsed().as_secs_f64();
+        // The marker goes last: only now are the frame's outputs complete.
+        FrameRecord::new(&dir, current, seconds, frame.clone())
+            .and_then(|record| record.write(&dir))
+            .map_err(|e| e.to_string())?;
+        Ok(frame)
+    });
+    let seconds = frame_start.elapsed().as_secs_f64();
+    match result {
+        Ok(frame) => {
+            tracing::info!("frame {index}: complete in {seconds:.1} s");
+            FrameOutcome {
+                index,
+                status: FrameStatus::Done,
+                reason,
+                error: None,
+                seconds,
+                report: Some(frame),
+            }
+        }
+        Err(err) => {
+            tracing::error!("frame {index}: processing failed, skipping: {err}");
+            FrameOutcome {
+                index,
+                status: FrameStatus::Failed,
+                reason,
+                error: Some(err),
+                seconds,
+                report: None,
+            }
+        }
     }
-    draw_gallery(&ctx, &report);
-    Ok(report)
+}
+
+/// Valid depth pixels over all pixels of the active ring cameras (`None` in sparse mode).
+fn coverage(ctx: &Context, frame: &FrameReport) -> Option<f64> {
+    if ctx.config.pipeline_mode == PipelineMode::Sparse {
+        return None;
+    }
+    let area = |name: &str| ctx.camera(name).size().area() as f64;
+    let total: f64 = ctx.ring.iter().map(|n| area(n)).sum();
+    let valid: f64 = frame
+        .depth_valid_fraction
+        .iter()
+        .filter(|(n, _)| ctx.cameras.contains_key(*n))
+        .map(|(n, f)| f * area(n))
+        .sum();
+    (total > 0.0).then(|| valid / total)
 }
 
 /// The time-series gallery (`summary/timeseries_gallery.png`) of a multi-frame run, when
@@ -177,7 +391,7 @@ pub fn reconstruct(
 fn draw_gallery(ctx: &Context, report: &RunReport) {
     use crate::config::VizStage;
     let runtime = &ctx.config.runtime;
-    let done = report.frames.iter().filter(|f| f.status == "done").count();
+    let done = report.frames.iter().filter(|f| f.status != FrameStatus::Failed).count();
     if !runtime.viz_enabled
         || done < 2
         || !crate::viz::output::stage_enabled(&runtime.viz_stages, VizStage::Summary)
@@ -198,7 +412,7 @@ fn draw_gallery(ctx: &Context, report: &RunReport) {
 fn write_run_json(report: &RunReport) -> Result<(), PipelineError> {
     let json =
         serde_json::to_string_pretty(report).map_err(|e| PipelineError::Frame(e.to_string()))?;
-    write_bytes_atomic(&report.output_dir.join("run.json"), json.as_bytes())?;
+    write_bytes_atomic(&report.output_dir.join(report.file_name()), json.as_bytes())?;
     Ok(())
 }
 
@@ -213,16 +427,31 @@ fn describe_frames(frames: &[usize]) -> String {
     }
 }
 
-/// FNV-1a hash of the config as used and the calibration file's bytes, as hex.
-fn fingerprint(ctx: &Context) -> String {
-    let mut hash: u64 = 0xCBF2_9CE4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_partition() {
+        assert_eq!(Shard::parse("0/4"), Ok(Shard { index: 0, count: 4 }));
+        assert_eq!(Shard::parse(" 3 / 4 "), Ok(Shard { index: 3, count: 4 }));
+        for (bad, needle) in [
+            ("4/4", "K counts from 0 to N-1 = 3"),
+            ("1/0", "at least 1"),
+            ("1", "is not K/N"),
+            ("a/2", "K `a` is not a whole number"),
+            ("-1/2", "K `-1`"),
+            ("1/x", "N `x`"),
+        ] {
+            let err = Shard::parse(bad).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
         }
-    };
-    feed(ctx.config.to_yaml().as_bytes());
-    feed(&std::fs::read(&ctx.config.calibration_path).unwrap_or_default());
-    format!("{hash:016x}")
+        let selected: Vec<usize> = (10..17).collect();
+        let parts: Vec<Vec<usize>> =
+            (0..3).map(|k| Shard::new(k, 3).unwrap().select(&selected)).collect();
+        assert_eq!(parts, [vec![10, 13, 16], vec![11, 14], vec![12, 15]]);
+        assert_eq!(Shard::new(5, 9).unwrap().select(&selected), [15]);
+        assert!(Shard::new(8, 9).unwrap().select(&selected).is_empty());
+        assert_eq!(Shard::new(1, 2).unwrap().report_name(), "run_shard_1_of_2.json");
+    }
 }

@@ -6,6 +6,7 @@ mod docs;
 mod geometry;
 mod real_data;
 mod reconstruct;
+mod resume;
 mod sparse;
 mod tidy;
 mod viz;
