@@ -291,6 +291,11 @@ config_section! {
         aggregation: AggregationKind = AggregationKind::Mean,
         /// Sources averaged by `aggregation: best_k`.
         aggregation_k: usize = 3; check at_least(1usize),
+        /// Search the depth hypotheses coarse to fine: every hypothesis at ¼ resolution, then
+        /// only the band around those minima at ½ and full resolution (same hypotheses, same
+        /// depths where the band holds the minimum; ≈2.4× less CPU at 1600×1200). `false`
+        /// tests every hypothesis at every pixel, as AquaMVS does.
+        coarse_to_fine: bool = true,
         /// Cameras that must agree for a depth to survive the consistency filter.
         min_consistent_views: usize = 3; check at_least(1usize),
         /// Agreement tolerance of the consistency filter, in the target camera's ray depth (m).

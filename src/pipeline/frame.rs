@@ -15,7 +15,7 @@ use crate::config::{
     AggregationKind, CostFunctionKind, DepthRange, MatcherType, PipelineMode, SurfaceMethodKind,
 };
 use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
-use crate::dense::sweep::{SweepOptions, View, plane_sweep};
+use crate::dense::sweep::{CoarseToFine, SweepOptions, View, plane_sweep};
 use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant};
 use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
 use crate::features::pairs::canonical_pairs;
@@ -434,6 +434,7 @@ fn sweep_options(ctx: &Context) -> SweepOptions {
             }
         },
         n_depths: rc.num_depths,
+        coarse_to_fine: rc.coarse_to_fine.then(CoarseToFine::default),
         ..SweepOptions::default()
     }
 }
