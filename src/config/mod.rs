@@ -333,7 +333,7 @@ config_section! {
         device: Device = Device::Cpu,
         /// Worker threads; null uses every core.
         threads: Option<usize> = None; check optional_at_least_1,
-        /// Save keypoints and matches.
+        /// Save keypoints and matches as `features/CAM.npz` and `features/A_B.npz` (numpy).
         save_features: bool = false,
         /// Keep depth maps and consistency maps after fusion (false deletes them once the
         /// fused cloud is written).

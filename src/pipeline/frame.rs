@@ -145,6 +145,9 @@ pub fn process_frame(
     let sparse = if sparse_needed {
         let frame_matches = stages.run("sparse_matching", |_| match_frame(ctx, &views))?;
         let matches = matches.insert(frame_matches);
+        if config.runtime.save_features {
+            save_features(matches, &dir, &mut stages.report.outputs)?;
+        }
         let cloud =
             stages.run("triangulation", |report| -> Result<SparseCloud, PipelineError> {
                 let cameras = views.keys().map(|n| (n.as_str(), ctx.camera(n))).collect();
@@ -335,6 +338,57 @@ fn match_frame(
         .filter(|p| views.contains_key(&p.a) && views.contains_key(&p.b))
         .collect();
     Ok(matcher.match_frame(&feature_views, &pairs)?)
+}
+
+/// `runtime.save_features`: `features/CAM.npz` (`keypoints` (N, 2) float64 undistorted pixels,
+/// `scores` (N,) float32, `descriptors` (N, D) float32) and `features/A_B.npz` per canonical
+/// pair (`pixels_a`, `pixels_b` (M, 2) float64, `scores` (M,) float32, `keypoint_a`,
+/// `keypoint_b` (M,) int32 with −1 where the matcher has no keypoint).
+fn save_features(
+    matches: &crate::features::FrameMatches,
+    dir: &Path,
+    outputs: &mut Vec<String>,
+) -> Result<(), PipelineError> {
+    use crate::io::npz::{ArrayData, write_npz};
+    let features = dir.join("features");
+    for (name, kp) in &matches.keypoints {
+        let xy: Vec<f64> = kp.positions().iter().flat_map(|p| [p.x, p.y]).collect();
+        let n = kp.len();
+        write_npz(
+            &features.join(format!("{name}.npz")),
+            &[
+                ("keypoints", ArrayRef::new(&[n, 2], ArrayData::F64(&xy))?),
+                ("scores", ArrayRef::new(&[n], ArrayData::F32(kp.scores()))?),
+                (
+                    "descriptors",
+                    ArrayRef::new(&[n, kp.descriptor_len()], ArrayData::F32(kp.descriptors()))?,
+                ),
+            ],
+        )?;
+        outputs.push(format!("features/{name}.npz"));
+    }
+    for pair in &matches.pairs {
+        let m = pair.matches.len();
+        let a: Vec<f64> = pair.matches.iter().flat_map(|x| [x.a.x, x.a.y]).collect();
+        let b: Vec<f64> = pair.matches.iter().flat_map(|x| [x.b.x, x.b.y]).collect();
+        let scores: Vec<f32> = pair.matches.iter().map(|x| x.score).collect();
+        let index = |k: Option<u32>| k.map_or(-1, |k| i32::try_from(k).unwrap_or(-1));
+        let ka: Vec<i32> = pair.matches.iter().map(|x| index(x.keypoint_a)).collect();
+        let kb: Vec<i32> = pair.matches.iter().map(|x| index(x.keypoint_b)).collect();
+        let file = format!("{}_{}.npz", pair.pair.a, pair.pair.b);
+        write_npz(
+            &features.join(&file),
+            &[
+                ("pixels_a", ArrayRef::new(&[m, 2], ArrayData::F64(&a))?),
+                ("pixels_b", ArrayRef::new(&[m, 2], ArrayData::F64(&b))?),
+                ("scores", ArrayRef::new(&[m], ArrayData::F32(&scores))?),
+                ("keypoint_a", ArrayRef::new(&[m], ArrayData::I32(&ka))?),
+                ("keypoint_b", ArrayRef::new(&[m], ArrayData::I32(&kb))?),
+            ],
+        )?;
+        outputs.push(format!("features/{file}"));
+    }
+    Ok(())
 }
 
 /// The ray-depth range of every ring camera: configured, from the sparse cloud, or estimated

@@ -27,7 +27,8 @@ fn tiny_scene_end_to_end_with_pictures() {
     let yaml = std::fs::read_to_string(&config_path).unwrap();
     let yaml = yaml
         .replace("num_depths: 128", "num_depths: 48")
-        .replace("viz_enabled: false", "viz_enabled: true");
+        .replace("viz_enabled: false", "viz_enabled: true")
+        .replace("save_features: false", "save_features: true");
     std::fs::write(&config_path, yaml).unwrap();
 
     let run = aquamvs(root, &["reconstruct", "scene/config.yaml"]);
@@ -46,6 +47,8 @@ fn tiny_scene_end_to_end_with_pictures() {
         "viz/fused_top.png",
         "viz/mesh_oblique.png",
         "viz/rig.png",
+        "features/cam00.npz",
+        "features/cam00_cam01.npz",
     ] {
         assert!(frame.join(file).is_file(), "{file} missing\n{stderr}");
     }
@@ -79,13 +82,19 @@ fn tiny_scene_end_to_end_with_pictures() {
         let covered = metric(maps, "/n_both_valid") / metric(maps, "/n_gt_valid");
         assert!(covered > 0.9, "{cam}: {covered}\n{maps}");
     }
-    assert_npz_header(&frame.join("depth_maps/cam00.npz"));
+    assert_npz_header(&frame.join("depth_maps/cam00.npz"), &["depth.npy", "confidence.npy"]);
+    assert_npz_header(
+        &frame.join("features/cam00_cam01.npz"),
+        &["pixels_a.npy", "pixels_b.npy", "scores.npy"],
+    );
 }
 
-/// A depth map is a zip with `depth.npy` and `confidence.npy` (what `numpy.load` reads).
-fn assert_npz_header(path: &Path) {
+/// An npz is a zip holding one `.npy` per array (what `numpy.load` reads).
+fn assert_npz_header(path: &Path, members: &[&str]) {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(&bytes[..4], b"PK\x03\x04", "{} is not a zip", path.display());
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("depth.npy") && text.contains("confidence.npy"));
+    for member in members {
+        assert!(text.contains(member), "{} has no {member}", path.display());
+    }
 }
