@@ -31,6 +31,11 @@ pub struct CameraReader {
 enum Source {
     Images(Vec<PathBuf>),
     Video(VideoReader),
+    /// One frame already decoded (see [`CameraReader::in_memory`]).
+    Memory {
+        frame: usize,
+        image: RgbImage,
+    },
 }
 
 impl CameraReader {
@@ -43,6 +48,13 @@ impl CameraReader {
         Ok(Self { name: name.to_owned(), source })
     }
 
+    /// A reader that serves one already-decoded `image` as frame `frame` (the benchmark reads
+    /// a frame once and runs every pathway on it). It reports `frame + 1` frames; any other
+    /// frame is out of range.
+    pub fn in_memory(name: &str, frame: usize, image: RgbImage) -> Self {
+        Self { name: name.to_owned(), source: Source::Memory { frame, image } }
+    }
+
     /// The camera name.
     pub fn name(&self) -> &str {
         &self.name
@@ -53,6 +65,7 @@ impl CameraReader {
         match &self.source {
             Source::Images(files) => files.len(),
             Source::Video(video) => video.info().frames,
+            Source::Memory { frame, .. } => frame + 1,
         }
     }
 
@@ -70,6 +83,10 @@ impl CameraReader {
                 })
             }
             Source::Video(video) => Ok(video.read(frame)?),
+            Source::Memory { frame: held, image } if *held == frame => Ok(image.clone()),
+            Source::Memory { frame: held, .. } => {
+                Err(FramesError::FrameOutOfRange { frame, count: *held + 1 })
+            }
         }
     }
 }
@@ -122,6 +139,14 @@ impl FrameReader {
             );
         }
         Ok(Self { cameras, count })
+    }
+
+    /// A reader over already-opened cameras (e.g. [`CameraReader::in_memory`]); the frame
+    /// count is the shortest camera's.
+    pub fn from_cameras(mut cameras: Vec<CameraReader>) -> Self {
+        cameras.sort_by(|a, b| a.name.cmp(&b.name));
+        let count = cameras.iter().map(CameraReader::frame_count).min().unwrap_or(0);
+        Self { cameras, count }
     }
 
     /// Frames available in every camera (the shortest camera's count).
