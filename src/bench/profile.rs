@@ -326,7 +326,7 @@ mod tests {
         let text = Profile::from_records(&sample()).format();
         assert!(text.starts_with("stage"), "{text}");
         assert!(
-            text.contains("    plane_sweep      2        80.0     72.7%          280"),
+            text.contains("    plane_sweep         2        80.0    72.7%          280"),
             "{text}"
         );
         assert!(text.contains("Top 3 bottlenecks:\n  1. frame › depth_estimation › plane_sweep: 80.0 ms (72.7 %, 2 spans on 2 threads, 130 ms busy)"), "{text}");

@@ -670,7 +670,7 @@ mod tests {
         assert!(console.contains("|      4.26 | 12,345 |             4568 |"), "{console}");
         assert!(console.contains("| LightGlue sparse | skipped    | —"), "{console}");
         assert!(
-            console.contains("| classical full | 0.80              | 60.0 / 90.0 / 99.0"),
+            console.contains("| classical full |              0.80 |    60.0 / 90.0 / 99.0 |"),
             "{console}"
         );
         let md = r.markdown(&[("runtime.png", "Runtime per pathway")]);
