@@ -108,7 +108,7 @@ impl Profile {
             groups.iter().map(|(p, a)| (p.clone(), a.first)).collect();
         let mut keys: Vec<Vec<String>> = groups.keys().cloned().collect();
         let order_key = |p: &Vec<String>| -> Vec<f64> {
-            (1..=p.len()).map(|n| firsts.get(&p[..n].to_vec()).copied().unwrap_or(0.0)).collect()
+            (1..=p.len()).map(|n| firsts.get(&p[..n]).copied().unwrap_or(0.0)).collect()
         };
         keys.sort_by(|a, b| {
             let (ka, kb) = (order_key(a), order_key(b));
