@@ -205,6 +205,25 @@ mod tests {
     use crate::io::video::tests::{ffmpeg_or_skip, test_frames, write_video};
 
     #[test]
+    fn in_memory_cameras_serve_their_one_frame() {
+        let size = ImageSize::new(4, 3);
+        let a = RgbImage::from_elem(size, 10);
+        let b = RgbImage::from_elem(size, 20);
+        let mut reader = FrameReader::from_cameras(vec![
+            CameraReader::in_memory("cam1", 2, b.clone()),
+            CameraReader::in_memory("cam0", 2, a.clone()),
+        ]);
+        assert_eq!(reader.frame_count(), 3);
+        assert_eq!(reader.camera_names().collect::<Vec<_>>(), ["cam0", "cam1"]);
+        let images = reader.read(2).unwrap();
+        assert_eq!(images["cam0"].as_ref().unwrap(), &a);
+        assert_eq!(images["cam1"].as_ref().unwrap(), &b);
+        // Only the held frame exists; earlier ones are per-camera errors, later ones past the end.
+        assert!(reader.read(1).unwrap().values().all(Result::is_err));
+        assert!(matches!(reader.read(3), Err(FramesError::FrameOutOfRange { frame: 3, count: 3 })));
+    }
+
+    #[test]
     fn image_folders_by_position_with_per_camera_failures() {
         let dir = tempfile::tempdir().unwrap();
         let size = ImageSize::new(8, 6);
