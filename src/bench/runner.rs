@@ -195,7 +195,11 @@ fn read_frame_once(
     loaded: &LoadedConfig,
     frame: usize,
 ) -> Result<BTreeMap<String, RgbImage>, BenchError> {
-    let ctx = Context::build(loaded)?;
+    // Reading needs no matcher: set up the classical one so that a learned matcher's setup
+    // cannot keep the classical pathways from running.
+    let mut classical = loaded.clone();
+    classical.config.matcher_type = MatcherType::Classical;
+    let ctx = Context::build(&classical)?;
     let count = ctx.n_frames_available;
     if frame >= count {
         return Err(BenchError::NoSuchFrame { frame, count });
@@ -234,8 +238,12 @@ fn run_pathway(
     config.config.output_dir = out.clone();
     config.config.runtime.keep_intermediates = true;
     config.config.runtime.viz_enabled = false;
+    // A learned matcher that cannot be set up here (no model, a build without it) is skipped;
+    // anything else, and any problem of the classical matcher, is a failure.
     let classify = |e: PipelineError| match e {
-        PipelineError::Setup(msg) => not_run(PathwayStatus::Skipped, msg),
+        PipelineError::Setup(msg) if pathway.matcher != MatcherType::Classical => {
+            not_run(PathwayStatus::Skipped, msg)
+        }
         other => not_run(PathwayStatus::Failed, other.to_string()),
     };
     let mut ctx = match Context::build(&config) {

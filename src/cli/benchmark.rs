@@ -147,6 +147,18 @@ pub fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             path.display(),
             baseline.generated_utc
         );
+        if baseline.input != report.input || baseline.frame != report.frame {
+            println!(
+                "Note: the baseline ran on {} (frame {}), this run on {} (frame {}).",
+                baseline.input, baseline.frame, report.input, report.frame
+            );
+        }
+        if baseline.system.build != report.system.build {
+            println!(
+                "Note: the baseline is a {} build, this is a {} build: times do not compare.",
+                baseline.system.build, report.system.build
+            );
+        }
         print!("{}", comparison.format());
         if comparison.n_regressions() > 0 {
             return Ok(ExitCode::from(REGRESSION_EXIT_CODE));
