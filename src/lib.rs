@@ -44,6 +44,7 @@
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub mod bench;
 pub mod calib;
 pub mod cli;
 pub mod cloud;

@@ -8,12 +8,14 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod benchmark;
 mod check;
 mod demo;
 mod evaluate;
 mod export_mesh;
 mod export_refs;
 mod init;
+mod profile;
 mod progress;
 mod reconstruct;
 mod summarize;
@@ -25,6 +27,8 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+use crate::bench::trace::SpanRecorder;
 
 /// Refractive multi-view stereo for underwater surfaces seen from cameras in air.
 #[derive(Debug, Parser)]
@@ -66,14 +70,20 @@ pub enum Command {
     Viz(viz::VizArgs),
     /// Merge the run reports of an output folder (all shards): frames, timings, time series.
     Summarize(summarize::SummarizeArgs),
+    /// Time every stage and sub-stage of one frame; optionally write a Chrome trace.
+    Profile(profile::ProfileArgs),
+    /// Run every pathway on one frame: timings, points, accuracy, reports, charts, comparison.
+    Benchmark(benchmark::BenchmarkArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // Only `profile` records spans: the recorder costs a little on every span.
+    let recorder = matches!(cli.command, Command::Profile(_)).then(SpanRecorder::new);
+    init_logging(cli.verbose, cli.quiet, recorder.clone());
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "aquamvs starting");
-    match run(cli) {
+    match run_with(cli, recorder) {
         Ok(code) => code,
         Err(err) => {
             // Library errors carry their causes in their messages already.
@@ -85,6 +95,12 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    run_with(cli, None)
+}
+
+/// Runs a parsed command line; `profile` uses `recorder` when the logging set-up installed
+/// one.
+fn run_with(cli: Cli, recorder: Option<SpanRecorder>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
@@ -97,13 +113,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExportRefs(args) => export_refs::run(args),
         Command::Viz(args) => viz::run(args),
         Command::Summarize(args) => summarize::run(args),
+        Command::Profile(args) => profile::run(args, recorder),
+        Command::Benchmark(args) => benchmark::run(args, cli.quiet),
     }
 }
 
 /// Installs the `tracing` subscriber: logs go to stderr as `elapsed LEVEL message` (colours
-/// only on a terminal); `RUST_LOG` wins over `-v`/`-q`.
-fn init_logging(verbose: u8, quiet: bool) {
+/// only on a terminal); `RUST_LOG` wins over `-v`/`-q`. A `recorder` (for `profile`) sees
+/// every span of the crate down to debug level, whatever the log level.
+fn init_logging(verbose: u8, quiet: bool, recorder: Option<SpanRecorder>) {
     use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "info",
@@ -111,13 +131,19 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // A second initialisation (only possible in tests) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .event_format(LogFormat { start: std::time::Instant::now() })
-        .try_init();
+        .with_filter(filter);
+    let profiler = recorder.map(|r| r.with_filter(profile_filter()));
+    // A second initialisation (only possible in tests) is harmless: keep the first.
+    let _ = tracing_subscriber::registry().with(logs).with(profiler).try_init();
+}
+
+/// The spans `profile` records: this crate's, down to debug level.
+fn profile_filter() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new().with_target("aquamvs", tracing::Level::DEBUG)
 }
 
 /// `  12.3s  INFO message key=value`: time since start, level, the event's fields. Span

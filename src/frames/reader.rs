@@ -31,6 +31,11 @@ pub struct CameraReader {
 enum Source {
     Images(Vec<PathBuf>),
     Video(VideoReader),
+    /// One frame already decoded (see [`CameraReader::in_memory`]).
+    Memory {
+        frame: usize,
+        image: RgbImage,
+    },
 }
 
 impl CameraReader {
@@ -43,6 +48,13 @@ impl CameraReader {
         Ok(Self { name: name.to_owned(), source })
     }
 
+    /// A reader that serves one already-decoded `image` as frame `frame` (the benchmark reads
+    /// a frame once and runs every pathway on it). It reports `frame + 1` frames; any other
+    /// frame is out of range.
+    pub fn in_memory(name: &str, frame: usize, image: RgbImage) -> Self {
+        Self { name: name.to_owned(), source: Source::Memory { frame, image } }
+    }
+
     /// The camera name.
     pub fn name(&self) -> &str {
         &self.name
@@ -53,6 +65,7 @@ impl CameraReader {
         match &self.source {
             Source::Images(files) => files.len(),
             Source::Video(video) => video.info().frames,
+            Source::Memory { frame, .. } => frame + 1,
         }
     }
 
@@ -70,6 +83,10 @@ impl CameraReader {
                 })
             }
             Source::Video(video) => Ok(video.read(frame)?),
+            Source::Memory { frame: held, image } if *held == frame => Ok(image.clone()),
+            Source::Memory { frame: held, .. } => {
+                Err(FramesError::FrameOutOfRange { frame, count: *held + 1 })
+            }
         }
     }
 }
@@ -122,6 +139,14 @@ impl FrameReader {
             );
         }
         Ok(Self { cameras, count })
+    }
+
+    /// A reader over already-opened cameras (e.g. [`CameraReader::in_memory`]); the frame
+    /// count is the shortest camera's.
+    pub fn from_cameras(mut cameras: Vec<CameraReader>) -> Self {
+        cameras.sort_by(|a, b| a.name.cmp(&b.name));
+        let count = cameras.iter().map(CameraReader::frame_count).min().unwrap_or(0);
+        Self { cameras, count }
     }
 
     /// Frames available in every camera (the shortest camera's count).
@@ -178,6 +203,25 @@ mod tests {
     use crate::io::images::write_png_rgb;
     use crate::io::video::VideoCodec;
     use crate::io::video::tests::{ffmpeg_or_skip, test_frames, write_video};
+
+    #[test]
+    fn in_memory_cameras_serve_their_one_frame() {
+        let size = ImageSize::new(4, 3);
+        let a = RgbImage::from_elem(size, 10);
+        let b = RgbImage::from_elem(size, 20);
+        let mut reader = FrameReader::from_cameras(vec![
+            CameraReader::in_memory("cam1", 2, b.clone()),
+            CameraReader::in_memory("cam0", 2, a.clone()),
+        ]);
+        assert_eq!(reader.frame_count(), 3);
+        assert_eq!(reader.camera_names().collect::<Vec<_>>(), ["cam0", "cam1"]);
+        let images = reader.read(2).unwrap();
+        assert_eq!(images["cam0"].as_ref().unwrap(), &a);
+        assert_eq!(images["cam1"].as_ref().unwrap(), &b);
+        // Only the held frame exists; earlier ones are per-camera errors, later ones past the end.
+        assert!(reader.read(1).unwrap().values().all(Result::is_err));
+        assert!(matches!(reader.read(3), Err(FramesError::FrameOutOfRange { frame: 3, count: 3 })));
+    }
 
     #[test]
     fn image_folders_by_position_with_per_camera_failures() {

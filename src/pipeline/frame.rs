@@ -160,6 +160,7 @@ pub fn process_frame(
                     cloud.stats.n_multi_view
                 );
                 let path = dir.join("sparse").join("sparse.ply");
+                let _export = tracing::debug_span!("export", file = "sparse/sparse.ply").entered();
                 crate::io::ply::write_point_cloud(&path, &cloud.to_point_cloud())?;
                 report.outputs.push("sparse/sparse.ply".into());
                 Ok(cloud)
@@ -282,6 +283,7 @@ fn undistort_frame(
         .into_par_iter()
         .filter(|(name, _)| ctx.cameras.contains_key(name))
         .map(|(name, image)| {
+            let _span = tracing::debug_span!("undistort", camera = name.as_str()).entered();
             let view = image.map_err(PipelineError::from).and_then(|img| {
                 let rgb = ctx.cameras[&name].undistort.remap_rgb(&img).map_err(|e| {
                     PipelineError::Frame(format!(
@@ -404,6 +406,7 @@ fn depth_ranges(
     let points: Vec<Point3<f64>> = sparse.map(SparseCloud::positions).unwrap_or_default();
     let mut ranges = BTreeMap::new();
     for name in ring {
+        let _span = tracing::debug_span!("depth_range", camera = name.as_str()).entered();
         let (range, source) = match rc.depth_range {
             Some(DepthRange::Fixed { min, max }) => ((min, max), "config".to_owned()),
             Some(DepthRange::Auto) => (auto_range(ctx, views, name)?, "auto".to_owned()),
@@ -519,7 +522,8 @@ fn sweep_all(
         if let Some(mask) = ctx.masks.get(name) {
             map.apply_mask(mask)?;
         }
-        map.write_npz(&dir.join("depth_maps").join(format!("{name}.npz")))?;
+        tracing::debug_span!("export", file = "depth_maps/CAM.npz")
+            .in_scope(|| map.write_npz(&dir.join("depth_maps").join(format!("{name}.npz"))))?;
         report.outputs.push(format!("depth_maps/{name}.npz"));
         maps.insert(name.clone(), map);
         observer.camera_done(name);
@@ -547,6 +551,7 @@ fn fuse(
     let mut colours = Vec::new();
     for name in ring {
         let Some(map) = maps.get(name) else { continue };
+        let _span = tracing::debug_span!("consistency", camera = name.as_str()).entered();
         let targets: Vec<DepthView<'_>> = maps
             .iter()
             .filter(|(other, _)| *other != name)
@@ -563,7 +568,8 @@ fn fuse(
             write_npz_with(&path, &[("consistency", array)], Compression::Deflated)?;
             report.outputs.push(format!("consistency_maps/{name}.npz"));
         }
-        let part = backproject(ctx.camera(name), &filtered.depth, &views[name].rgb);
+        let part = tracing::debug_span!("backproject")
+            .in_scope(|| backproject(ctx.camera(name), &filtered.depth, &views[name].rgb));
         let (p, _, c) = part.into_parts();
         points.extend(p);
         colours.extend(c.unwrap_or_default());
@@ -572,9 +578,13 @@ fn fuse(
         .with_colors(colours)
         .map_err(|e| PipelineError::Frame(e.to_string()))?;
     tracing::info!("{} points from {} depth maps", cloud.len(), maps.len());
-    let cloud = voxel_downsample(&cloud, rc.voxel_size)?;
-    let cloud = orient_normals(ctx, cloud, rc.voxel_size)?;
-    crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("fused.ply"), &cloud)?;
+    let cloud = tracing::debug_span!("voxel_downsample")
+        .in_scope(|| voxel_downsample(&cloud, rc.voxel_size))?;
+    let cloud =
+        tracing::debug_span!("normals").in_scope(|| orient_normals(ctx, cloud, rc.voxel_size))?;
+    tracing::debug_span!("export", file = "point_cloud/fused.ply").in_scope(|| {
+        crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("fused.ply"), &cloud)
+    })?;
     report.outputs.push("point_cloud/fused.ply".into());
     report.record_cloud(&cloud);
     if !ctx.config.runtime.keep_intermediates {
@@ -618,7 +628,8 @@ fn remove_outliers(
             nb_neighbors: rc.outlier_nb_neighbors,
             std_ratio: rc.outlier_std_ratio,
         };
-        let kept = remove_statistical_outliers(&cloud, &opts)?;
+        let kept = tracing::debug_span!("outlier_removal")
+            .in_scope(|| remove_statistical_outliers(&cloud, &opts))?;
         tracing::info!("outlier removal kept {} of {} points", kept.len(), cloud.len());
         kept
     } else {
@@ -653,8 +664,10 @@ fn sparse_outputs(
         };
         with_normals(cloud, &opts)?
     };
-    let cloud = colour_cloud(ctx, views, ring, cloud);
-    crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("sparse.ply"), &cloud)?;
+    let cloud = tracing::debug_span!("colour").in_scope(|| colour_cloud(ctx, views, ring, cloud));
+    tracing::debug_span!("export", file = "point_cloud/sparse.ply").in_scope(|| {
+        crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("sparse.ply"), &cloud)
+    })?;
     report.outputs.push("point_cloud/sparse.ply".into());
     report.record_cloud(&cloud);
     let cloud = remove_outliers(ctx, cloud, report)?;
@@ -717,8 +730,9 @@ fn surface_outputs(
         tracing::warn!("surface reconstruction produced no triangles");
         return Ok(None);
     }
-    let mesh = colour_mesh(ctx, views, ring, mesh);
-    crate::io::ply::write_mesh(&dir.join("mesh").join("surface.ply"), &mesh)?;
+    let mesh = tracing::debug_span!("colour").in_scope(|| colour_mesh(ctx, views, ring, mesh));
+    tracing::debug_span!("export", file = "mesh/surface.ply")
+        .in_scope(|| crate::io::ply::write_mesh(&dir.join("mesh").join("surface.ply"), &mesh))?;
     report.outputs.push("mesh/surface.ply".into());
     report.n_mesh_faces = mesh.n_faces();
     Ok(Some(mesh))

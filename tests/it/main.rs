@@ -1,6 +1,7 @@
 //! Integration tests: one binary for all of them (faster to link). Each module covers one area
 //! through the public API or the `aquamvs` binary.
 
+mod bench;
 mod cli;
 mod docs;
 mod geometry;
