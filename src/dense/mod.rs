@@ -57,6 +57,7 @@ pub mod aggregate;
 pub mod auto_range;
 pub mod cost;
 pub mod extract;
+pub mod roma;
 pub mod score;
 pub mod sweep;
 

@@ -28,6 +28,7 @@
 //! input order.
 
 pub mod classical;
+pub mod onnx;
 pub mod pairs;
 
 use std::collections::BTreeMap;

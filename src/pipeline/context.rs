@@ -55,6 +55,8 @@ pub struct Context {
     pub frames: Vec<usize>,
     /// Frames available in every camera.
     pub n_frames_available: usize,
+    /// The learned matcher of `matcher_type` (`None` for the classical matcher).
+    pub learned: Option<super::learned::Learned>,
 }
 
 impl Context {
@@ -130,6 +132,7 @@ impl Context {
             }
             None => BTreeMap::new(),
         };
+        let learned = super::learned::load(&config)?;
         let n_frames_available = reader.frame_count();
         let pre = &config.preprocessing;
         let frames =
@@ -146,6 +149,7 @@ impl Context {
             reader: Mutex::new(reader),
             frames,
             n_frames_available,
+            learned,
         })
     }
 

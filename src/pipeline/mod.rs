@@ -16,6 +16,7 @@
 
 pub mod context;
 pub mod frame;
+pub mod learned;
 pub mod run;
 
 pub use context::Context;

@@ -4,6 +4,7 @@
 mod cli;
 mod docs;
 mod geometry;
+mod learned;
 mod real_data;
 mod sparse;
 mod tidy;
