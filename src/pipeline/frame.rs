@@ -18,8 +18,8 @@ use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
 use crate::dense::sweep::{SweepOptions, View, plane_sweep};
 use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant};
 use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
-use crate::features::pairs::canonical_pairs;
 use crate::features::onnx::RomaView;
+use crate::features::pairs::canonical_pairs;
 use crate::features::{Matcher, View as FeatureView};
 use crate::fusion::{
     ConsistencyOptions, DepthView, NormalOptions, NormalOrientation, OutlierOptions, backproject,

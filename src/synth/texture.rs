@@ -62,7 +62,7 @@ const OCTAVES: &[(f64, f32)] = &[
 const PEBBLE_CELL: f64 = 0.02;
 
 impl Texture {
-    /// RGB in [0, 1] at world (x, y), band-limited for a sample footprint of `footprint` metres.
+    /// RGB in \[0, 1\] at world (x, y), band-limited for a sample footprint of `footprint` metres.
     pub fn sample(&self, x: f64, y: f64, footprint: f64) -> [f32; 3] {
         match *self {
             Texture::Checker { cell, dark, light } => {
@@ -149,7 +149,7 @@ fn pebble(seed: u64, x: f64, y: f64, footprint: f64) -> Option<([f32; 3], f32)> 
     Some((colour, coverage))
 }
 
-/// Smooth value noise in [0, 1] at lattice coordinates (u, v) (quintic interpolation of
+/// Smooth value noise in \[0, 1\] at lattice coordinates (u, v) (quintic interpolation of
 /// hashed lattice values, so it is C² and has no grid artefacts in the gradient).
 fn value_noise(seed: u64, octave: i64, u: f64, v: f64) -> f32 {
     let (iu, iv) = (u.floor(), v.floor());

@@ -2,20 +2,20 @@
 //! project (reference-numerics §4.1, §4.3).
 //!
 //! # Supported models (detected from the inputs of `sparse_matching.matcher_model`)
-//! - **Separate models.** `sparse_matching.extractor_model`: `image` f32 [1,1,H,W] (grey in
-//!   [0, 1]) → `keypoints` i64 [1,N,2] (x, y in the resized image), `scores` f32 [1,N],
-//!   `descriptors` f32 [1,N,D]. `sparse_matching.matcher_model`: `kpts0`, `kpts1` f32
-//!   [1,N,2], `desc0`, `desc1` f32 [1,N,D] → `matches0` i64 [M,2] (index in 0, index in 1),
-//!   `mscores0` f32 [M]. Features are extracted once per camera per frame; keypoints are
+//! - **Separate models.** `sparse_matching.extractor_model`: `image` f32 \[1,1,H,W\] (grey in
+//!   \[0, 1\]) → `keypoints` i64 \[1,N,2\] (x, y in the resized image), `scores` f32 \[1,N\],
+//!   `descriptors` f32 \[1,N,D\]. `sparse_matching.matcher_model`: `kpts0`, `kpts1` f32
+//!   \[1,N,2\], `desc0`, `desc1` f32 \[1,N,D\] → `matches0` i64 \[M,2\] (index in 0, index in 1),
+//!   `mscores0` f32 \[M\]. Features are extracted once per camera per frame; keypoints are
 //!   given to the matcher normalised as upstream LightGlue does: `(k − size/2) / (long
 //!   edge/2)`, in full-resolution pixels.
-//! - **End-to-end model** (`sparse_matching.matcher_model` only): `images` f32 [2,1,H,W] →
-//!   `keypoints` i64 [2,N,2], `matches` i64 [M,3] (batch, index in image 0, index in image
-//!   1), `mscores` f32 [M]. Run once per pair (extraction happens inside); the two images are
+//! - **End-to-end model** (`sparse_matching.matcher_model` only): `images` f32 \[2,1,H,W\] →
+//!   `keypoints` i64 \[2,N,2\], `matches` i64 \[M,3\] (batch, index in image 0, index in image
+//!   1), `mscores` f32 \[M\]. Run once per pair (extraction happens inside); the two images are
 //!   zero-padded to a common size. Its matches carry no keypoint indices (two-view points).
 //!
 //! # Preprocessing
-//! Grey in [0, 1], resized so that the long side is `sparse_matching.extractor_resize`
+//! Grey in \[0, 1\], resized so that the long side is `sparse_matching.extractor_resize`
 //! (LightGlue's 1024 by default), each side rounded to the nearest multiple of 8 (antialiased when
 //! shrinking). Keypoints map back with `u = (k + 0.5) / s − 0.5` per axis, `s` = resized /
 //! original size. Then: keypoints scoring below `detection_threshold` are dropped, the
@@ -50,7 +50,12 @@ pub struct LightGlueOptions {
 
 impl Default for LightGlueOptions {
     fn default() -> Self {
-        Self { resize: 1024, detection_threshold: 0.005, max_keypoints: 2048, filter_threshold: 0.1 }
+        Self {
+            resize: 1024,
+            detection_threshold: 0.005,
+            max_keypoints: 2048,
+            filter_threshold: 0.1,
+        }
     }
 }
 
@@ -87,14 +92,13 @@ const MATCHER_FIELD: &str = "sparse_matching.matcher_model";
 impl LightGlueMatcher {
     /// Loads the runtime (see [`super::runtime`]) and the models named by the config.
     pub fn from_config(config: &Config) -> Result<Self, OnnxError> {
-        let matcher = config.sparse_matching.matcher_model.as_deref().ok_or_else(|| {
-            OnnxError::Model {
+        let matcher =
+            config.sparse_matching.matcher_model.as_deref().ok_or_else(|| OnnxError::Model {
                 field: MATCHER_FIELD,
                 path: Default::default(),
                 message: "is not set; `matcher_type: lightglue` needs the LightGlue ONNX model"
                     .into(),
-            }
-        })?;
+            })?;
         let env = environment(config.runtime.onnxruntime_library.as_deref())?;
         Self::load(
             &env,
@@ -333,14 +337,19 @@ impl LightGlueMatcher {
         let m = out[1].i64s(model, "matches", 2)?;
         let s = out[2].f32s(model, "mscores", 1)?;
         let n = out[0].dim(1);
-        if out[0].dim(0) != 2 || out[0].dim(2) != 2 || out[1].dim(1) != 3 || s.len() != out[1].dim(0)
+        if out[0].dim(0) != 2
+            || out[0].dim(2) != 2
+            || out[1].dim(1) != 3
+            || s.len() != out[1].dim(0)
         {
             return Err(model.inference_error(format!(
                 "outputs keypoints {:?}, matches {:?}, mscores {:?} do not fit [2,N,2], [M,3], [M]",
                 out[0].shape, out[1].shape, out[2].shape
             )));
         }
-        let point = |img: usize, i: usize, scale| map_back((kp[(img * n + i) * 2], kp[(img * n + i) * 2 + 1]), scale);
+        let point = |img: usize, i: usize, scale| {
+            map_back((kp[(img * n + i) * 2], kp[(img * n + i) * 2 + 1]), scale)
+        };
         let mut matches = Vec::new();
         for (row, &score) in m.chunks_exact(3).zip(&s) {
             let (batch, i, j) = (row[0], row[1], row[2]);
@@ -349,15 +358,15 @@ impl LightGlueMatcher {
             }
             let (i, j) = (i as usize, j as usize);
             if i >= n || j >= n {
-                return Err(model.inference_error(format!(
-                    "match ({i}, {j}) is out of range ({n} keypoints)"
-                )));
+                return Err(model
+                    .inference_error(format!("match ({i}, {j}) is out of range ({n} keypoints)")));
             }
             if score < self.opts.filter_threshold {
                 continue;
             }
             let (pa_, pb_) = (point(0, i, pa.scale), point(1, j, pb.scale));
-            let kept = |view: &View<'_>, p: &Point2<f64>| view.mask.is_none_or(|m| mask_keeps(m, p));
+            let kept =
+                |view: &View<'_>, p: &Point2<f64>| view.mask.is_none_or(|m| mask_keeps(m, p));
             if kept(a, &pa_) && kept(b, &pb_) {
                 matches.push(Match { a: pa_, b: pb_, keypoint_a: None, keypoint_b: None, score });
             }

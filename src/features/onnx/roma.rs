@@ -1,12 +1,12 @@
 //! RoMa v2 dense matching through ONNX Runtime (reference-numerics §4.4).
 //!
 //! # Supported model (`dense_matching.roma_model`)
-//! Inputs `img_A`, `img_B` f32 [B,3,H,W], RGB in [0, 1] (any normalisation belongs inside the
+//! Inputs `img_A`, `img_B` f32 \[B,3,H,W\], RGB in \[0, 1\] (any normalisation belongs inside the
 //! exported graph), with **fixed** H and W (RoMa v2's "precise" setting is 1280×1280); aquamvs
-//! runs one pair at a time (B = 1). Outputs `warp_AB` f32 [B,Hw,Ww,2]: for each warp cell of
+//! runs one pair at a time (B = 1). Outputs `warp_AB` f32 \[B,Hw,Ww,2\]: for each warp cell of
 //! A, the matching position in B in normalised [−1, 1] coordinates (x, then y; −1 and 1 are
-//! the outer image edges), and `overlap_AB` f32 [B,Hw,Ww] or [B,Hw,Ww,1]: the certainty in
-//! [0, 1] (after the sigmoid).
+//! the outer image edges), and `overlap_AB` f32 \[B,Hw,Ww\] or \[B,Hw,Ww,1\]: the certainty in
+//! \[0, 1\] (after the sigmoid).
 //!
 //! Images are resized to H×W (antialiased linear) and fed as RGB, not the BGR the reference
 //! hands over by accident.
@@ -72,8 +72,12 @@ impl Warp {
         coords: Vec<[f32; 2]>,
         overlap: Vec<f32>,
     ) -> Option<Self> {
-        (coords.len() == width * height && overlap.len() == width * height)
-            .then_some(Self { width, height, coords, overlap })
+        (coords.len() == width * height && overlap.len() == width * height).then_some(Self {
+            width,
+            height,
+            coords,
+            overlap,
+        })
     }
 
     /// Cells per row.
@@ -338,7 +342,22 @@ mod tests {
 
     #[test]
     fn pixel_conventions_use_cell_centres_and_pixel_centres() {
-        let warp = Warp::new(4, 2, vec![[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [0.5, -0.5], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], vec![1.0; 8]).unwrap();
+        let warp = Warp::new(
+            4,
+            2,
+            vec![
+                [-1.0, -1.0],
+                [1.0, 1.0],
+                [0.0, 0.0],
+                [0.5, -0.5],
+                [0.0, 0.0],
+                [0.0, 0.0],
+                [0.0, 0.0],
+                [0.0, 0.0],
+            ],
+            vec![1.0; 8],
+        )
+        .unwrap();
         let size = ImageSize::new(8, 4);
         // Cell (0, 0) covers pixels 0..2 × 0..2: its centre is pixel (0.5, 0.5).
         assert_eq!(warp.ref_pixel(0, size), Point2::new(0.5, 0.5));

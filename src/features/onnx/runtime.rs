@@ -166,9 +166,8 @@ pub fn environment(configured: Option<&Path>) -> Result<Environment, OnnxError> 
             ),
         });
     }
-    let builder = ort::init_from(&path).map_err(|e| OnnxError::Runtime {
-        message: load_error_message(&e, &path, source),
-    })?;
+    let builder = ort::init_from(&path)
+        .map_err(|e| OnnxError::Runtime { message: load_error_message(&e, &path, source) })?;
     let env = builder.with_name("aquamvs").build().map_err(|e| OnnxError::Runtime {
         message: format!("{} loaded but could not start: {e}", path.display()),
     })?;
@@ -406,7 +405,9 @@ pub(crate) fn ort_or_skip(test: &str) -> Option<Environment> {
             );
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("{test}: skipped, ONNX Runtime is not available (scripts/test installs it): {e}");
+                eprintln!(
+                    "{test}: skipped, ONNX Runtime is not available (scripts/test installs it): {e}"
+                );
             }
             None
         }

@@ -94,7 +94,11 @@ fn missing_library_and_wrong_versions_give_clear_errors() {
         version_str: "1.20.1".into(),
         path: PathBuf::from("/x/libonnxruntime.so.1.20.1"),
     };
-    let m = load_error_message(&old, &PathBuf::from("/x/libonnxruntime.so.1.20.1"), LibrarySource::Environment);
+    let m = load_error_message(
+        &old,
+        &PathBuf::from("/x/libonnxruntime.so.1.20.1"),
+        LibrarySource::Environment,
+    );
     assert!(m.contains("is ONNX Runtime 1.20.1, but aquamvs needs 1.31 or newer"), "{m}");
     assert!(m.contains("ORT_DYLIB_PATH"), "{m}");
     let e = OnnxError::Runtime { message: m }.to_string();
@@ -112,7 +116,8 @@ fn model_and_signature_errors_name_the_file_and_field() {
     assert!(text.contains("nope.onnx") && text.contains("sparse_matching.matcher_model"), "{text}");
     assert!(text.contains("does not exist"), "{text}");
     // The extractor given as the matcher: not a LightGlue signature.
-    let e = LightGlueMatcher::load(&env, None, &model("superpoint.onnx"), opts.clone()).unwrap_err();
+    let e =
+        LightGlueMatcher::load(&env, None, &model("superpoint.onnx"), opts.clone()).unwrap_err();
     assert!(matches!(e, OnnxError::Signature { .. }), "{e}");
     assert!(e.to_string().contains("kpts0, kpts1, desc0, desc1"), "{e}");
     // A matcher-only model needs the extractor.
@@ -213,8 +218,13 @@ fn lightglue_separate_models_match_and_triangulate_a_scene() {
     assert_eq!(m.match_frame(&frame.views(), &pairs).unwrap().n_matches(), 0);
     // max_keypoints keeps the strongest (the brightest dots).
     let few = LightGlueOptions { resize: 320, max_keypoints: 4, ..Default::default() };
-    let m = LightGlueMatcher::load(&env, Some(&model("superpoint.onnx")), &model("lightglue.onnx"), few)
-        .unwrap();
+    let m = LightGlueMatcher::load(
+        &env,
+        Some(&model("superpoint.onnx")),
+        &model("lightglue.onnx"),
+        few,
+    )
+    .unwrap();
     let out = m.match_frame(&frame.views(), &pairs).unwrap();
     assert!(out.keypoints.values().all(|k| k.len() == 4 && k.scores().iter().all(|&s| s > 0.7)));
 }
@@ -247,11 +257,22 @@ fn lightglue_end_to_end_model_matches_with_masks() {
     views[0].mask = Some(&mask);
     let masked = m.match_frame(&views, &pairs).unwrap();
     let side = |p: &crate::features::PairMatches, m: &crate::features::Match| {
-        if p.pair.a == first { Some(m.a) } else if p.pair.b == first { Some(m.b) } else { None }
+        if p.pair.a == first {
+            Some(m.a)
+        } else if p.pair.b == first {
+            Some(m.b)
+        } else {
+            None
+        }
     };
     let mut dropped = 0;
     for (p, full) in masked.pairs.iter().zip(&out.pairs) {
-        assert!(p.matches.iter().filter_map(|m| side(p, m)).all(|q| q.x >= size.width as f64 / 2.0 - 0.5));
+        assert!(
+            p.matches
+                .iter()
+                .filter_map(|m| side(p, m))
+                .all(|q| q.x >= size.width as f64 / 2.0 - 0.5)
+        );
         dropped += full.matches.len() - p.matches.len();
     }
     assert!(dropped > 0);
@@ -272,7 +293,11 @@ fn roma_sparse_and_dense_reconstruct_a_colour_coded_scene() {
         .collect();
     let pairs = frame.pairs();
     let out = roma.match_pairs(&views, &pairs).unwrap();
-    assert!(out.pairs.iter().all(|p| p.matches.len() > 500), "{:?}", out.pairs.iter().map(|p| p.matches.len()).collect::<Vec<_>>());
+    assert!(
+        out.pairs.iter().all(|p| p.matches.len() > 500),
+        "{:?}",
+        out.pairs.iter().map(|p| p.matches.len()).collect::<Vec<_>>()
+    );
     let (n, _) = frame.check_points(&out);
     assert!(n > 1000, "{n} points");
     // The budget caps each pair.
@@ -291,10 +316,8 @@ fn roma_sparse_and_dense_reconstruct_a_colour_coded_scene() {
     let cam = |n: &str| frame.views.iter().find(|v| v.0 == n).unwrap();
     for (reference, sources) in &pair_map {
         let r = cam(reference);
-        let warps: Vec<_> = sources
-            .iter()
-            .map(|s| (&cam(s).1, roma.warp(&r.2, &cam(s).2).unwrap()))
-            .collect();
+        let warps: Vec<_> =
+            sources.iter().map(|s| (&cam(s).1, roma.warp(&r.2, &cam(s).2).unwrap())).collect();
         let refs: Vec<_> = warps.iter().map(|(c, w)| (*c, w)).collect();
         let (map, consistency) = roma_depth_map(&r.1, &refs, None, &opts).unwrap().unwrap();
         let truth = ground_truth_depth(&r.1, &frame.surface);
