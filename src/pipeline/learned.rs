@@ -41,8 +41,9 @@ pub fn load(config: &Config) -> Result<Option<Learned>, PipelineError> {
     })
 }
 
-/// RoMa depth maps of every ring camera (written as `depth_maps/CAM.npz`, and
-/// `consistency_maps/CAM.npz` when asked).
+/// RoMa depth maps of every ring camera (written as `depth_maps/CAM.npz`, and the
+/// aggregation's counts as `consistency_maps/CAM.npz` when asked and the consistency filter
+/// is off).
 pub(super) fn roma_depth_maps(
     ctx: &Context,
     roma: &RomaMatcher,
@@ -83,7 +84,10 @@ pub(super) fn roma_depth_maps(
         };
         map.write_npz(&dir.join("depth_maps").join(format!("{name}.npz")))?;
         report.outputs.push(format!("depth_maps/{name}.npz"));
-        if ctx.config.runtime.save_consistency_maps {
+        // With the consistency filter on, fusion writes its own counts instead.
+        if ctx.config.runtime.save_consistency_maps
+            && !ctx.config.dense_matching.roma_consistency_filter
+        {
             let size = map.size();
             let array = ArrayRef::i32_2d(size.height, size.width, &consistency)?;
             let path = dir.join("consistency_maps").join(format!("{name}.npz"));

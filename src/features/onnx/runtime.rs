@@ -117,7 +117,7 @@ pub fn resolve_library(configured: Option<&Path>) -> Result<(PathBuf, LibrarySou
 
 /// An ONNX Runtime library in `dir`, if any: the plain name, else the last versioned name in
 /// name order.
-fn library_in(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn library_in(dir: &Path) -> Option<PathBuf> {
     let plain = dir.join(format!(
         "{}onnxruntime{}",
         std::env::consts::DLL_PREFIX,

@@ -105,6 +105,28 @@ fn missing_library_and_wrong_versions_give_clear_errors() {
     assert!(e.contains("pip install"), "{e}");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_library_is_found_in_the_configured_order() {
+    use super::runtime::{library_in, resolve_library};
+    let configured = PathBuf::from("/opt/ort/libonnxruntime.so");
+    assert_eq!(
+        resolve_library(Some(&configured)).unwrap(),
+        (configured.clone(), LibrarySource::Config)
+    );
+    // Next to the executable: the plain name first, else the last versioned name.
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(library_in(dir.path()), None);
+    std::fs::write(dir.path().join("libonnxruntime_providers_shared.so"), b"").unwrap();
+    assert_eq!(library_in(dir.path()), None);
+    for v in ["libonnxruntime.so.1.31.0", "libonnxruntime.so.1.31.1"] {
+        std::fs::write(dir.path().join(v), b"").unwrap();
+    }
+    assert_eq!(library_in(dir.path()), Some(dir.path().join("libonnxruntime.so.1.31.1")));
+    std::fs::write(dir.path().join("libonnxruntime.so"), b"").unwrap();
+    assert_eq!(library_in(dir.path()), Some(dir.path().join("libonnxruntime.so")));
+}
+
 #[test]
 fn model_and_signature_errors_name_the_file_and_field() {
     let Some(env) = ort_or_skip("model_and_signature_errors_name_the_file_and_field") else {
