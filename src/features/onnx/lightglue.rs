@@ -46,6 +46,8 @@ pub struct LightGlueOptions {
     pub max_keypoints: usize,
     /// Matches scoring below this are dropped.
     pub filter_threshold: f32,
+    /// ONNX Runtime intra-op threads (`None`: every core).
+    pub threads: Option<usize>,
 }
 
 impl Default for LightGlueOptions {
@@ -55,12 +57,13 @@ impl Default for LightGlueOptions {
             detection_threshold: 0.005,
             max_keypoints: 2048,
             filter_threshold: 0.1,
+            threads: None,
         }
     }
 }
 
 impl LightGlueOptions {
-    /// The options of a config (`sparse_matching`).
+    /// The options of a config (`sparse_matching`, `runtime.threads`).
     pub fn from_config(config: &Config) -> Self {
         let s = &config.sparse_matching;
         Self {
@@ -68,6 +71,7 @@ impl LightGlueOptions {
             detection_threshold: s.detection_threshold as f32,
             max_keypoints: s.max_keypoints,
             filter_threshold: s.filter_threshold as f32,
+            threads: config.runtime.threads,
         }
     }
 }
@@ -115,7 +119,7 @@ impl LightGlueMatcher {
         matcher: &Path,
         opts: LightGlueOptions,
     ) -> Result<Self, OnnxError> {
-        let model = Model::load(env, matcher, MATCHER_FIELD)?;
+        let model = Model::load(env, matcher, MATCHER_FIELD, opts.threads)?;
         let names = model.input_names();
         let form = if names == ["images"] {
             model.require_outputs("end-to-end LightGlue", &["keypoints", "matches", "mscores"])?;
@@ -136,7 +140,7 @@ impl LightGlueMatcher {
                     matcher.display()
                 ),
             })?;
-            let ex = Model::load(env, path, EXTRACTOR_FIELD)?;
+            let ex = Model::load(env, path, EXTRACTOR_FIELD, opts.threads)?;
             if ex.input_names() != ["image"] {
                 return Err(ex.signature_error(
                     "SuperPoint extractor",

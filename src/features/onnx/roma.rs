@@ -121,20 +121,23 @@ pub struct RomaOptions {
     pub certainty_threshold: f32,
     /// At most this many correspondences per pair (sparse use).
     pub max_correspondences: usize,
+    /// ONNX Runtime intra-op threads (`None`: every core).
+    pub threads: Option<usize>,
 }
 
 impl Default for RomaOptions {
     fn default() -> Self {
-        Self { certainty_threshold: 0.5, max_correspondences: 100_000 }
+        Self { certainty_threshold: 0.5, max_correspondences: 100_000, threads: None }
     }
 }
 
 impl RomaOptions {
-    /// The options of a config (`dense_matching`).
+    /// The options of a config (`dense_matching`, `runtime.threads`).
     pub fn from_config(config: &Config) -> Self {
         Self {
             certainty_threshold: config.dense_matching.certainty_threshold as f32,
             max_correspondences: config.dense_matching.max_correspondences,
+            threads: config.runtime.threads,
         }
     }
 }
@@ -173,7 +176,7 @@ impl RomaMatcher {
         path: &Path,
         opts: RomaOptions,
     ) -> Result<Self, OnnxError> {
-        let model = Model::load(env, path, FIELD)?;
+        let model = Model::load(env, path, FIELD, opts.threads)?;
         if model.input_names() != ["img_A", "img_B"] {
             return Err(model.signature_error(
                 KIND,
@@ -396,7 +399,11 @@ mod tests {
         let overlap: Vec<f32> = (0..n).map(|k| 0.5 + 0.5 * k as f32 / n as f32).collect();
         let warp = Warp::new(64, 64, vec![[0.0, 0.0]; n], overlap).unwrap();
         let size = ImageSize::new(64, 64);
-        let opts = RomaOptions { certainty_threshold: 0.0, max_correspondences: 1024 + 10 };
+        let opts = RomaOptions {
+            certainty_threshold: 0.0,
+            max_correspondences: 1024 + 10,
+            ..RomaOptions::default()
+        };
         let m = sample_correspondences(&warp, size, size, None, &opts);
         assert_eq!(m.len(), 1034);
         // The first 10 bins give 2 cells, the others 1: per bin the best (highest index).
@@ -409,7 +416,11 @@ mod tests {
         let in_bin_10: Vec<_> = m.iter().filter(|m| bin(&m.a) == 10).collect();
         assert_eq!(in_bin_10[0].a, Point2::new(21.0, 1.0));
         // Under the budget nothing is dropped.
-        let all = RomaOptions { certainty_threshold: 0.0, max_correspondences: n };
+        let all = RomaOptions {
+            certainty_threshold: 0.0,
+            max_correspondences: n,
+            ..RomaOptions::default()
+        };
         assert_eq!(sample_correspondences(&warp, size, size, None, &all).len(), n);
     }
 }

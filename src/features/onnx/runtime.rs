@@ -247,8 +247,14 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Loads the model at `path` (named by config field `field`).
-    pub fn load(env: &Environment, path: &Path, field: &'static str) -> Result<Self, OnnxError> {
+    /// Loads the model at `path` (named by config field `field`); `threads` caps ONNX
+    /// Runtime's intra-op threads (`None`: its default, every core).
+    pub fn load(
+        env: &Environment,
+        path: &Path,
+        field: &'static str,
+        threads: Option<usize>,
+    ) -> Result<Self, OnnxError> {
         let model_err =
             |message: String| OnnxError::Model { field, path: path.to_path_buf(), message };
         if !path.is_file() {
@@ -257,8 +263,15 @@ impl Model {
                     .into(),
             ));
         }
-        let session = Session::builder(env)
-            .and_then(|mut b| b.commit_from_file(path))
+        let mut builder = Session::builder(env)
+            .map_err(|e| model_err(format!("ONNX Runtime could not start a session: {e}")))?;
+        if let Some(n) = threads {
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(|e| model_err(format!("ONNX Runtime refused {n} threads: {e}")))?;
+        }
+        let session = builder
+            .commit_from_file(path)
             .map_err(|e| model_err(format!("ONNX Runtime could not load it: {e}")))?;
         let inputs = session
             .inputs()

@@ -258,7 +258,7 @@ fn lightglue_end_to_end_model_matches_with_masks() {
     };
     let frame = Frame::render(&DOTS, SurfaceKind::Flat);
     let pairs = frame.pairs();
-    let opts = LightGlueOptions { resize: 640, ..LightGlueOptions::default() };
+    let opts = LightGlueOptions { resize: 640, threads: Some(1), ..LightGlueOptions::default() };
     let m = LightGlueMatcher::load(&env, None, &model("superpoint_lightglue.onnx"), opts).unwrap();
     assert!(m.is_end_to_end());
     let out = m.match_frame(&frame.views(), &pairs).unwrap();
