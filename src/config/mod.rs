@@ -256,6 +256,8 @@ config_section! {
         extractor_model: Option<PathBuf> = None,
         /// LightGlue ONNX model: the matcher alone, or an end-to-end extractor+matcher model.
         matcher_model: Option<PathBuf> = None,
+        /// Long side (pixels) of the image the learned extractor sees (LightGlue: 1024).
+        extractor_resize: usize = 1024; check at_least(8usize),
     }
 }
 
@@ -268,6 +270,9 @@ config_section! {
         max_correspondences: usize = 100_000; check at_least(1usize),
         /// RoMa v2 ONNX model (for `matcher_type: roma`).
         roma_model: Option<PathBuf> = None,
+        /// Run the geometric consistency filter on RoMa depth maps before fusion (the
+        /// reference skips it).
+        roma_consistency_filter: bool = false,
     }
 }
 

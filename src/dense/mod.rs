@@ -58,6 +58,7 @@ pub mod auto_range;
 pub mod cost;
 pub mod extract;
 mod fused;
+pub mod roma;
 pub mod score;
 pub mod sweep;
 pub mod warp;

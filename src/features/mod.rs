@@ -8,14 +8,17 @@
 //! pixel correspondences in the two images (optionally tied to keypoint indices, so that the
 //! triangulation can merge the same feature seen in several cameras into one track).
 //!
-//! Every matcher implements [`Matcher`], which is what the pipeline calls. Two shapes exist:
-//! - Keypoint matchers (the classical matcher here; LightGlue) extract features once per
-//!   camera and match pairs of feature sets. They implement [`FeatureMatcher`] and get
+//! Two shapes exist:
+//! - Keypoint matchers (the classical matcher here; LightGlue in [`onnx`]) implement
+//!   [`Matcher`], which is what the pipeline calls. Those that extract features once per
+//!   camera and match pairs of feature sets implement [`FeatureMatcher`] and get
 //!   [`Matcher::match_frame`] from [`match_with_features`], which runs the extraction in
 //!   parallel, applies the masks (reference-numerics §8) and matches every pair in parallel.
-//! - Dense matchers (RoMa) compute a warp per pair and sample correspondences from it; they
-//!   implement [`Matcher`] directly, report no keypoints and leave the keypoint indices of
-//!   their matches empty (the triangulation then treats each match as a two-view point).
+//! - Dense matchers (RoMa, [`onnx::RomaMatcher`]) compute a warp per pair from the colour
+//!   images and sample correspondences from it
+//!   ([`match_pairs`](onnx::RomaMatcher::match_pairs) over [`onnx::RomaView`]s); they report
+//!   no keypoints and leave the keypoint indices of their matches empty (the triangulation
+//!   then treats each match as a two-view point).
 //!
 //! # Masks
 //! A keypoint survives when `mask[round(v), round(u)] > 0`, coordinates clipped into the image
@@ -28,6 +31,7 @@
 //! input order.
 
 pub mod classical;
+pub mod onnx;
 pub mod pairs;
 
 use std::collections::BTreeMap;

@@ -58,6 +58,8 @@ pub struct Context {
     pub frames: Vec<usize>,
     /// Frames available in every camera.
     pub n_frames_available: usize,
+    /// The learned matcher of `matcher_type` (`None` for the classical matcher).
+    pub learned: Option<super::learned::Learned>,
 }
 
 impl Context {
@@ -134,6 +136,7 @@ impl Context {
             }
             None => BTreeMap::new(),
         };
+        let learned = super::learned::load(&config)?;
         let n_frames_available = reader.frame_count();
         let pre = &config.preprocessing;
         let frames =
@@ -151,6 +154,7 @@ impl Context {
             inputs,
             frames,
             n_frames_available,
+            learned,
         })
     }
 

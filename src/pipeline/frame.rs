@@ -18,6 +18,7 @@ use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
 use crate::dense::sweep::{CoarseToFine, SweepOptions, View, plane_sweep};
 use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant};
 use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
+use crate::features::onnx::RomaView;
 use crate::features::pairs::canonical_pairs;
 use crate::features::{Matcher, View as FeatureView};
 use crate::fusion::{
@@ -34,6 +35,7 @@ use crate::sparse::{
 use crate::surface::{SurfaceMethod, SurfaceOptions, reconstruct_surface};
 
 use super::context::Context;
+use super::learned::{Learned, roma_depth_maps};
 use super::{Observer, PipelineError};
 
 /// What happened to one frame.
@@ -139,8 +141,13 @@ pub fn process_frame(
         )));
     }
 
-    let sparse_needed =
-        config.pipeline_mode == PipelineMode::Sparse || config.reconstruction.depth_range.is_none();
+    let roma = match &ctx.learned {
+        Some(Learned::Roma(roma)) if config.pipeline_mode == PipelineMode::Full => Some(roma),
+        _ => None,
+    };
+    let sparse_needed = roma.is_none()
+        && (config.pipeline_mode == PipelineMode::Sparse
+            || config.reconstruction.depth_range.is_none());
     let mut matches = None;
     let sparse = if sparse_needed {
         let frame_matches = stages.run("sparse_matching", |_| match_frame(ctx, &views))?;
@@ -177,12 +184,19 @@ pub fn process_frame(
             sparse_outputs(ctx, &views, &ring, sparse, &dir, report)
         })?
     } else {
-        let ranges = stages.run("depth_ranges", |report| {
-            depth_ranges(ctx, &views, &ring, sparse.as_ref(), report)
-        })?;
-        maps = stages.run("depth_estimation", |report| {
-            sweep_all(ctx, &views, &ring, &ranges, &dir, report, observer)
-        })?;
+        maps = if let Some(roma) = roma {
+            let rgb = views.iter().map(|(n, v)| (n.as_str(), &v.rgb)).collect();
+            stages.run("dense_matching", |report| {
+                roma_depth_maps(ctx, roma, &rgb, &ring, &dir, report, observer)
+            })?
+        } else {
+            let ranges = stages.run("depth_ranges", |report| {
+                depth_ranges(ctx, &views, &ring, sparse.as_ref(), report)
+            })?;
+            stages.run("depth_estimation", |report| {
+                sweep_all(ctx, &views, &ring, &ranges, &dir, report, observer)
+            })?
+        };
         let fused = stages.run("fusion", |report| fuse(ctx, &views, &ring, &maps, &dir, report))?;
         let mesh = stages.run("surface_reconstruction", |report| {
             surface_outputs(ctx, &views, &ring, &fused, &dir, report)
@@ -315,15 +329,28 @@ fn match_frame(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
 ) -> Result<crate::features::FrameMatches, PipelineError> {
-    let matcher: Box<dyn Matcher> = match ctx.config.matcher_type {
-        MatcherType::Classical => {
-            Box::new(ClassicalMatcher::new(ClassicalOptions::from_config(&ctx.config)))
+    let pairs: Vec<_> = canonical_pairs(&ctx.pairs)
+        .into_iter()
+        .filter(|p| views.contains_key(&p.a) && views.contains_key(&p.b))
+        .collect();
+    let classical;
+    let matcher: &dyn Matcher = match &ctx.learned {
+        Some(Learned::LightGlue(m)) => m,
+        Some(Learned::Roma(roma)) => {
+            let rgb: Vec<RomaView<'_>> = views
+                .iter()
+                .map(|(name, v)| RomaView {
+                    name,
+                    rgb: &v.rgb,
+                    camera: ctx.camera(name),
+                    mask: ctx.masks.get(name),
+                })
+                .collect();
+            return Ok(roma.match_pairs(&rgb, &pairs)?);
         }
-        other => {
-            return Err(PipelineError::Setup(format!(
-                "matcher_type `{other}` needs ONNX Runtime support, which this build does not include; \
-                 use `matcher_type: classical`"
-            )));
+        None => {
+            classical = ClassicalMatcher::new(ClassicalOptions::from_config(&ctx.config));
+            &classical
         }
     };
     let feature_views: Vec<FeatureView<'_>> = views
@@ -334,10 +361,6 @@ fn match_frame(
             camera: ctx.camera(name),
             mask: ctx.masks.get(name),
         })
-        .collect();
-    let pairs: Vec<_> = canonical_pairs(&ctx.pairs)
-        .into_iter()
-        .filter(|p| views.contains_key(&p.a) && views.contains_key(&p.b))
         .collect();
     Ok(matcher.match_frame(&feature_views, &pairs)?)
 }
@@ -547,6 +570,8 @@ fn fuse(
         depth_tolerance: rc.depth_tolerance,
         min_consistent_views: rc.min_consistent_views,
     };
+    let skip_filter = ctx.config.matcher_type == MatcherType::Roma
+        && !ctx.config.dense_matching.roma_consistency_filter;
     let mut points = Vec::new();
     let mut colours = Vec::new();
     for name in ring {
@@ -557,11 +582,16 @@ fn fuse(
             .filter(|(other, _)| *other != name)
             .map(|(other, m)| DepthView { camera: ctx.camera(other), depth: m })
             .collect();
-        let filtered =
-            filter_depth_map(DepthView { camera: ctx.camera(name), depth: map }, &targets, &opts);
-        let valid = filtered.depth.valid_count() as f64 / filtered.depth.size().area() as f64;
+        // RoMa depth maps are fused unfiltered, as the reference does, unless asked.
+        let filtered = (!skip_filter).then(|| {
+            filter_depth_map(DepthView { camera: ctx.camera(name), depth: map }, &targets, &opts)
+        });
+        let depth = filtered.as_ref().map_or(map, |f| &f.depth);
+        let valid = depth.valid_count() as f64 / depth.size().area() as f64;
         report.depth_valid_fraction.insert(name.clone(), valid);
-        if ctx.config.runtime.save_consistency_maps {
+        if let Some(filtered) = &filtered
+            && ctx.config.runtime.save_consistency_maps
+        {
             let size = filtered.depth.size();
             let array = ArrayRef::i32_2d(size.height, size.width, &filtered.consistency)?;
             let path = dir.join("consistency_maps").join(format!("{name}.npz"));
@@ -569,7 +599,7 @@ fn fuse(
             report.outputs.push(format!("consistency_maps/{name}.npz"));
         }
         let part = tracing::debug_span!("backproject")
-            .in_scope(|| backproject(ctx.camera(name), &filtered.depth, &views[name].rgb));
+            .in_scope(|| backproject(ctx.camera(name), depth, &views[name].rgb));
         let (p, _, c) = part.into_parts();
         points.extend(p);
         colours.extend(c.unwrap_or_default());

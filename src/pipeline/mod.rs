@@ -21,6 +21,7 @@
 
 pub mod context;
 pub mod frame;
+pub mod learned;
 pub mod resume;
 pub mod run;
 pub mod summary;

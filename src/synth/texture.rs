@@ -25,6 +25,26 @@ pub enum Texture {
         /// Intensity of the other cells.
         light: f32,
     },
+    /// Grey Gaussian dots of distinct brightness on a dark background, at the points
+    /// `(i·spacing, j·spacing)` for `i, j` in `−half..=half`: dot `k = (j + half)·n + (i +
+    /// half)` (`n = 2·half + 1`) peaks at `0.3 + 0.7·k/(n² − 1)` over a background of 0.05.
+    /// A test scene for keypoint matchers whose features encode brightness.
+    Dots {
+        /// Distance between dot centres (m).
+        spacing: f64,
+        /// Gaussian standard deviation of a dot (m).
+        sigma: f64,
+        /// Dots per side on each side of the origin.
+        half: u32,
+    },
+    /// Colours that encode the world position: red `0.1 + 0.8·(x − x0)/span`, green the same
+    /// of y, blue 0.5 (clamped to the span). A test scene for dense matchers.
+    Coordinates {
+        /// World (x0, y0) of the dark corner (m).
+        origin: [f64; 2],
+        /// Width of the ramps (m).
+        span: f64,
+    },
 }
 
 /// Wavelengths (m) of the noise octaves, coarse to fine, with their amplitudes.
@@ -42,7 +62,7 @@ const OCTAVES: &[(f64, f32)] = &[
 const PEBBLE_CELL: f64 = 0.02;
 
 impl Texture {
-    /// RGB in [0, 1] at world (x, y), band-limited for a sample footprint of `footprint` metres.
+    /// RGB in \[0, 1\] at world (x, y), band-limited for a sample footprint of `footprint` metres.
     pub fn sample(&self, x: f64, y: f64, footprint: f64) -> [f32; 3] {
         match *self {
             Texture::Checker { cell, dark, light } => {
@@ -51,6 +71,23 @@ impl Texture {
                 [v, v, v]
             }
             Texture::Sand { seed } => sand(seed, x, y, footprint),
+            Texture::Dots { spacing, sigma, half } => {
+                let h = half as i64;
+                let n = 2 * h + 1;
+                let (i, j) = ((x / spacing).round() as i64, (y / spacing).round() as i64);
+                let mut v = 0.05f32;
+                if i.abs() <= h && j.abs() <= h {
+                    let k = (j + h) * n + (i + h);
+                    let peak = 0.3 + 0.7 * k as f32 / (n * n - 1).max(1) as f32;
+                    let r2 = (x - i as f64 * spacing).powi(2) + (y - j as f64 * spacing).powi(2);
+                    v += (peak - 0.05) * (-r2 / (2.0 * sigma * sigma)).exp() as f32;
+                }
+                [v, v, v]
+            }
+            Texture::Coordinates { origin, span } => {
+                let ramp = |t: f64| (0.1 + 0.8 * (t / span).clamp(0.0, 1.0)) as f32;
+                [ramp(x - origin[0]), ramp(y - origin[1]), 0.5]
+            }
         }
     }
 }
@@ -112,7 +149,7 @@ fn pebble(seed: u64, x: f64, y: f64, footprint: f64) -> Option<([f32; 3], f32)> 
     Some((colour, coverage))
 }
 
-/// Smooth value noise in [0, 1] at lattice coordinates (u, v) (quintic interpolation of
+/// Smooth value noise in \[0, 1\] at lattice coordinates (u, v) (quintic interpolation of
 /// hashed lattice values, so it is C² and has no grid artefacts in the gradient).
 fn value_noise(seed: u64, octave: i64, u: f64, v: f64) -> f32 {
     let (iu, iv) = (u.floor(), v.floor());
