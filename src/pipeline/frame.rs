@@ -30,7 +30,7 @@ use crate::io::npz::{ArrayRef, Compression, write_npz_with};
 use crate::mesh::TriangleMesh;
 use crate::sparse::{
     ColourView, DepthRangeOptions, SparseCloud, TriangulationOptions, best_view_colours,
-    depth_range, triangulate_frame,
+    best_view_mesh_colours, depth_range, triangulate_frame,
 };
 use crate::surface::{SurfaceMethod, SurfaceOptions, reconstruct_surface};
 
@@ -768,7 +768,8 @@ fn surface_outputs(
     Ok(Some(mesh))
 }
 
-/// Vertex normals and best-view colours of a mesh.
+/// Vertex normals and best-view colours of a mesh, skipping views in which a vertex is
+/// occluded by the mesh itself (by more than `reconstruction.depth_tolerance` of ray depth).
 fn colour_mesh(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
@@ -778,7 +779,13 @@ fn colour_mesh(
     let normals = mesh.compute_vertex_normals();
     let colour_views: Vec<ColourView<'_>> =
         ring.iter().map(|n| ColourView { camera: ctx.camera(n), image: &views[n].rgb }).collect();
-    let colours = best_view_colours(mesh.vertices(), &normals, &colour_views);
+    let colours = best_view_mesh_colours(
+        mesh.vertices(),
+        &normals,
+        mesh.faces(),
+        &colour_views,
+        ctx.config.reconstruction.depth_tolerance,
+    );
     let mesh = mesh.with_normals(normals).expect("one normal per vertex");
     mesh.with_colors(colours).expect("one colour per vertex")
 }

@@ -58,6 +58,122 @@ pub fn best_view_colours(
         .collect()
 }
 
+/// Best-view colours of a mesh's vertices that also skip the views in which a vertex is
+/// hidden behind another part of the mesh (reference-numerics §6.4 plus the occlusion test
+/// AquaMVS lacks).
+///
+/// Per view, the mesh is rasterised into a depth buffer of refracted ray depths (each vertex
+/// projected exactly through the water surface, depths interpolated linearly across a
+/// triangle's pixels); a vertex whose ray depth exceeds the buffer at its pixel by more than
+/// `tolerance_m` is occluded in that view. Views are processed one after another, so memory is
+/// one view's projections and depth buffer at a time.
+///
+/// # Panics
+/// When `vertices` and `normals` differ in length (a programming error).
+pub fn best_view_mesh_colours(
+    vertices: &[Point3<f64>],
+    normals: &[Vector3<f64>],
+    faces: &[[u32; 3]],
+    views: &[ColourView<'_>],
+    tolerance_m: f64,
+) -> Vec<[u8; 3]> {
+    assert_eq!(vertices.len(), normals.len(), "best_view_mesh_colours: one normal per vertex");
+    let mut best: Vec<(f64, [u8; 3])> = vec![(f64::NEG_INFINITY, DEFAULT_COLOUR); vertices.len()];
+    for view in views {
+        let projected: Vec<Option<Projected>> =
+            vertices.par_iter().map(|p| project_with_depth(view, p)).collect();
+        let depth = depth_buffer(&projected, faces, view.image.width(), view.image.height());
+        let width = view.image.width();
+        best.par_iter_mut().zip(&projected).zip(normals).for_each(|((best, proj), n)| {
+            let Some(proj) = proj else { return };
+            if proj.depth > f64::from(depth[proj.y * width + proj.x]) + tolerance_m {
+                return;
+            }
+            let norm = n.norm();
+            let score = if norm > 0.0 { (proj.dir.dot(n) / norm).abs() } else { 0.0 };
+            if score > best.0 {
+                *best = (score, view.image.get(proj.x, proj.y));
+            }
+        });
+    }
+    best.into_iter().map(|(_, c)| c).collect()
+}
+
+/// A vertex seen by a view: its exact pixel, the pixel it colours from, its ray depth and
+/// the refracted ray direction.
+#[derive(Clone, Copy, Debug)]
+struct Projected {
+    u: f64,
+    v: f64,
+    x: usize,
+    y: usize,
+    depth: f64,
+    dir: Vector3<f64>,
+}
+
+fn project_with_depth(view: &ColourView<'_>, p: &Point3<f64>) -> Option<Projected> {
+    let pixel = view.camera.project(p).ok()?;
+    let (w, h) = (view.image.width(), view.image.height());
+    if !(pixel.x >= 0.0 && pixel.y >= 0.0 && pixel.x < w as f64 && pixel.y < h as f64) {
+        return None;
+    }
+    let ray = view.camera.cast_ray(pixel.x, pixel.y).ok()?;
+    Some(Projected {
+        u: pixel.x,
+        v: pixel.y,
+        x: (pixel.x.round_ties_even() as usize).min(w - 1),
+        y: (pixel.y.round_ties_even() as usize).min(h - 1),
+        depth: (p - ray.origin).dot(&ray.dir),
+        dir: ray.dir.into_inner(),
+    })
+}
+
+/// The smallest ray depth of the mesh at every pixel (+∞ where no triangle covers it):
+/// triangles with all three vertices in view, rasterised at pixel centres, plus each visible
+/// vertex at its own pixel (so a vertex is never hidden by a rounding of its own triangles).
+fn depth_buffer(
+    projected: &[Option<Projected>],
+    faces: &[[u32; 3]],
+    width: usize,
+    height: usize,
+) -> Vec<f32> {
+    let mut buffer = vec![f32::INFINITY; width * height];
+    for p in projected.iter().flatten() {
+        let cell = &mut buffer[p.y * width + p.x];
+        *cell = cell.min(p.depth as f32);
+    }
+    for face in faces {
+        let [Some(a), Some(b), Some(c)] =
+            face.map(|i| projected.get(i as usize).copied().flatten())
+        else {
+            continue;
+        };
+        let area = (b.u - a.u) * (c.v - a.v) - (c.u - a.u) * (b.v - a.v);
+        if area.abs() < 1e-12 {
+            continue;
+        }
+        let x0 = a.u.min(b.u).min(c.u).ceil().max(0.0) as usize;
+        let x1 = (a.u.max(b.u).max(c.u).floor() as usize).min(width - 1);
+        let y0 = a.v.min(b.v).min(c.v).ceil().max(0.0) as usize;
+        let y1 = (a.v.max(b.v).max(c.v).floor() as usize).min(height - 1);
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let (px, py) = (x as f64, y as f64);
+                let wa = ((b.u - px) * (c.v - py) - (c.u - px) * (b.v - py)) / area;
+                let wb = ((c.u - px) * (a.v - py) - (a.u - px) * (c.v - py)) / area;
+                let wc = 1.0 - wa - wb;
+                if wa < -1e-9 || wb < -1e-9 || wc < -1e-9 {
+                    continue;
+                }
+                let d = (wa * a.depth + wb * b.depth + wc * c.depth) as f32;
+                let cell = &mut buffer[y * width + x];
+                *cell = cell.min(d);
+            }
+        }
+    }
+    buffer
+}
+
 /// The score and colour of `p` in `view`, or `None` when the view does not see it.
 fn view_score(view: &ColourView<'_>, p: &Point3<f64>, n: &Vector3<f64>) -> Option<(f64, [u8; 3])> {
     let pixel = view.camera.project(p).ok()?;
@@ -82,6 +198,36 @@ mod tests {
 
     fn solid(cam: &RefractiveCamera, rgb: [u8; 3]) -> RgbImage {
         RgbImage::from_elem(cam.size(), 0).map(|_: [u8; 3]| rgb)
+    }
+
+    #[test]
+    fn mesh_colours_skip_occluded_views() {
+        // A floor vertex under a small shelf 10 cm above it: the nadir camera (red) would be
+        // the best view, but the shelf hides the vertex there; the oblique camera (blue) sees
+        // it past the shelf's edge.
+        let nadir = crate::sparse::testutil::camera_at(0.0);
+        let oblique = crate::sparse::testutil::camera_at(-0.6);
+        let (red, blue) = (solid(&nadir, [255, 0, 0]), solid(&oblique, [0, 0, 255]));
+        let views = [
+            ColourView { camera: &nadir, image: &red },
+            ColourView { camera: &oblique, image: &blue },
+        ];
+        let vertices = vec![
+            Point3::new(0.0, 0.0, 1.5),
+            Point3::new(-0.02, -0.02, 1.4),
+            Point3::new(0.02, -0.02, 1.4),
+            Point3::new(0.0, 0.03, 1.4),
+        ];
+        let normals = vec![Vector3::new(0.0, 0.0, -1.0); 4];
+        let faces = [[1, 2, 3]];
+        let plain = best_view_colours(&vertices, &normals, &views);
+        assert_eq!(plain[0], [255, 0, 0], "without the occlusion test the nadir view wins");
+        let colours = best_view_mesh_colours(&vertices, &normals, &faces, &views, 0.005);
+        assert_eq!(colours[0], [0, 0, 255], "the shelf hides the floor vertex from the nadir view");
+        assert!(colours[1..].iter().all(|c| *c == [255, 0, 0]), "{colours:?}");
+        // Without the shelf's triangle nothing is hidden.
+        let open = best_view_mesh_colours(&vertices, &normals, &[], &views, 0.005);
+        assert_eq!(open, plain);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use nalgebra::Point3;
 use crate::cloud::PointCloud;
 use crate::geom::RefractiveCamera;
 
-pub use colour::{ColourView, DEFAULT_COLOUR, best_view_colours};
+pub use colour::{ColourView, DEFAULT_COLOUR, best_view_colours, best_view_mesh_colours};
 pub use depth_range::{
     CameraDepthRange, DepthRangeOptions, DepthRangeSource, FALLBACK_DEPTH_RANGE, RayDepthRange,
     depth_range, depth_ranges,
