@@ -469,29 +469,60 @@ impl<'a> Fused<'a> {
             for (s, source) in sources.iter().enumerate() {
                 let projections = &mut nodes[s];
                 projections.project(&rays, source.camera, depth, k as u64, &all_columns);
-                let sampler = &self.samplers[s];
-                for chunk in column_chunks(width) {
-                    kernel.run(
-                        &self.reference,
-                        width,
-                        rows.clone(),
-                        chunk.clone(),
-                        |y, cols, out| {
-                            let n = cols.len();
-                            let (xs, ys) = (&mut xs[..n], &mut ys[..n]);
-                            projections.row(&rays, y, cols, xs, ys);
-                            sampler.sample_row(xs, ys, out);
-                        },
-                        &mut costs[s][chunk.start..],
-                        width,
-                    );
-                }
+                let columns = column_chunks(width);
+                let scratch = (&mut xs[..], &mut ys[..]);
+                self.source_costs(
+                    &mut kernel,
+                    &rays,
+                    projections,
+                    s,
+                    &rows,
+                    columns,
+                    &mut costs[s],
+                    scratch,
+                );
             }
             let views: Vec<&[f32]> = costs.iter().map(Vec::as_slice).collect();
             aggregate_costs(aggregation, &views, &mut aggregated)?;
             strip.push(k, &aggregated)?;
         }
         Ok(())
+    }
+
+    /// The costs of source `s` (its nodes projected at the current depth) on `rows` × each
+    /// range of `columns`, into `out` (the strip's rows, `width` values each): warp, sampling
+    /// and cost fused, row by row.
+    #[allow(clippy::too_many_arguments)]
+    fn source_costs(
+        &self,
+        kernel: &mut OwnWindowNcc,
+        rays: &NodeRays<'_>,
+        projections: &mut NodeProjections,
+        s: usize,
+        rows: &std::ops::Range<usize>,
+        columns: impl Iterator<Item = std::ops::Range<usize>>,
+        out: &mut [f32],
+        (xs, ys): (&mut [f32], &mut [f32]),
+    ) {
+        // The scratch rows are one image row long.
+        let width = xs.len();
+        let sampler = &self.samplers[s];
+        for chunk in columns {
+            kernel.run(
+                &self.reference,
+                width,
+                rows.clone(),
+                chunk.clone(),
+                |y, cols, row_out| {
+                    let n = cols.len();
+                    let (xs, ys) = (&mut xs[..n], &mut ys[..n]);
+                    projections.row(rays, y, cols, xs, ys);
+                    sampler.sample_row(xs, ys, row_out);
+                },
+                &mut out[chunk.start..],
+                width,
+            );
+        }
     }
 
     /// A coarse-to-fine strip: hypothesis `k` runs only on the tiles whose band holds it.
@@ -529,24 +560,18 @@ impl<'a> Fused<'a> {
             for (s, source) in sources.iter().enumerate() {
                 let projections = &mut nodes[s];
                 projections.project(&rays, source.camera, depth, k as u64, &span);
-                let sampler = &self.samplers[s];
-                for &t in &active {
-                    let cols = tiles[t].clone();
-                    kernel.run(
-                        &self.reference,
-                        width,
-                        rows.clone(),
-                        cols.clone(),
-                        |y, cols, out| {
-                            let n = cols.len();
-                            let (xs, ys) = (&mut xs[..n], &mut ys[..n]);
-                            projections.row(&rays, y, cols, xs, ys);
-                            sampler.sample_row(xs, ys, out);
-                        },
-                        &mut costs[s][cols.start..],
-                        width,
-                    );
-                }
+                let columns = active.iter().map(|&t| tiles[t].clone());
+                let scratch = (&mut xs[..], &mut ys[..]);
+                self.source_costs(
+                    &mut kernel,
+                    &rays,
+                    projections,
+                    s,
+                    &rows,
+                    columns,
+                    &mut costs[s],
+                    scratch,
+                );
             }
             let mut views: [&[f32]; MAX_SOURCES] = [&[]; MAX_SOURCES];
             for &t in &active {
