@@ -11,6 +11,7 @@
 
 pub mod consistency;
 mod knn;
+pub mod neighbourhood;
 pub mod normals;
 pub mod outliers;
 pub mod voxel;
@@ -18,6 +19,7 @@ pub mod voxel;
 pub use consistency::{
     ConsistencyOptions, DepthView, FilteredDepth, backproject, filter_depth_map,
 };
+pub use neighbourhood::normals_and_inliers;
 pub use normals::{NormalOptions, NormalOrientation, estimate_normals, with_normals};
 pub use outliers::{OutlierOptions, remove_statistical_outliers, statistical_inlier_mask};
 pub use voxel::voxel_downsample;

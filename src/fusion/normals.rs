@@ -66,7 +66,7 @@ impl NormalOptions {
         }
     }
 
-    fn validate(&self) -> Result<NonZeroUsize, FusionError> {
+    pub(super) fn validate(&self) -> Result<NonZeroUsize, FusionError> {
         if !(self.radius.is_finite() && self.radius > 0.0) {
             return Err(FusionError::InvalidParameter {
                 name: "radius",
@@ -130,7 +130,7 @@ pub fn with_normals(cloud: PointCloud, options: &NormalOptions) -> Result<PointC
 /// origin, and centring keeps the one-pass covariance `E[ddᵀ] − E[d]E[d]ᵀ` free of
 /// cancellation (offsets of millimetres, squares of 1e-6 m², far above f64's rounding). One
 /// pass, no allocation: this runs for every point of the cloud.
-fn pca_normal<'a>(
+pub(super) fn pca_normal<'a>(
     centre: &Point3<f64>,
     neighbours: impl Iterator<Item = &'a Point3<f64>>,
 ) -> Vector3<f64> {
@@ -154,7 +154,11 @@ fn pca_normal<'a>(
 }
 
 /// Flips `normal` to face the viewer of `p`.
-fn orient(normal: Vector3<f64>, p: &Point3<f64>, orientation: &NormalOrientation) -> Vector3<f64> {
+pub(super) fn orient(
+    normal: Vector3<f64>,
+    p: &Point3<f64>,
+    orientation: &NormalOrientation,
+) -> Vector3<f64> {
     let toward = match orientation {
         NormalOrientation::TowardPoint(c) => c - p,
         NormalOrientation::TowardNearestCamera(cameras) => {

@@ -41,7 +41,7 @@ impl Default for OutlierOptions {
 }
 
 impl OutlierOptions {
-    fn validate(&self) -> Result<NonZeroUsize, FusionError> {
+    pub(super) fn validate(&self) -> Result<NonZeroUsize, FusionError> {
         if !(self.std_ratio.is_finite() && self.std_ratio > 0.0) {
             return Err(FusionError::InvalidParameter {
                 name: "std_ratio",
@@ -79,12 +79,17 @@ pub fn statistical_inlier_mask(
             *d = total / neighbours.len() as f64;
         }
     });
-    let n = points.len() as f64;
+    Ok(inliers_from_mean_distances(&mean_distance, options.std_ratio))
+}
+
+/// The inlier rule of [`statistical_inlier_mask`] from each point's mean neighbour distance.
+pub(super) fn inliers_from_mean_distances(mean_distance: &[f64], std_ratio: f64) -> Vec<bool> {
+    let n = mean_distance.len() as f64;
     let positive = || mean_distance.iter().copied().filter(|&d| d > 0.0);
     let mean = positive().sum::<f64>() / n;
     let std_dev = (positive().map(|d| (d - mean) * (d - mean)).sum::<f64>() / (n - 1.0)).sqrt();
-    let threshold = mean + options.std_ratio * std_dev;
-    Ok(mean_distance.iter().map(|&d| d > 0.0 && d < threshold).collect())
+    let threshold = mean + std_ratio * std_dev;
+    mean_distance.iter().map(|&d| d > 0.0 && d < threshold).collect()
 }
 
 /// `cloud` without its statistical outliers (all attributes kept together). Clouds of at most

@@ -23,7 +23,8 @@ use crate::features::pairs::canonical_pairs;
 use crate::features::{Matcher, View as FeatureView};
 use crate::fusion::{
     ConsistencyOptions, DepthView, NormalOptions, NormalOrientation, OutlierOptions, backproject,
-    filter_depth_map, remove_statistical_outliers, voxel_downsample, with_normals,
+    filter_depth_map, normals_and_inliers, remove_statistical_outliers, voxel_downsample,
+    with_normals,
 };
 use crate::imgproc::{GrayImage, RgbImage, rgb_to_gray};
 use crate::io::npz::{ArrayRef, Compression, write_npz_with};
@@ -610,8 +611,9 @@ fn fuse(
     tracing::info!("{} points from {} depth maps", cloud.len(), maps.len());
     let cloud = tracing::debug_span!("voxel_downsample")
         .in_scope(|| voxel_downsample(&cloud, rc.voxel_size))?;
-    let cloud =
-        tracing::debug_span!("normals").in_scope(|| orient_normals(ctx, cloud, rc.voxel_size))?;
+    // Normals and the outlier test share one neighbour query per point.
+    let (cloud, inliers) = tracing::debug_span!("normals_and_outliers")
+        .in_scope(|| normals_and_outliers(ctx, cloud, rc.voxel_size))?;
     tracing::debug_span!("export", file = "point_cloud/fused.ply").in_scope(|| {
         crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("fused.ply"), &cloud)
     })?;
@@ -627,7 +629,40 @@ fn fuse(
             }
         }
     }
-    remove_outliers(ctx, cloud, report)
+    let cloud = match inliers {
+        Some(keep) => {
+            let kept = cloud.select(&keep);
+            tracing::info!("outlier removal kept {} of {} points", kept.len(), cloud.len());
+            kept
+        }
+        None => cloud,
+    };
+    report.n_points_after_outliers = cloud.len();
+    Ok(cloud)
+}
+
+/// PCA normals (radius 5 voxels, 30 neighbours, each facing the nearest camera) and, when
+/// outlier removal is on and the cloud is larger than its neighbourhood, the inlier flags.
+fn normals_and_outliers(
+    ctx: &Context,
+    cloud: PointCloud,
+    voxel: f64,
+) -> Result<(PointCloud, Option<Vec<bool>>), PipelineError> {
+    let rc = &ctx.config.reconstruction;
+    if !(rc.outlier_removal_enabled && cloud.len() > rc.outlier_nb_neighbors) {
+        return Ok((orient_normals(ctx, cloud, voxel)?, None));
+    }
+    let centres: Vec<Point3<f64>> = ctx.cameras.values().map(|c| c.camera.centre()).collect();
+    let normal_options = NormalOptions {
+        orientation: NormalOrientation::TowardNearestCamera(centres),
+        ..NormalOptions::for_voxel_size(voxel)
+    };
+    let outlier_options =
+        OutlierOptions { nb_neighbors: rc.outlier_nb_neighbors, std_ratio: rc.outlier_std_ratio };
+    let (normals, inliers) =
+        normals_and_inliers(cloud.points(), &normal_options, &outlier_options)?;
+    let cloud = cloud.with_normals(normals).map_err(|e| PipelineError::Frame(e.to_string()))?;
+    Ok((cloud, Some(inliers)))
 }
 
 /// PCA normals (radius 5 voxels, 30 neighbours), each facing the nearest camera.
