@@ -9,6 +9,7 @@
 //! reconstruction. Neighbour queries use a KD-tree (`kiddo`) and run in parallel; every result
 //! is independent of the thread count.
 
+mod columns;
 pub mod consistency;
 mod knn;
 pub mod neighbourhood;

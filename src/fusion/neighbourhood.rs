@@ -3,13 +3,15 @@
 //! [`estimate_normals`](super::estimate_normals) asks for the `max_neighbors` nearest points
 //! within a radius and [`statistical_inlier_mask`](super::statistical_inlier_mask) for the
 //! `nb_neighbors` nearest: both are prefixes of the same distance-sorted list, so the fused
-//! cloud's two passes over millions of points share one KD-tree and one query, with results
-//! equal to the two separate calls (tested).
+//! cloud's two passes over millions of points share one query, with results equal to the two
+//! separate calls (tested). The query runs on a grid of vertical columns
+//! ([`ColumnIndex`](super::columns)), exact like the KD-tree and several times faster on
+//! surface-like clouds.
 
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use super::knn::PointIndex;
+use super::columns::ColumnIndex;
 use super::normals::{MIN_PCA_NEIGHBORS, orient, pca_normal};
 use super::outliers::inliers_from_mean_distances;
 use super::{FusionError, NormalOptions, OutlierOptions, check_finite};
@@ -31,7 +33,9 @@ pub fn normals_and_inliers(
     }
     let k = nb_neighbors.max(max_neighbors);
     let radius_sq = normal_options.radius * normal_options.radius;
-    let index = PointIndex::new(points)?;
+    // Columns of 2/5 of the normal radius: with the radius at 5 voxels, a 5 × 5 block of
+    // columns holds about 100 points of a voxelised surface, enough for 30 neighbours.
+    let index = ColumnIndex::new(points, normal_options.radius * 0.4);
     let mut normals = vec![Vector3::zeros(); points.len()];
     let mut mean_distance = vec![0.0f64; points.len()];
     normals
@@ -40,10 +44,11 @@ pub fn normals_and_inliers(
         .enumerate()
         .for_each(|(chunk_idx, (normals, distances))| {
             let first = chunk_idx * POINTS_PER_TASK;
+            let mut neighbours = Vec::new();
             for (i, (normal, distance)) in (first..).zip(normals.iter_mut().zip(distances)) {
                 let p = &points[i];
                 // Sorted by distance (then index); never empty: the point itself is indexed.
-                let neighbours = index.nearest(p, k);
+                index.nearest(p, k.get(), &mut neighbours);
                 let within = neighbours
                     .iter()
                     .take(max_neighbors.get())
