@@ -5,7 +5,7 @@
 //! `nb_neighbors` nearest: both are prefixes of the same distance-sorted list, so the fused
 //! cloud's two passes over millions of points share one query, with results equal to the two
 //! separate calls (tested). The query runs on a grid of vertical columns
-//! ([`ColumnIndex`](super::columns)), exact like the KD-tree and several times faster on
+//! (module `fusion::columns`), exact like the KD-tree and several times faster on
 //! surface-like clouds.
 
 use nalgebra::{Point3, Vector3};
