@@ -43,7 +43,7 @@ pub fn row_strips(height: usize, rows_per_strip: usize) -> impl Iterator<Item = 
 
 /// The column ranges of at most [`CHUNK_COLUMNS`] columns that tile `0..width`, of nearly equal
 /// widths (so no chunk is a sliver).
-pub fn column_chunks(width: usize) -> impl Iterator<Item = Range<usize>> {
+pub fn column_chunks(width: usize) -> impl Iterator<Item = Range<usize>> + Clone {
     let n = width.div_ceil(CHUNK_COLUMNS).max(1);
     (0..n).map(move |i| i * width / n..(i + 1) * width / n).filter(|r| !r.is_empty())
 }

@@ -97,23 +97,14 @@ pub fn auto_depth_range(
 /// The smallest vertical component of the camera's rays in water (over the image border,
 /// where rays are most oblique).
 fn min_vertical(camera: &RefractiveCamera) -> f64 {
-    let ImageSize { width, height } = camera.size();
-    let (w, h) = (width as f64 - 1.0, height as f64 - 1.0);
-    [
-        (0.0, 0.0),
-        (w, 0.0),
-        (0.0, h),
-        (w, h),
-        (w / 2.0, 0.0),
-        (w / 2.0, h),
-        (0.0, h / 2.0),
-        (w, h / 2.0),
-    ]
-    .iter()
-    .filter_map(|&(u, v)| camera.cast_ray(u, v).ok())
-    .map(|r| r.dir.z)
-    .fold(1.0, f64::min)
-    .max(0.05)
+    camera
+        .size()
+        .border_samples()
+        .iter()
+        .filter_map(|&(u, v)| camera.cast_ray(u, v).ok())
+        .map(|r| r.dir.z)
+        .fold(1.0, f64::min)
+        .max(0.05)
 }
 
 /// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`]) and the

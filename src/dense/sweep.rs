@@ -442,6 +442,67 @@ impl<'a> Fused<'a> {
         })
     }
 
+    /// The working state of one strip of output `rows`.
+    fn strip_work<'g>(
+        &self,
+        grid: &'g WarpGrid,
+        reference: View<'_>,
+        n_sources: usize,
+        rows: std::ops::Range<usize>,
+    ) -> StripWork<'g> {
+        let size = reference.image.size();
+        let kernel = OwnWindowNcc::new(self.window, self.min_valid, self.quantiser);
+        let halo = kernel.halo();
+        let input_rows = rows.start.saturating_sub(halo)..(rows.end + halo).min(size.height);
+        let rays = NodeRays::new(grid, reference.camera, input_rows);
+        let nodes = (0..n_sources).map(|_| NodeProjections::new(&rays)).collect();
+        StripWork {
+            kernel,
+            rays,
+            nodes,
+            costs: vec![vec![0.0f32; rows.len() * size.width]; n_sources],
+            xs: vec![0.0f32; size.width],
+            ys: vec![0.0f32; size.width],
+            rows,
+        }
+    }
+
+    /// The costs of every source at hypothesis `k` (ray depth `depth`) on the strip's rows ×
+    /// each range of `columns` (which `span` covers), into `work.costs`: node projections,
+    /// then warp, sampling and cost fused row by row.
+    fn strip_costs(
+        &self,
+        work: &mut StripWork<'_>,
+        sources: &[View<'_>],
+        (k, depth): (usize, f64),
+        span: &std::ops::Range<usize>,
+        columns: impl Iterator<Item = std::ops::Range<usize>> + Clone,
+    ) {
+        let width = work.xs.len();
+        let StripWork { kernel, rays, nodes, costs, xs, ys, rows } = work;
+        for (s, source) in sources.iter().enumerate() {
+            let projections = &mut nodes[s];
+            projections.project(rays, source.camera, depth, k as u64, span);
+            let sampler = &self.samplers[s];
+            for chunk in columns.clone() {
+                kernel.run(
+                    &self.reference,
+                    width,
+                    rows.clone(),
+                    chunk.clone(),
+                    |y, cols, row_out| {
+                        let n = cols.len();
+                        let (xs, ys) = (&mut xs[..n], &mut ys[..n]);
+                        projections.row(rays, y, cols, xs, ys);
+                        sampler.sample_row(xs, ys, row_out);
+                    },
+                    &mut costs[s][chunk.start..],
+                    width,
+                );
+            }
+        }
+    }
+
     /// All hypotheses on one strip.
     fn sweep_strip(
         &self,
@@ -452,77 +513,17 @@ impl<'a> Fused<'a> {
         aggregation: Aggregation,
         mut strip: AccumulatorRows<'_>,
     ) -> Result<(), DenseError> {
-        let size = reference.image.size();
-        let width = size.width;
-        let rows = strip.rows();
-        let mut kernel = OwnWindowNcc::new(self.window, self.min_valid, self.quantiser);
-        let halo = kernel.halo();
-        let input_rows = rows.start.saturating_sub(halo)..(rows.end + halo).min(size.height);
-        let rays = NodeRays::new(grid, reference.camera, input_rows);
-        let mut nodes: Vec<NodeProjections> =
-            sources.iter().map(|_| NodeProjections::new(&rays)).collect();
-        let mut costs = vec![vec![0.0f32; rows.len() * width]; sources.len()];
-        let mut aggregated = vec![0.0f32; rows.len() * width];
-        let (mut xs, mut ys) = (vec![0.0f32; width], vec![0.0f32; width]);
+        let width = reference.image.width();
+        let mut work = self.strip_work(grid, reference, sources.len(), strip.rows());
+        let mut aggregated = vec![0.0f32; work.rows.len() * width];
         let all_columns = 0..width;
         for (k, &depth) in hypotheses.values().iter().enumerate() {
-            for (s, source) in sources.iter().enumerate() {
-                let projections = &mut nodes[s];
-                projections.project(&rays, source.camera, depth, k as u64, &all_columns);
-                let columns = column_chunks(width);
-                let scratch = (&mut xs[..], &mut ys[..]);
-                self.source_costs(
-                    &mut kernel,
-                    &rays,
-                    projections,
-                    s,
-                    &rows,
-                    columns,
-                    &mut costs[s],
-                    scratch,
-                );
-            }
-            let views: Vec<&[f32]> = costs.iter().map(Vec::as_slice).collect();
+            self.strip_costs(&mut work, sources, (k, depth), &all_columns, column_chunks(width));
+            let views: Vec<&[f32]> = work.costs.iter().map(Vec::as_slice).collect();
             aggregate_costs(aggregation, &views, &mut aggregated)?;
             strip.push(k, &aggregated)?;
         }
         Ok(())
-    }
-
-    /// The costs of source `s` (its nodes projected at the current depth) on `rows` × each
-    /// range of `columns`, into `out` (the strip's rows, `width` values each): warp, sampling
-    /// and cost fused, row by row.
-    #[allow(clippy::too_many_arguments)]
-    fn source_costs(
-        &self,
-        kernel: &mut OwnWindowNcc,
-        rays: &NodeRays<'_>,
-        projections: &mut NodeProjections,
-        s: usize,
-        rows: &std::ops::Range<usize>,
-        columns: impl Iterator<Item = std::ops::Range<usize>>,
-        out: &mut [f32],
-        (xs, ys): (&mut [f32], &mut [f32]),
-    ) {
-        // The scratch rows are one image row long.
-        let width = xs.len();
-        let sampler = &self.samplers[s];
-        for chunk in columns {
-            kernel.run(
-                &self.reference,
-                width,
-                rows.clone(),
-                chunk.clone(),
-                |y, cols, row_out| {
-                    let n = cols.len();
-                    let (xs, ys) = (&mut xs[..n], &mut ys[..n]);
-                    projections.row(rays, y, cols, xs, ys);
-                    sampler.sample_row(xs, ys, row_out);
-                },
-                &mut out[chunk.start..],
-                width,
-            );
-        }
     }
 
     /// A coarse-to-fine strip: hypothesis `k` runs only on the tiles whose band holds it.
@@ -538,18 +539,9 @@ impl<'a> Fused<'a> {
         tiles: &[std::ops::Range<usize>],
         bands: &[(u32, u32)],
     ) -> Result<(), DenseError> {
-        let size = reference.image.size();
-        let width = size.width;
-        let rows = strip.rows();
-        let mut kernel = OwnWindowNcc::new(self.window, self.min_valid, self.quantiser);
-        let halo = kernel.halo();
-        let input_rows = rows.start.saturating_sub(halo)..(rows.end + halo).min(size.height);
-        let rays = NodeRays::new(grid, reference.camera, input_rows);
-        let mut nodes: Vec<NodeProjections> =
-            sources.iter().map(|_| NodeProjections::new(&rays)).collect();
-        let mut costs = vec![vec![0.0f32; rows.len() * width]; sources.len()];
+        let width = reference.image.width();
+        let mut work = self.strip_work(grid, reference, sources.len(), strip.rows());
         let mut aggregated = vec![0.0f32; width];
-        let (mut xs, mut ys) = (vec![0.0f32; width], vec![0.0f32; width]);
         let mut active = Vec::with_capacity(tiles.len());
         for (k, &depth) in hypotheses.values().iter().enumerate() {
             let k32 = k as u32;
@@ -557,29 +549,15 @@ impl<'a> Fused<'a> {
             active.extend((0..tiles.len()).filter(|&t| bands[t].0 <= k32 && k32 <= bands[t].1));
             let (Some(&first), Some(&last)) = (active.first(), active.last()) else { continue };
             let span = tiles[first].start..tiles[last].end;
-            for (s, source) in sources.iter().enumerate() {
-                let projections = &mut nodes[s];
-                projections.project(&rays, source.camera, depth, k as u64, &span);
-                let columns = active.iter().map(|&t| tiles[t].clone());
-                let scratch = (&mut xs[..], &mut ys[..]);
-                self.source_costs(
-                    &mut kernel,
-                    &rays,
-                    projections,
-                    s,
-                    &rows,
-                    columns,
-                    &mut costs[s],
-                    scratch,
-                );
-            }
+            let columns = active.iter().map(|&t| tiles[t].clone());
+            self.strip_costs(&mut work, sources, (k, depth), &span, columns);
             let mut views: [&[f32]; MAX_SOURCES] = [&[]; MAX_SOURCES];
             for &t in &active {
                 let cols = tiles[t].clone();
                 let out = &mut aggregated[..cols.len()];
-                for (r, y) in rows.clone().enumerate() {
+                for (r, y) in work.rows.clone().enumerate() {
                     let at = r * width + cols.start..r * width + cols.end;
-                    for (v, c) in views.iter_mut().zip(&costs) {
+                    for (v, c) in views.iter_mut().zip(&work.costs) {
                         *v = &c[at.clone()];
                     }
                     aggregate_costs(aggregation, &views[..sources.len()], out)?;
@@ -589,6 +567,18 @@ impl<'a> Fused<'a> {
         }
         Ok(())
     }
+}
+
+/// The per-strip state of the fused pass: the kernel, the reference rays at the warp nodes,
+/// each source's node projections and cost rows, and one image row of warp scratch.
+struct StripWork<'g> {
+    kernel: OwnWindowNcc,
+    rays: NodeRays<'g>,
+    nodes: Vec<NodeProjections>,
+    costs: Vec<Vec<f32>>,
+    xs: Vec<f32>,
+    ys: Vec<f32>,
+    rows: std::ops::Range<usize>,
 }
 
 /// All hypotheses on one strip with the general cost kernel: warp each source into the rows

@@ -30,6 +30,22 @@ impl ImageSize {
         Self { width, height }
     }
 
+    /// The pixel centres of the four corners and the four edge midpoints: where a camera's
+    /// rays are most oblique, for bounding what the image sees.
+    pub fn border_samples(self) -> [(f64, f64); 8] {
+        let (w, h) = (self.width as f64 - 1.0, self.height as f64 - 1.0);
+        [
+            (0.0, 0.0),
+            (w, 0.0),
+            (0.0, h),
+            (w, h),
+            (w / 2.0, 0.0),
+            (w / 2.0, h),
+            (0.0, h / 2.0),
+            (w, h / 2.0),
+        ]
+    }
+
     /// Number of pixels (`width × height`).
     pub const fn area(self) -> usize {
         self.width * self.height

@@ -232,18 +232,7 @@ pub fn write_scene(
 fn view_half_width(cameras: &[RefractiveCamera], surface: &SurfaceModel) -> f64 {
     let mut half: f64 = 0.0;
     for cam in cameras {
-        let s = cam.size();
-        let (w, h) = (s.width as f64 - 1.0, s.height as f64 - 1.0);
-        for (u, v) in [
-            (0.0, 0.0),
-            (w, 0.0),
-            (0.0, h),
-            (w, h),
-            (w / 2.0, 0.0),
-            (w / 2.0, h),
-            (0.0, h / 2.0),
-            (w, h / 2.0),
-        ] {
+        for (u, v) in cam.size().border_samples() {
             if let Ok(ray) = cam.cast_ray(u, v) {
                 let t = (surface.base_z() - ray.origin.z) / ray.dir.z;
                 let p = ray.point_at(t);
