@@ -12,6 +12,7 @@ use std::fmt;
 
 pub mod clahe;
 pub mod sample;
+pub mod triangle;
 
 pub use sample::sample_bilinear;
 

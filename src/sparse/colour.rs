@@ -16,7 +16,7 @@ use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
 use crate::geom::RefractiveCamera;
-use crate::imgproc::RgbImage;
+use crate::imgproc::{RgbImage, triangle};
 
 /// Colour of points no camera sees: the reference's grey 0.5, as 8-bit.
 pub const DEFAULT_COLOUR: [u8; 3] = [128, 128, 128];
@@ -142,34 +142,19 @@ fn depth_buffer(
         let cell = &mut buffer[p.y * width + p.x];
         *cell = cell.min(p.depth as f32);
     }
+    let size = crate::imgproc::ImageSize::new(width, height);
     for face in faces {
         let [Some(a), Some(b), Some(c)] =
             face.map(|i| projected.get(i as usize).copied().flatten())
         else {
             continue;
         };
-        let area = (b.u - a.u) * (c.v - a.v) - (c.u - a.u) * (b.v - a.v);
-        if area.abs() < 1e-12 {
-            continue;
-        }
-        let x0 = a.u.min(b.u).min(c.u).ceil().max(0.0) as usize;
-        let x1 = (a.u.max(b.u).max(c.u).floor() as usize).min(width - 1);
-        let y0 = a.v.min(b.v).min(c.v).ceil().max(0.0) as usize;
-        let y1 = (a.v.max(b.v).max(c.v).floor() as usize).min(height - 1);
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                let (px, py) = (x as f64, y as f64);
-                let wa = ((b.u - px) * (c.v - py) - (c.u - px) * (b.v - py)) / area;
-                let wb = ((c.u - px) * (a.v - py) - (a.u - px) * (c.v - py)) / area;
-                let wc = 1.0 - wa - wb;
-                if wa < -1e-9 || wb < -1e-9 || wc < -1e-9 {
-                    continue;
-                }
-                let d = (wa * a.depth + wb * b.depth + wc * c.depth) as f32;
-                let cell = &mut buffer[y * width + x];
-                *cell = cell.min(d);
-            }
-        }
+        let corners = [[a.u, a.v], [b.u, b.v], [c.u, c.v]];
+        triangle::for_each_pixel(corners, size, |x, y, w| {
+            let d = (w[0] * a.depth + w[1] * b.depth + w[2] * c.depth) as f32;
+            let cell = &mut buffer[y * width + x];
+            *cell = cell.min(d);
+        });
     }
     buffer
 }

@@ -31,7 +31,7 @@ use nalgebra::{Matrix3, Point3, Vector3};
 use rayon::prelude::*;
 
 use super::colormap::{Colormap, ValueRange};
-use crate::imgproc::{ImageSize, RgbImage};
+use crate::imgproc::{ImageSize, RgbImage, triangle};
 use crate::mesh::TriangleMesh;
 use crate::parallel::POINTS_PER_TASK;
 
@@ -436,42 +436,23 @@ pub fn render_mesh(mesh: &TriangleMesh, camera: &ViewCamera) -> RgbImage {
         .collect();
     let faces = &mesh.faces()[..n_faces];
     let vis = VisBuffer::new(size);
-    let (w, h) = (size.width as f64, size.height as f64);
     faces.par_chunks(POINTS_PER_TASK).enumerate().for_each(|(chunk, tris)| {
         let base = chunk * POINTS_PER_TASK;
         for (k, tri) in tris.iter().enumerate() {
             let [a, b, c] = tri.map(|i| screen[i as usize]);
-            if a[0].is_nan() || b[0].is_nan() || c[0].is_nan() {
-                continue;
-            }
-            let area = edge(&a, &b, c[0], c[1]);
-            if area.abs() < 1e-12 {
-                continue;
-            }
-            let x0 = a[0].min(b[0]).min(c[0]).ceil().max(0.0);
-            let x1 = a[0].max(b[0]).max(c[0]).floor().min(w - 1.0);
-            let y0 = a[1].min(b[1]).min(c[1]).ceil().max(0.0);
-            let y1 = a[1].max(b[1]).max(c[1]).floor().min(h - 1.0);
-            if x0 > x1 || y0 > y1 {
-                continue;
-            }
             let index = (base + k) as u32;
-            for y in y0 as usize..=y1 as usize {
-                let py = y as f64;
-                for x in x0 as usize..=x1 as usize {
-                    let px = x as f64;
-                    let Some(wts) = barycentric(&a, &b, &c, area, px, py) else { continue };
-                    let depth = if perspective {
-                        // 1/z is affine in screen space.
-                        1.0 / (wts[0] / a[2] + wts[1] / b[2] + wts[2] / c[2])
-                    } else {
-                        wts[0] * a[2] + wts[1] * b[2] + wts[2] * c[2]
-                    };
-                    if let Some(d) = buffer_depth(depth) {
-                        vis.offer(x, y, d, index);
-                    }
+            let corners = [[a[0], a[1]], [b[0], b[1]], [c[0], c[1]]];
+            triangle::for_each_pixel(corners, size, |x, y, wts| {
+                let depth = if perspective {
+                    // 1/z is affine in screen space.
+                    1.0 / (wts[0] / a[2] + wts[1] / b[2] + wts[2] / c[2])
+                } else {
+                    wts[0] * a[2] + wts[1] * b[2] + wts[2] * c[2]
+                };
+                if let Some(d) = buffer_depth(depth) {
+                    vis.offer(x, y, d, index);
                 }
-            }
+            });
         }
     });
     let indices = vis.into_indices();
@@ -495,9 +476,10 @@ pub fn render_mesh(mesh: &TriangleMesh, camera: &ViewCamera) -> RgbImage {
                 let Some(f) = *f else { continue };
                 let tri = faces[f as usize];
                 let [a, b, c] = tri.map(|i| screen[i as usize]);
-                let area = edge(&a, &b, c[0], c[1]);
+                let corners = [[a[0], a[1]], [b[0], b[1]], [c[0], c[1]]];
+                let area = triangle::edge(corners[0], corners[1], corners[2]);
                 // The pixel was covered by this face, so the weights exist; clamp for safety.
-                let mut wts = barycentric_unchecked(&a, &b, &c, area, x as f64, y as f64);
+                let mut wts = triangle::barycentric(corners, area, [x as f64, y as f64]);
                 if perspective {
                     // Perspective-correct interpolation: weights over depth, renormalised.
                     let q = [wts[0] / a[2], wts[1] / b[2], wts[2] / c[2]];
@@ -533,42 +515,6 @@ pub fn render_mesh(mesh: &TriangleMesh, camera: &ViewCamera) -> RgbImage {
             }
         });
     img
-}
-
-/// Twice the signed area of (a, b, p).
-#[inline]
-fn edge(a: &[f64; 3], b: &[f64; 3], px: f64, py: f64) -> f64 {
-    (b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0])
-}
-
-#[inline]
-fn barycentric_unchecked(
-    a: &[f64; 3],
-    b: &[f64; 3],
-    c: &[f64; 3],
-    area: f64,
-    px: f64,
-    py: f64,
-) -> [f64; 3] {
-    let wa = edge(b, c, px, py) / area;
-    let wb = edge(c, a, px, py) / area;
-    [wa, wb, 1.0 - wa - wb]
-}
-
-/// Barycentric weights of pixel centre (px, py) in the triangle, or `None` outside it. A small
-/// tolerance closes the hairline cracks rounding would open between neighbouring faces.
-#[inline]
-fn barycentric(
-    a: &[f64; 3],
-    b: &[f64; 3],
-    c: &[f64; 3],
-    area: f64,
-    px: f64,
-    py: f64,
-) -> Option<[f64; 3]> {
-    const EPS: f64 = -1e-9;
-    let wts = barycentric_unchecked(a, b, c, area, px, py);
-    (wts[0] >= EPS && wts[1] >= EPS && wts[2] >= EPS).then_some(wts)
 }
 
 /// Typical spacing (metres) between neighbouring points of a surface-like cloud: the area
