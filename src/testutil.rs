@@ -57,3 +57,18 @@ impl Rng {
 pub(crate) fn random_image(rng: &mut Rng, width: usize, height: usize) -> GrayImage {
     Image::from_fn(ImageSize::new(width, height), |_, _| [rng.uniform() as f32])
 }
+
+/// `image` with a NaN rectangle at columns `xs`, rows `ys` (invalid samples).
+pub(crate) fn with_nan_block(
+    image: &GrayImage,
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+) -> GrayImage {
+    let mut out = image.clone();
+    for y in ys {
+        for x in xs.clone() {
+            out.set(x, y, [f32::NAN]);
+        }
+    }
+    out
+}

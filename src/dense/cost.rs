@@ -636,7 +636,7 @@ pub mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Rng, random_image};
+    use crate::testutil::{Rng, random_image, with_nan_block};
 
     /// Fast vs reference: both evaluate the same formula in `f64`; the fast kernel's running
     /// sums and its `f32` product ring add relative errors of ~1e-7, far inside this bound.
@@ -667,17 +667,6 @@ mod tests {
 
     fn max_abs_diff(a: &GrayImage, b: &GrayImage) -> f32 {
         a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-    }
-
-    /// `image` with a NaN rectangle at columns `xs`, rows `ys`.
-    fn with_nan_block(image: &GrayImage, xs: Range<usize>, ys: Range<usize>) -> GrayImage {
-        let mut out = image.clone();
-        for y in ys {
-            for x in xs.clone() {
-                out.set(x, y, [f32::NAN]);
-            }
-        }
-        out
     }
 
     #[test]

@@ -544,7 +544,7 @@ mod tests {
     use super::*;
     use crate::dense::cost::{CostOptions, reference};
     use crate::imgproc::ImageSize;
-    use crate::testutil::{Rng, random_image};
+    use crate::testutil::{Rng, random_image, with_nan_block};
 
     /// Fused kernel vs the `f64` scalar reference on random images (window standard deviation
     /// ≈ 0.29): the module's bound gives rounding ≤ 3.8e-6 (`w ≤ 21`) plus quantisation
@@ -579,16 +579,6 @@ mod tests {
             &mut out,
             cols.len(),
         );
-        out
-    }
-
-    fn with_nan_block(image: &GrayImage, xs: Range<usize>, ys: Range<usize>) -> GrayImage {
-        let mut out = image.clone();
-        for y in ys {
-            for x in xs.clone() {
-                out.set(x, y, [f32::NAN]);
-            }
-        }
         out
     }
 
