@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod docs;
 mod geometry;
+mod hostile;
 mod learned;
 mod real_data;
 mod reconstruct;
