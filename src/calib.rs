@@ -10,7 +10,14 @@
 //! - the physics: all cameras share one water surface (within [`WATER_Z_TOL_M`]); the
 //!   interface normal is `(0, 0, −1)` (only a flat horizontal surface is supported); every
 //!   camera centre is above the water; `R` is a rotation; focal lengths and image sizes are
-//!   positive; the lens model is invertible over the image (so undistortion cannot fail later).
+//!   positive; the lens model is invertible over the image (so undistortion cannot fail later);
+//! - plausibility (finite but absurd values fail here, not as "too little texture" deep in a
+//!   run): image size within [`crate::io::limits::MAX_IMAGE_SIDE`]/`MAX_IMAGE_PIXELS`, focal
+//!   lengths within [`FOCAL_RANGE_X_WIDTH`] × the image width, the principal point inside
+//!   the image, refractive indices within [`REFRACTIVE_INDEX_RANGE`], cameras and water within
+//!   [`MAX_RIG_EXTENT_M`] of the reference camera (a calibration in millimetres is named as
+//!   the likely cause), and undistortion rescaling the image by at most
+//!   [`MAX_UNDISTORT_SCALE`].
 //!
 //! The file is parsed into a `serde_json::Value` and walked by hand rather than deserialised
 //! into structs, because that is what lets every error carry its exact field path.
@@ -45,6 +52,19 @@ pub const NORMAL_TOL: f64 = 1e-6;
 pub const ROTATION_TOL: f64 = 1e-6;
 /// See [`ROTATION_TOL`].
 const ROTATION_SNAP: f64 = 1e-12;
+/// Plausible focal lengths, as multiples of the image width: 0.05× is a ~170° lens, 100× a
+/// long telephoto. Anything outside is a unit or transcription error.
+pub const FOCAL_RANGE_X_WIDTH: (f64, f64) = (0.05, 100.0);
+/// Plausible refractive indices of either medium (vacuum is 1, the densest common glasses
+/// about 1.9).
+pub const REFRACTIVE_INDEX_RANGE: (f64, f64) = (1.0, 2.0);
+/// Largest plausible distance of a camera or of the water surface from the world origin (the
+/// reference camera), in metres: larger values usually mean a calibration in millimetres.
+pub const MAX_RIG_EXTENT_M: f64 = 100.0;
+/// Largest plausible scale between the undistorted and the calibrated focal length. Real
+/// lenses stay well inside (AquaCal's rig, k1 ≈ −0.5: about 1.1); a larger factor means
+/// distortion coefficients so large that the lens model is not invertible over the image.
+pub const MAX_UNDISTORT_SCALE: f64 = 10.0;
 
 /// One camera of the rig as calibrated (before undistortion).
 #[derive(Clone, Debug, PartialEq)]
@@ -175,6 +195,14 @@ pub enum RigError {
         /// Field path below the camera.
         field: &'static str,
     },
+    /// Finite values outside what a real rig can have; the message gives the likely cause.
+    #[error("field `{field}`: {message}")]
+    Implausible {
+        /// Field path (`cameras.cam01.intrinsics.K`, `interface.n_water`).
+        field: String,
+        /// The value, the accepted range and the likely cause.
+        message: String,
+    },
     /// A camera centre at or below the water.
     #[error(
         "camera `{camera}`: its centre is at Z = {centre_z} m, not above the water surface at \
@@ -231,6 +259,7 @@ impl Rig {
                 water_z: interface.water_z,
             });
         }
+        validate_interface(&interface)?;
         cameras.sort_by(|a, b| (a.is_auxiliary, &a.name).cmp(&(b.is_auxiliary, &b.name)));
         let mut names: Vec<&str> = cameras.iter().map(|c| c.name.as_str()).collect();
         names.sort_unstable();
@@ -356,8 +385,116 @@ fn validate_camera(cam: &CameraCalib, interface: &WaterInterface) -> Result<(), 
             water_z: interface.water_z,
         });
     }
-    cam.new_camera_matrix()
+    validate_camera_plausible(cam, interface)?;
+    let k_new = cam
+        .new_camera_matrix()
         .map_err(|source| RigError::Undistortion { camera: camera(), source })?;
+    let scale = (k_new.fx / cam.intrinsics.fx).max(k_new.fy / cam.intrinsics.fy);
+    let shrink = (cam.intrinsics.fx / k_new.fx).max(cam.intrinsics.fy / k_new.fy);
+    if !(scale <= MAX_UNDISTORT_SCALE && shrink <= MAX_UNDISTORT_SCALE) {
+        return Err(RigError::Implausible {
+            field: format!("cameras.{}.intrinsics.dist_coeffs", cam.name),
+            message: format!(
+                "{:?} are implausibly large: undistorting the image would rescale it by {:.3}× \
+                 (at most {MAX_UNDISTORT_SCALE}× is accepted), so the lens model is not \
+                 invertible over the image; check the calibration",
+                cam.distortion.coeffs(),
+                scale.max(shrink)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The plausibility rules of [`validate_camera`] that need no undistortion: image size,
+/// focal length, principal point and position, each refused with its likely cause.
+fn validate_camera_plausible(
+    cam: &CameraCalib,
+    interface: &WaterInterface,
+) -> Result<(), RigError> {
+    let field = |f: &str| format!("cameras.{}.{f}", cam.name);
+    let implausible =
+        |f: &str, message: String| Err(RigError::Implausible { field: field(f), message });
+    let size = cam.image_size;
+    if let Some(problem) = crate::io::limits::image_size_problem(size) {
+        return implausible("intrinsics.image_size", problem);
+    }
+    let k = &cam.intrinsics;
+    let width = size.width as f64;
+    let (lo, hi) = (FOCAL_RANGE_X_WIDTH.0 * width, FOCAL_RANGE_X_WIDTH.1 * width);
+    for (name, f) in [("fx", k.fx), ("fy", k.fy)] {
+        if !(lo..=hi).contains(&f) {
+            return implausible(
+                "intrinsics.K",
+                format!(
+                    "{name} = {f} px is implausible for an image {} px wide (expected {lo} to \
+                     {hi}); is K for another image size, or in other units?",
+                    size.width
+                ),
+            );
+        }
+    }
+    if !(0.0..=width).contains(&k.cx) || !(0.0..=size.height as f64).contains(&k.cy) {
+        return implausible(
+            "intrinsics.K",
+            format!(
+                "the principal point ({}, {}) is outside the {size} image; is K for another \
+                 image size?",
+                k.cx, k.cy
+            ),
+        );
+    }
+    let centre = cam.centre();
+    let far = centre.coords.amax();
+    if !(far <= MAX_RIG_EXTENT_M) {
+        return implausible(
+            "extrinsics.t",
+            format!(
+                "the camera centre ({:.6}, {:.6}, {:.6}) is more than {MAX_RIG_EXTENT_M} m from \
+                 the reference camera; is the calibration in millimetres? (aquamvs needs metres)",
+                centre.x, centre.y, centre.z
+            ),
+        );
+    }
+    let height = interface.water_z - centre.z;
+    if height > MAX_RIG_EXTENT_M {
+        return implausible(
+            "water_z",
+            format!(
+                "the camera is {height} m above the water (water_z = {}); is the calibration \
+                 in millimetres? (aquamvs needs metres)",
+                interface.water_z
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Plausibility of the water interface: refractive indices in [`REFRACTIVE_INDEX_RANGE`] and
+/// the water within [`MAX_RIG_EXTENT_M`] of the reference camera.
+fn validate_interface(interface: &WaterInterface) -> Result<(), RigError> {
+    let (lo, hi) = REFRACTIVE_INDEX_RANGE;
+    for (name, n) in [("n_air", interface.n_air), ("n_water", interface.n_water)] {
+        if !(lo..=hi).contains(&n) {
+            return Err(RigError::Implausible {
+                field: format!("interface.{name}"),
+                message: format!(
+                    "{n} is not a physical refractive index (expected {lo} to {hi}; water is \
+                     1.333, air 1.0)"
+                ),
+            });
+        }
+    }
+    if interface.water_z.abs() > MAX_RIG_EXTENT_M {
+        return Err(RigError::Implausible {
+            field: "water_z".into(),
+            message: format!(
+                "{} m is more than {MAX_RIG_EXTENT_M} m from the reference camera; is the \
+                 calibration in millimetres? (aquamvs needs metres)",
+                interface.water_z
+            ),
+        });
+    }
     Ok(())
 }
 
@@ -505,8 +642,8 @@ pub enum CalibError {
 
 /// Loads and validates the AquaCal calibration file at `path`.
 pub fn load_rig(path: &Path) -> Result<Rig, CalibError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| CalibError::Read { path: path.to_path_buf(), source })?;
+    let text = crate::io::limits::read_text(path)
+        .map_err(|e| CalibError::Read { path: path.to_path_buf(), source: e.into() })?;
     parse_rig(&text, path)
 }
 

@@ -171,7 +171,7 @@ pub fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn read_report(path: &Path) -> anyhow::Result<BenchmarkReport> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::io::limits::read_text(path)
         .map_err(|e| anyhow::anyhow!("cannot read the baseline {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(

@@ -198,13 +198,58 @@ impl ConfigValue for DepthRange {
     }
 }
 
+/// Most depth hypotheses per camera (`reconstruction.num_depths`); AquaMVS's quality preset
+/// uses 256.
+pub const MAX_NUM_DEPTHS: usize = 4096;
+/// Widest matching window (`reconstruction.window_size`), in pixels.
+pub const MAX_WINDOW_SIZE: usize = 99;
+/// Most worker threads (`runtime.threads`).
+pub const MAX_THREADS: usize = 1024;
+/// Deepest Poisson octree (`reconstruction.poisson_depth`): the solver's own limit
+/// (`surface::poisson::MAX_DEPTH`; its brick directory at depth 11 is 68 MB).
+pub const MAX_POISSON_DEPTH: usize = 11;
+/// Most keypoints per image (`sparse_matching.max_keypoints`).
+pub const MAX_KEYPOINTS: usize = 1_000_000;
+/// Most RoMa correspondences per pair (`dense_matching.max_correspondences`).
+pub const MAX_CORRESPONDENCES: usize = 10_000_000;
+/// Most neighbours of the statistical outlier removal (`reconstruction.outlier_nb_neighbors`).
+pub const MAX_OUTLIER_NEIGHBORS: usize = 1000;
+/// Longest side given to the learned extractor (`sparse_matching.extractor_resize`).
+pub const MAX_EXTRACTOR_RESIZE: usize = crate::io::limits::MAX_IMAGE_SIDE;
+
+/// Range check `min ≤ value ≤ max` for counts.
+fn between(min: usize, max: usize) -> impl Fn(&usize) -> Result<(), String> {
+    move |v| {
+        if *v < min {
+            Err(format!("must be at least {min}, got {v}"))
+        } else if *v > max {
+            Err(format!("must be at most {max} (aquamvs's documented limit), got {v}"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 fn odd_window(v: &usize) -> Result<(), String> {
-    if *v >= 3 && v % 2 == 1 { Ok(()) } else { Err(format!("must be odd and ≥ 3, got {v}")) }
+    if *v >= 3 && *v <= MAX_WINDOW_SIZE && v % 2 == 1 {
+        Ok(())
+    } else {
+        Err(format!("must be odd, ≥ 3 and ≤ {MAX_WINDOW_SIZE}, got {v}"))
+    }
 }
 
 fn optional_at_least_1(v: &Option<usize>) -> Result<(), String> {
     match v {
         Some(0) => Err("must be at least 1 (or null)".into()),
+        _ => Ok(()),
+    }
+}
+
+fn thread_count(v: &Option<usize>) -> Result<(), String> {
+    match v {
+        Some(n) if !(1..=MAX_THREADS).contains(n) => {
+            Err(format!("must be between 1 and {MAX_THREADS} (or null for every core), got {n}"))
+        }
         _ => Ok(()),
     }
 }
@@ -238,8 +283,8 @@ config_section! {
     SparseMatching {
         /// LightGlue feature extractor (learned matcher only).
         extractor_type: ExtractorType = ExtractorType::Superpoint,
-        /// Maximum keypoints per image.
-        max_keypoints: usize = 2048; check at_least(1usize),
+        /// Maximum keypoints per image (1 to 1000000).
+        max_keypoints: usize = 2048; check between(1, MAX_KEYPOINTS),
         /// Keypoint detection threshold (learned extractor score).
         detection_threshold: f64 = 0.005; check non_negative,
         /// Contrast-limited histogram equalisation before feature extraction.
@@ -256,8 +301,9 @@ config_section! {
         extractor_model: Option<PathBuf> = None,
         /// LightGlue ONNX model: the matcher alone, or an end-to-end extractor+matcher model.
         matcher_model: Option<PathBuf> = None,
-        /// Long side (pixels) of the image the learned extractor sees (LightGlue: 1024).
-        extractor_resize: usize = 1024; check at_least(8usize),
+        /// Long side (pixels) of the image the learned extractor sees (LightGlue: 1024; 8
+        /// to 20000).
+        extractor_resize: usize = 1024; check between(8, MAX_EXTRACTOR_RESIZE),
     }
 }
 
@@ -266,8 +312,8 @@ config_section! {
     DenseMatching {
         /// Minimum RoMa certainty (overlap) of a correspondence, in [0, 1].
         certainty_threshold: f64 = 0.5; check unit_interval,
-        /// Maximum correspondences per pair kept by RoMa sparse matching.
-        max_correspondences: usize = 100_000; check at_least(1usize),
+        /// Maximum correspondences per pair kept by RoMa sparse matching (1 to 10000000).
+        max_correspondences: usize = 100_000; check between(1, MAX_CORRESPONDENCES),
         /// RoMa v2 ONNX model (for `matcher_type: roma`).
         roma_model: Option<PathBuf> = None,
         /// Run the geometric consistency filter on RoMa depth maps before fusion (the
@@ -279,11 +325,11 @@ config_section! {
 config_section! {
     /// `reconstruction`: plane sweep, fusion, outlier removal and surface.
     Reconstruction {
-        /// Depth hypotheses per camera (uniform in ray depth).
-        num_depths: usize = 128; check at_least(2usize),
+        /// Depth hypotheses per camera (uniform in ray depth; 2 to 4096).
+        num_depths: usize = 128; check between(2, MAX_NUM_DEPTHS),
         /// Photometric cost of the plane sweep.
         cost_function: CostFunctionKind = CostFunctionKind::Ncc,
-        /// Matching window side in pixels (odd).
+        /// Matching window side in pixels (odd, 3 to 99).
         window_size: usize = 11; check odd_window,
         /// Margin added on both sides of the estimated depth range (m).
         depth_margin: f64 = 0.05; check non_negative,
@@ -313,9 +359,8 @@ config_section! {
         min_confidence: f64 = 0.1; check unit_interval,
         /// Surface reconstruction method.
         surface_method: SurfaceMethodKind = SurfaceMethodKind::Poisson,
-        /// Octree depth of the Poisson reconstruction.
-        poisson_depth: usize = 9; check |v: &usize| if (1..=16).contains(v) { Ok(()) } else {
-            Err(format!("must be between 1 and 16, got {v}")) },
+        /// Octree depth of the Poisson reconstruction (1 to 11, the solver's limit).
+        poisson_depth: usize = 9; check between(1, MAX_POISSON_DEPTH),
         /// Grid spacing of the heightfield surface (m).
         grid_resolution: f64 = 0.002; check positive,
         /// Ball-pivoting radii (m); null picks 1×, 2× and 4× the mean point spacing.
@@ -324,8 +369,8 @@ config_section! {
         target_faces: Option<usize> = None; check optional_at_least_1,
         /// Remove statistical outliers from the fused cloud before meshing.
         outlier_removal_enabled: bool = true,
-        /// Neighbours considered by the outlier removal.
-        outlier_nb_neighbors: usize = 20; check at_least(1usize),
+        /// Neighbours considered by the outlier removal (1 to 1000).
+        outlier_nb_neighbors: usize = 20; check between(1, MAX_OUTLIER_NEIGHBORS),
         /// Points farther than mean + ratio·std of the neighbour distances are removed.
         outlier_std_ratio: f64 = 2.0; check positive,
     }
@@ -336,8 +381,8 @@ config_section! {
     Runtime {
         /// Accepted for AquaMVS compatibility; aquamvs runs on the CPU.
         device: Device = Device::Cpu,
-        /// Worker threads; null uses every core.
-        threads: Option<usize> = None; check optional_at_least_1,
+        /// Worker threads (1 to 1024); null uses every core.
+        threads: Option<usize> = None; check thread_count,
         /// Save keypoints and matches as `features/CAM.npz` and `features/A_B.npz` (numpy).
         save_features: bool = false,
         /// Keep depth maps and consistency maps after fusion (false deletes them once the
@@ -548,8 +593,8 @@ impl LoadedConfig {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = crate::io::limits::read_text(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e.into() })?;
     // An empty base keeps relative paths relative to the working directory, which is then
     // the config's folder.
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -7,13 +7,16 @@
 //! straight to `f32` grey instead of going through 8 bits (the reference goes through OpenCV's
 //! 8-bit `imread`). Grey uses the reference weights `0.299 R + 0.587 G + 0.114 B`.
 //!
-//! Every error names the file.
+//! Every error names the file. Sizes are checked from the header before decoding: an image
+//! larger than [`MAX_IMAGE_SIDE`] per side or [`MAX_IMAGE_PIXELS`] in all is refused (a
+//! decompression bomb cannot exhaust memory), and the decoder's allocations are capped too.
 
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageReader};
 
 use super::atomic::{WriteError, write_bytes_atomic};
+use super::limits::{MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, image_size_problem};
 use crate::imgproc::{GrayImage, Image, ImageSize, MaskImage, RgbImage, luma_u8};
 
 /// An image file that cannot be read or written.
@@ -39,6 +42,15 @@ pub enum ImageIoError {
         /// The decoder's error.
         #[source]
         source: image::ImageError,
+    },
+    /// The header gives a size beyond [`MAX_IMAGE_SIDE`]/[`MAX_IMAGE_PIXELS`] (a decompression
+    /// bomb or a corrupt header); nothing was decoded.
+    #[error("image {}: {message}", path.display())]
+    TooLargeInput {
+        /// The file.
+        path: PathBuf,
+        /// What is too large.
+        message: String,
     },
     /// The image could not be encoded.
     #[error("cannot encode image {}: {source}", path.display())]
@@ -107,7 +119,11 @@ pub fn image_dimensions(path: &Path) -> Result<ImageSize, ImageIoError> {
     let (w, h) = open(path)?
         .into_dimensions()
         .map_err(|source| ImageIoError::Decode { path: path.to_path_buf(), source })?;
-    Ok(ImageSize::new(w as usize, h as usize))
+    let size = ImageSize::new(w as usize, h as usize);
+    match image_size_problem(size) {
+        Some(message) => Err(ImageIoError::TooLargeInput { path: path.to_path_buf(), message }),
+        None => Ok(size),
+    }
 }
 
 /// Writes an RGB image as an 8-bit PNG, atomically.
@@ -144,7 +160,16 @@ fn open(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, I
 }
 
 fn decode(path: &Path) -> Result<DynamicImage, ImageIoError> {
-    open(path)?.decode().map_err(|source| ImageIoError::Decode { path: path.to_path_buf(), source })
+    // The header first: a size beyond the limits is refused before any pixel is decoded.
+    image_dimensions(path)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE as u32);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE as u32);
+    // RGBA 16-bit of the largest image, plus the decoder's working memory.
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS as u64 * 8 + (64 << 20));
+    let mut reader = open(path)?;
+    reader.limits(limits);
+    reader.decode().map_err(|source| ImageIoError::Decode { path: path.to_path_buf(), source })
 }
 
 fn to_rgb(img: &DynamicImage) -> RgbImage {

@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod images;
+pub mod limits;
 pub mod mesh_export;
 pub mod npz;
 pub mod ply;

@@ -297,8 +297,8 @@ pub fn write_npz_with(
 
 /// Reads every array of the `.npz` at `path`, keyed by name (the entry name without `.npy`).
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpzError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| NpzError::Read { path: path.to_path_buf(), source })?;
+    let bytes = super::limits::read_capped(path, super::limits::MAX_DATA_FILE_BYTES)
+        .map_err(|e| NpzError::Read { path: path.to_path_buf(), source: e.into() })?;
     decode_npz(&bytes)
         .map_err(|e| NpzError::InFile { path: path.to_path_buf(), source: Box::new(e) })
 }
@@ -754,9 +754,22 @@ mod zip {
             let data = match self.method {
                 METHOD_STORED => raw.to_vec(),
                 METHOD_DEFLATED => {
+                    // Deflate expands at most ~1032×; a directory size beyond that is a lie,
+                    // and the decoder never reads past the directory's size (+1 to notice a
+                    // longer stream): a deflate bomb cannot exhaust memory.
+                    let bound = (raw.len() as u64).saturating_mul(1032).saturating_add(64);
+                    if self.uncompressed_size > bound {
+                        return Err(bad(format!(
+                            "the directory claims {} bytes from {} compressed bytes, more than \
+                             deflate can expand to (corrupt file)",
+                            self.uncompressed_size,
+                            raw.len()
+                        )));
+                    }
                     let capacity = usize::try_from(self.uncompressed_size).unwrap_or(0);
                     let mut out = Vec::with_capacity(capacity.min(1 << 30));
                     flate2::read::DeflateDecoder::new(raw)
+                        .take(self.uncompressed_size.saturating_add(1))
                         .read_to_end(&mut out)
                         .map_err(|e| bad(format!("corrupt deflate data: {e}")))?;
                     out
@@ -795,6 +808,25 @@ mod tests {
 
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn lying_sizes_are_refused_before_allocating() {
+        let values = vec![0.0f32; 4096];
+        let array = ArrayRef::f32_2d(64, 64, &values).unwrap();
+        let good = encode_npz(&[("depth", array)], Compression::Deflated).unwrap();
+        let central =
+            (0..good.len() - 4).find(|&i| good[i..i + 4] == 0x0201_4b50u32.to_le_bytes()).unwrap();
+        // The directory claims 4 GB from a few hundred compressed bytes: a deflate bomb.
+        let mut bomb = good.clone();
+        bomb[central + 24..central + 28].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        let msg = decode_npz(&bomb).unwrap_err().to_string();
+        assert!(msg.contains("more than deflate can expand to"), "{msg}");
+        // A smaller lie is noticed after decoding at most the claimed size + 1 byte.
+        let mut short = good;
+        short[central + 24..central + 28].copy_from_slice(&100u32.to_le_bytes());
+        let msg = decode_npz(&short).unwrap_err().to_string();
+        assert!(msg.contains("size is 101 bytes, the directory says 100"), "{msg}");
     }
 
     #[test]

@@ -364,6 +364,50 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, PlyError> {
     Ok(Header { format, elements, data_start: pos })
 }
 
+/// Checks the header's element counts against the `available` bytes of the data section
+/// before anything is reserved: a binary entry takes at least the sum of its scalar sizes
+/// (an empty list still has its count), an ASCII value at least two bytes (a digit and a
+/// separator). Overflow-safe: `element vertex 18446744073709551615` is refused, not wrapped.
+fn check_counts(path: &Path, header: &Header, available: usize) -> Result<(), PlyError> {
+    let mut needed: usize = 0;
+    for el in &header.elements {
+        if el.count > 0 && el.props.is_empty() {
+            return Err(header_error(
+                path,
+                0,
+                format!("element '{}' has {} entries but no properties", el.name, el.count),
+            ));
+        }
+        let per_entry: usize = match header.format {
+            Format::Ascii => 2 * el.props.len(),
+            Format::BinaryLe | Format::BinaryBe => el
+                .props
+                .iter()
+                .map(|p| match p.kind {
+                    Kind::Scalar(t) => t.size(),
+                    Kind::List { count, .. } => count.size(),
+                })
+                .sum(),
+        };
+        let fits = el.count.checked_mul(per_entry).and_then(|n| needed.checked_add(n));
+        match fits {
+            // The last ASCII value needs no separator after it.
+            Some(n) if n <= available.saturating_add(1) => needed = n,
+            _ => {
+                return Err(header_error(
+                    path,
+                    0,
+                    format!(
+                        "the header claims {} '{}' entries, more than the {available} bytes of                          data can hold (truncated or corrupt file)",
+                        el.count, el.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A source of values from the data section, in file order.
 enum Cursor<'a> {
     Binary { bytes: &'a [u8], pos: usize, big_endian: bool },
@@ -449,10 +493,11 @@ enum VertexSlot {
 }
 
 fn read_ply(path: &Path, want_faces: bool) -> Result<PlyData, PlyError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| PlyError::Io { path: path.to_path_buf(), source })?;
+    let bytes = crate::io::limits::read_capped(path, crate::io::limits::MAX_DATA_FILE_BYTES)
+        .map_err(|e| PlyError::Io { path: path.to_path_buf(), source: e.into() })?;
     let header = parse_header(path, &bytes)?;
     let body = &bytes[header.data_start..];
+    check_counts(path, &header, body.len())?;
     let mut cursor = match header.format {
         Format::Ascii => {
             // Non-UTF-8 bytes cannot be numbers; report them like any malformed value.
@@ -780,6 +825,51 @@ mod tests {
     }
 
     #[test]
+    fn counts_beyond_the_data_are_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.ply");
+        let xyz = "property float x\nproperty float y\nproperty float z\n";
+        for (format, count, extra) in [
+            ("binary_little_endian", "1000000000000", ""),
+            ("binary_big_endian", "18446744073709551615", ""),
+            ("ascii", "18446744073709551615", ""),
+            ("ascii", "1000000000000", ""),
+            // The vertices fit; the faces cannot.
+            (
+                "binary_little_endian",
+                "1",
+                "element face 4000000000\nproperty list uchar int vertex_indices\n",
+            ),
+        ] {
+            let text = format!(
+                "ply\nformat {format} 1.0\nelement vertex {count}\n{xyz}{extra}end_header\n"
+            );
+            let mut bytes = text.into_bytes();
+            bytes.extend_from_slice(&[0u8; 100]);
+            std::fs::write(&path, &bytes).unwrap();
+            for msg in [
+                read_mesh(&path).unwrap_err().to_string(),
+                read_point_cloud(&path).unwrap_err().to_string(),
+            ] {
+                assert!(msg.contains("huge.ply") && msg.contains("more than the"), "{msg}");
+            }
+        }
+        // An element without properties cannot loop for ever.
+        std::fs::write(
+            &path,
+            format!("ply\nformat ascii 1.0\nelement vertex 1\n{xyz}element junk 18446744073709551615\nend_header\n1 2 3\n"),
+        )
+        .unwrap();
+        let msg = read_point_cloud(&path).unwrap_err().to_string();
+        assert!(msg.contains("no properties"), "{msg}");
+        #[cfg(unix)]
+        {
+            let msg = read_mesh(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(msg.contains("/dev/zero") && msg.contains("not a regular file"), "{msg}");
+        }
+    }
+
+    #[test]
     fn errors_name_file_and_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.ply");
@@ -805,7 +895,8 @@ mod tests {
                     property float z\nelement face 1\nproperty list uchar int vertex_indices\n\
                     end_header\n";
         check(format!("{head}0 0 0\n1 1 1\n3 0 1 2\n").as_bytes(), &["face", "out of range"]);
-        check(format!("{head}0 0 0\n1 1\n").as_bytes(), &["'vertex' entry 1", "early"]);
+        check(format!("{head}0 0 0\n1 1\n").as_bytes(), &["2 'vertex' entries", "truncated"]);
+        check(format!("{head}0 0 0\n1 1\n\n\n\n\n").as_bytes(), &["'vertex' entry 1", "early"]);
         check(b"ply\nformat binary_little_endian 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\nend_header\n\0\0\0\0", &["truncated"]);
         let missing = dir.path().join("missing.ply");
         let msg = read_point_cloud(&missing).unwrap_err().to_string();

@@ -164,6 +164,9 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
     };
     let width = number(stream.get("width")).unwrap_or(0.0) as usize;
     let height = number(stream.get("height")).unwrap_or(0.0) as usize;
+    if let Some(problem) = super::limits::image_size_problem(ImageSize::new(width, height)) {
+        return Err(probe_err(format!("the video's frames are {problem}")));
+    }
     if width == 0 || height == 0 {
         return Err(probe_err("the video stream has no frame size".into()));
     }

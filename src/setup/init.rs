@@ -197,6 +197,13 @@ pub fn run_init(opts: &InitOptions) -> Result<InitReport, InitError> {
         preset.apply(&mut config);
     }
     config.quality_preset = None;
+    // A depth map can be confirmed by the other ring cameras only: keep the default within
+    // what this rig allows, or `check` (and the run) would refuse the config just written.
+    let auxiliary = calibration_auxiliary_names(&opts.calibration);
+    let ring = report.matched.keys().filter(|n| !auxiliary.contains(*n)).count();
+    let most = ring.saturating_sub(1).max(1);
+    let views = &mut config.reconstruction.min_consistent_views;
+    *views = (*views).min(most);
     let config_dir = match opts.config_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -258,6 +265,21 @@ fn scan_inputs(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, InitError> {
     Ok(out)
 }
 
+/// The cameras an AquaCal file marks `is_auxiliary: true` (none when it cannot be read: the
+/// names were read from it already, and `check` validates it in full).
+fn calibration_auxiliary_names(path: &Path) -> Vec<String> {
+    let Ok(text) = crate::io::limits::read_text(path) else { return Vec::new() };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
+    let Some(cameras) = json.get("cameras").and_then(|c| c.as_object()) else {
+        return Vec::new();
+    };
+    cameras
+        .iter()
+        .filter(|(_, c)| c.get("is_auxiliary").and_then(serde_json::Value::as_bool) == Some(true))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// The camera names of an AquaCal file (the keys of its top-level `cameras` object). The full
 /// validation of the file is `aquamvs check`'s job.
 fn calibration_camera_names(path: &Path) -> Result<Vec<String>, InitError> {
@@ -265,7 +287,7 @@ fn calibration_camera_names(path: &Path) -> Result<Vec<String>, InitError> {
         return Err(InitError::CalibrationMissing(path.into()));
     }
     let invalid = |message: String| InitError::CalibrationInvalid { path: path.into(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+    let text = crate::io::limits::read_text(path).map_err(|e| invalid(e.to_string()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
     let cameras = json.get("cameras").and_then(|c| c.as_object()).ok_or_else(|| {

@@ -284,7 +284,7 @@ impl GroundTruth {
     /// Reads `dir/scene.json` and the calibration it names.
     pub fn load(dir: &Path) -> Result<Self, SceneError> {
         let path = dir.join("scene.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| SceneError::Format {
+        let text = crate::io::limits::read_text(&path).map_err(|e| SceneError::Format {
             path: path.clone(),
             message: format!(
                 "cannot read ({e}); pass the `ground_truth` folder written by `aquamvs synth`"
