@@ -116,7 +116,8 @@ pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     Ok(exit_code(report.n_failed()))
 }
 
-/// Runs `f` on a pool of `threads` workers (all cores when `None`).
+/// Runs `f` on a pool of `threads` workers (all cores when `None`; at most
+/// [`crate::config::MAX_THREADS`]).
 pub fn with_threads<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> T + Send,
@@ -124,6 +125,11 @@ pub fn with_threads<T: Send>(
     match threads {
         None => Ok(f()),
         Some(n) => {
+            let max = crate::config::MAX_THREADS;
+            anyhow::ensure!(
+                (1..=max).contains(&n),
+                "runtime.threads must be between 1 and {max}, got {n}"
+            );
             let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
             Ok(pool.install(f))
         }

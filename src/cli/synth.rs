@@ -25,13 +25,13 @@ pub struct SynthArgs {
     /// Image size WIDTHxHEIGHT; focal lengths scale with the width unless --focal is given.
     #[arg(long, value_parser = parse_size)]
     pub size: Option<ImageSize>,
-    /// Number of frames (the bottom drifts slightly between frames).
+    /// Number of frames (the bottom drifts slightly between frames; 1 to 10000).
     #[arg(long, default_value_t = 1)]
     pub frames: usize,
     /// Seed of the surface layout, texture and noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Number of ring cameras.
+    /// Number of ring cameras (1 to 64).
     #[arg(long)]
     pub cameras: Option<usize>,
     /// Ring radius (m).
@@ -72,14 +72,26 @@ pub struct SynthArgs {
     pub supersample: Option<usize>,
 }
 
-/// Parses `WIDTHxHEIGHT`.
+/// Most ring cameras `synth --cameras` builds (the tank rig has 12).
+pub const MAX_SYNTH_CAMERAS: usize = 64;
+/// Most frames `synth --frames` renders.
+pub const MAX_SYNTH_FRAMES: usize = 10_000;
+
+/// Parses `WIDTHxHEIGHT` (each side ≥ 16, within the image limits of
+/// [`crate::io::limits`]).
 pub fn parse_size(s: &str) -> Result<ImageSize, String> {
     let (w, h) = s
         .split_once(['x', 'X', '×'])
         .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT (e.g. 800x600)"))?;
     let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n >= 16);
     match (parse(w), parse(h)) {
-        (Some(w), Some(h)) => Ok(ImageSize::new(w, h)),
+        (Some(w), Some(h)) => {
+            let size = ImageSize::new(w, h);
+            match crate::io::limits::image_size_problem(size) {
+                Some(problem) => Err(format!("`{s}`: {problem}")),
+                None => Ok(size),
+            }
+        }
         _ => Err(format!("`{s}`: width and height must be whole numbers ≥ 16")),
     }
 }
@@ -98,7 +110,10 @@ pub fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
         rig.size = size;
     }
     if let Some(n) = args.cameras {
-        anyhow::ensure!(n >= 1, "--cameras must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_SYNTH_CAMERAS).contains(&n),
+            "--cameras must be between 1 and {MAX_SYNTH_CAMERAS}, got {n}"
+        );
         rig.n_ring = n;
     }
     if let Some(v) = args.radius {
@@ -128,7 +143,11 @@ pub fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
     if let Some(v) = args.n_water {
         rig.n_water = v;
     }
-    anyhow::ensure!(args.frames >= 1, "--frames must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_SYNTH_FRAMES).contains(&args.frames),
+        "--frames must be between 1 and {MAX_SYNTH_FRAMES}, got {}",
+        args.frames
+    );
     spec.frames = args.frames;
     if let Some(v) = args.noise {
         anyhow::ensure!(v >= 0.0, "--noise must be ≥ 0");

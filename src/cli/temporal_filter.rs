@@ -20,6 +20,9 @@ pub enum FormatArg {
     Mp4,
 }
 
+/// Longest median window (`--window`), in frames: the window's frames are held in memory.
+pub const MAX_WINDOW: usize = 10_000;
+
 /// Flags of `aquamvs temporal-filter`.
 #[derive(Debug, Args)]
 pub struct TemporalFilterArgs {
@@ -30,7 +33,7 @@ pub struct TemporalFilterArgs {
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Frames per median window.
-    #[arg(long, default_value_t = 30, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 30, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_WINDOW as u64))]
     pub window: usize,
     /// Write every N-th output frame.
     #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]

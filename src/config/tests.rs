@@ -191,6 +191,34 @@ fn out_of_range_values() {
         ("reconstruction:\n  num_depths: 1\n", "reconstruction.num_depths", "at least 2"),
         ("reconstruction:\n  window_size: 4\n", "reconstruction.window_size", "odd"),
         ("reconstruction:\n  window_size: 1\n", "reconstruction.window_size", "≥ 3"),
+        ("reconstruction:\n  window_size: 101\n", "reconstruction.window_size", "≤ 99"),
+        (
+            "reconstruction:\n  num_depths: 1000000000\n",
+            "reconstruction.num_depths",
+            "at most 4096",
+        ),
+        ("reconstruction:\n  poisson_depth: 12\n", "reconstruction.poisson_depth", "at most 11"),
+        (
+            "reconstruction:\n  outlier_nb_neighbors: 100000\n",
+            "reconstruction.outlier_nb_neighbors",
+            "at most 1000",
+        ),
+        ("runtime:\n  threads: 100000\n", "runtime.threads", "between 1 and 1024"),
+        (
+            "sparse_matching:\n  max_keypoints: 1000000000\n",
+            "sparse_matching.max_keypoints",
+            "at most",
+        ),
+        (
+            "sparse_matching:\n  extractor_resize: 1000000\n",
+            "sparse_matching.extractor_resize",
+            "at most 20000",
+        ),
+        (
+            "dense_matching:\n  max_correspondences: 1000000000\n",
+            "dense_matching.max_correspondences",
+            "at most",
+        ),
         ("preprocessing:\n  frame_step: 0\n", "preprocessing.frame_step", "at least 1"),
         ("reconstruction:\n  voxel_size: 0\n", "reconstruction.voxel_size", "greater than 0"),
         (
@@ -371,4 +399,9 @@ fn field_docs_cover_every_field() {
 fn empty_file_reports_required_fields() {
     let paths: Vec<String> = issues("").into_iter().map(|i| i.path).collect();
     assert_eq!(paths, ["calibration_path", "output_dir", "camera_input_map"]);
+}
+
+#[test]
+fn poisson_limit_is_the_solvers() {
+    assert_eq!(MAX_POISSON_DEPTH, crate::surface::poisson::MAX_DEPTH as usize);
 }
