@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::calib::{Rig, load_rig};
+use crate::calib::Rig;
 use crate::config::{Config, LoadedConfig};
 use crate::features::pairs::{CameraCentre, PairMap, PairOptions, select_pairs};
 use crate::frames::{FrameReader, InputSet, select_frames};
@@ -67,47 +67,22 @@ impl Context {
     /// cameras that have inputs, builds their models, pairs and masks, and selects frames.
     pub fn build(loaded: &LoadedConfig) -> Result<Self, PipelineError> {
         let config = loaded.config.clone();
-        let rig = load_rig(&config.calibration_path)?;
-        let mut cameras = BTreeMap::new();
-        let mut skipped = Vec::new();
-        for calib in rig.cameras() {
-            if !config.camera_input_map.contains_key(&calib.name) {
-                skipped.push(calib.name.clone());
-                continue;
-            }
-            let (undistort, camera) = rig.undistorted_camera(&calib.name)?;
-            cameras.insert(calib.name.clone(), CameraSetup { undistort, camera });
-        }
+        // Every rule `aquamvs check` applies, before anything is allocated.
+        let plan = super::plan::validate(loaded).into_plan()?;
+        let super::plan::Plan { rig, inputs, ring, auxiliary, .. } = plan;
+        let skipped: Vec<&str> = rig
+            .cameras()
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| !config.camera_input_map.contains_key(*n))
+            .collect();
         if !skipped.is_empty() {
             tracing::warn!("calibration cameras without input are skipped: {}", skipped.join(", "));
         }
-        for name in config.camera_input_map.keys() {
-            if rig.camera(name).is_none() {
-                return Err(PipelineError::Setup(format!(
-                    "camera_input_map names `{name}`, which is not in the calibration {}",
-                    config.calibration_path.display()
-                )));
-            }
-        }
-        let active = |names: Vec<&str>| -> Vec<String> {
-            names.into_iter().filter(|n| cameras.contains_key(*n)).map(str::to_owned).collect()
-        };
-        let ring = active(rig.ring_names());
-        let auxiliary = active(rig.auxiliary_names());
-        if ring.is_empty() {
-            return Err(PipelineError::Setup(
-                "no ring camera has an input: at least one non-auxiliary camera is needed".into(),
-            ));
-        }
-        let needed = config.reconstruction.min_consistent_views;
-        if config.pipeline_mode == crate::config::PipelineMode::Full && needed > ring.len() - 1 {
-            return Err(PipelineError::Setup(format!(
-                "reconstruction.min_consistent_views is {needed}, but with {} ring camera(s) each depth \
-                 map can be confirmed by at most {}; lower it to {} or fewer",
-                ring.len(),
-                ring.len() - 1,
-                (ring.len() - 1).max(1)
-            )));
+        let mut cameras = BTreeMap::new();
+        for name in ring.iter().chain(&auxiliary) {
+            let (undistort, camera) = rig.undistorted_camera(name)?;
+            cameras.insert(name.clone(), CameraSetup { undistort, camera });
         }
         tracing::info!(
             "found {} ring and {} auxiliary cameras ({} and {} in the calibration)",
@@ -126,7 +101,6 @@ impl Context {
             include_center: config.sparse_matching.include_center,
         };
         let pairs = select_pairs(&centres, &aux_refs, &pair_options);
-        let inputs = InputSet::open(&config.camera_input_map)?;
         let reader = FrameReader::open(&inputs)?;
         let masks = match &config.mask_dir {
             Some(dir) => {

@@ -22,6 +22,7 @@
 pub mod context;
 pub mod frame;
 pub mod learned;
+pub mod plan;
 pub mod resume;
 pub mod run;
 pub mod summary;

@@ -1,19 +1,18 @@
 //! `aquamvs check`: everything that can be validated before a long run, reported at once.
 //!
-//! Checks, in order: the config (every problem with its line), the calibration (loaded and
-//! validated), the cameras (each input names a calibration camera; at least one ring camera
-//! and two cameras in all), the inputs (one kind, aligned image folders, image or video sizes
-//! equal to the calibration's, frames left after `frame_start/stop/step`), masks (present,
-//! right size), model files of the learned matchers, and the output folder. Problems make the
-//! check fail; warnings (a calibration camera without input, a missing mask) do not.
+//! The rules are those of the run's own setup ([`crate::pipeline::plan`], shared with
+//! [`crate::pipeline::Context::build`]), so `check` says OK exactly when the run will not
+//! refuse at setup: the config (every problem with its line, every value within its
+//! documented bounds), the calibration (loaded, validated and plausible), the cameras, the
+//! inputs (image or video sizes from the headers, equal to the calibration's), the frames
+//! left after `frame_start/stop/step`, masks, the learned matcher's model files and the output
+//! folder. Problems make the check fail; warnings (a calibration camera without input, a
+//! missing mask) do not.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::calib::{Rig, load_rig};
-use crate::config::{Config, LoadedConfig, MatcherType, PipelineMode};
-use crate::frames::{CameraInput, InputKind, InputSet, probe_video, select_frames};
-use crate::imgproc::ImageSize;
-use crate::io::images::image_dimensions;
+pub use crate::pipeline::plan::Summary;
+use crate::pipeline::plan::validate;
 
 /// The outcome of a check.
 #[derive(Clone, Debug, Default)]
@@ -33,39 +32,6 @@ impl CheckReport {
     }
 }
 
-/// What a run of this config would process.
-#[derive(Clone, Debug)]
-pub struct Summary {
-    /// The config file.
-    pub config_path: PathBuf,
-    /// The calibration file.
-    pub calibration_path: PathBuf,
-    /// Cameras in the calibration.
-    pub n_calibration_cameras: usize,
-    /// Ring cameras with an input (reference views), sorted.
-    pub ring: Vec<String>,
-    /// Auxiliary cameras with an input (source views only), sorted.
-    pub auxiliary: Vec<String>,
-    /// Distinct image sizes of the used cameras.
-    pub image_sizes: Vec<ImageSize>,
-    /// Image folders or videos (None when the inputs could not be opened).
-    pub input_kind: Option<InputKind>,
-    /// Frames available in every camera (None when unknown).
-    pub frames_available: Option<usize>,
-    /// Frames the run would process.
-    pub frames_selected: Option<usize>,
-    /// World Z of the water surface (m).
-    pub water_z: f64,
-    /// Mean height of the used cameras above the water (m).
-    pub mean_camera_height: f64,
-    /// Matcher.
-    pub matcher: MatcherType,
-    /// Pipeline mode.
-    pub mode: PipelineMode,
-    /// Output folder.
-    pub output_dir: PathBuf,
-}
-
 /// Validates the config at `path`, its calibration and its inputs.
 pub fn check_project(path: &Path) -> CheckReport {
     let mut report = CheckReport::default();
@@ -82,268 +48,23 @@ pub fn check_project(path: &Path) -> CheckReport {
             return report;
         }
     };
-    for w in &loaded.warnings {
-        report.warnings.push(format!("{}: {w}", loaded.locate(&w.path)));
-    }
-    let config = &loaded.config;
-    let rig = match load_rig(&config.calibration_path) {
-        Ok(rig) => Some(rig),
-        Err(err) => {
-            report
-                .problems
-                .push(format!("calibration_path ({}): {err}", loaded.locate("calibration_path")));
-            None
-        }
-    };
-    let mut summary = Summary {
-        config_path: path.to_path_buf(),
-        calibration_path: config.calibration_path.clone(),
-        matcher: config.matcher_type,
-        mode: config.pipeline_mode,
-        output_dir: config.output_dir.clone(),
-        n_calibration_cameras: 0,
-        ring: Vec::new(),
-        auxiliary: Vec::new(),
-        image_sizes: Vec::new(),
-        input_kind: None,
-        frames_available: None,
-        frames_selected: None,
-        water_z: f64::NAN,
-        mean_camera_height: f64::NAN,
-    };
-    if let Some(rig) = &rig {
-        check_cameras(&loaded, rig, &mut report, &mut summary);
-    }
-    check_inputs(&loaded, rig.as_ref(), &mut report, &mut summary);
-    check_masks(&loaded, rig.as_ref(), &mut report);
-    check_models(&loaded, &mut report);
-    check_output(config, &mut report);
-    if rig.is_some() {
-        report.summary = Some(summary);
+    let validation = validate(&loaded);
+    report.problems = validation.problems;
+    report.warnings = validation.warnings;
+    if validation.rig.is_some() {
+        report.summary = Some(validation.summary);
     }
     report
-}
-
-fn check_cameras(
-    loaded: &LoadedConfig,
-    rig: &Rig,
-    report: &mut CheckReport,
-    summary: &mut Summary,
-) {
-    let config = &loaded.config;
-    summary.n_calibration_cameras = rig.cameras().len();
-    summary.water_z = rig.water_z();
-    let known: Vec<&str> = rig.cameras().iter().map(|c| c.name.as_str()).collect();
-    for name in config.camera_input_map.keys() {
-        if rig.camera(name).is_none() {
-            let field = format!("camera_input_map.{name}");
-            report.problems.push(format!(
-                "{field} ({}): camera `{name}` is not in the calibration {} (its cameras: {})",
-                loaded.locate(&field),
-                config.calibration_path.display(),
-                known.join(", ")
-            ));
-        }
-    }
-    let with_input = |names: Vec<&str>| -> Vec<String> {
-        names
-            .into_iter()
-            .filter(|n| config.camera_input_map.contains_key(*n))
-            .map(str::to_owned)
-            .collect()
-    };
-    summary.ring = with_input(rig.ring_names());
-    summary.auxiliary = with_input(rig.auxiliary_names());
-    let unused: Vec<&str> =
-        known.iter().copied().filter(|n| !config.camera_input_map.contains_key(*n)).collect();
-    if !unused.is_empty() {
-        report
-            .warnings
-            .push(format!("calibration cameras without input are skipped: {}", unused.join(", ")));
-    }
-    if summary.ring.is_empty() {
-        report.problems.push(
-            "camera_input_map: no ring camera has an input; at least one non-auxiliary camera is \
-             needed as a reference view"
-                .into(),
-        );
-    } else if summary.ring.len() + summary.auxiliary.len() < 2 {
-        report.problems.push(
-            "camera_input_map: only one camera has an input; stereo needs at least two".into(),
-        );
-    }
-    let used: Vec<_> =
-        summary.ring.iter().chain(&summary.auxiliary).filter_map(|n| rig.camera(n)).collect();
-    let mut sizes: Vec<ImageSize> = used.iter().map(|c| c.image_size).collect();
-    sizes.sort();
-    sizes.dedup();
-    summary.image_sizes = sizes;
-    if !used.is_empty() {
-        summary.mean_camera_height =
-            used.iter().map(|c| rig.water_z() - c.centre().z).sum::<f64>() / used.len() as f64;
-    }
-}
-
-fn check_inputs(
-    loaded: &LoadedConfig,
-    rig: Option<&Rig>,
-    report: &mut CheckReport,
-    summary: &mut Summary,
-) {
-    let config = &loaded.config;
-    if config.camera_input_map.is_empty() {
-        return;
-    }
-    let inputs = match InputSet::open(&config.camera_input_map) {
-        Ok(inputs) => inputs,
-        Err(err) => {
-            report
-                .problems
-                .push(format!("camera_input_map ({}): {err}", loaded.locate("camera_input_map")));
-            return;
-        }
-    };
-    summary.input_kind = Some(inputs.kind());
-    let mut frame_counts = Vec::new();
-    for name in inputs.camera_names() {
-        let expected = rig.and_then(|r| r.camera(name)).map(|c| c.image_size);
-        let (sizes, frames): (Vec<(PathBuf, ImageSize)>, usize) = match inputs.camera(name) {
-            Some(CameraInput::Images(files)) => {
-                // First and last image: a change of camera settings mid-run shows at the end.
-                let mut sizes = Vec::new();
-                for file in [files.first(), files.last()].into_iter().flatten() {
-                    match image_dimensions(file) {
-                        Ok(size) => sizes.push((file.clone(), size)),
-                        Err(err) => report.problems.push(format!("camera `{name}`: {err}")),
-                    }
-                }
-                (sizes, files.len())
-            }
-            Some(CameraInput::Video(path)) => match probe_video(path) {
-                Ok(info) => (vec![(path.clone(), info.size)], info.frames),
-                Err(err) => {
-                    report.problems.push(format!("camera `{name}`: {err}"));
-                    continue;
-                }
-            },
-            None => continue,
-        };
-        frame_counts.push(frames);
-        if let Some(expected) = expected {
-            for (file, size) in sizes {
-                if size != expected {
-                    report.problems.push(format!(
-                        "camera `{name}`: {} is {size} but the calibration is for {expected}; \
-                         use images from the calibrated cameras at full resolution",
-                        file.display()
-                    ));
-                }
-            }
-        }
-    }
-    let Some(&available) = frame_counts.iter().min() else { return };
-    if inputs.kind() == InputKind::Video && frame_counts.iter().any(|&n| n != available) {
-        report.warnings.push(format!(
-            "videos differ in length ({}–{} frames); the run uses the shortest ({available})",
-            available,
-            frame_counts.iter().max().copied().unwrap_or(available)
-        ));
-    }
-    let pre = &config.preprocessing;
-    let selected = select_frames(available, pre.frame_start, pre.frame_stop, pre.frame_step).len();
-    summary.frames_available = Some(available);
-    summary.frames_selected = Some(selected);
-    if selected == 0 {
-        report.problems.push(format!(
-            "preprocessing.frame_start ({}): frame {} is past the last frame ({available} available)",
-            loaded.locate("preprocessing.frame_start"),
-            pre.frame_start
-        ));
-    }
-}
-
-fn check_masks(loaded: &LoadedConfig, rig: Option<&Rig>, report: &mut CheckReport) {
-    let config = &loaded.config;
-    let Some(dir) = &config.mask_dir else { return };
-    if !dir.is_dir() {
-        report.problems.push(format!(
-            "mask_dir ({}): folder not found: {}",
-            loaded.locate("mask_dir"),
-            dir.display()
-        ));
-        return;
-    }
-    for name in config.camera_input_map.keys() {
-        let file = dir.join(format!("{name}.png"));
-        if !file.is_file() {
-            report.warnings.push(format!(
-                "camera `{name}` has no mask ({}); all its pixels are used",
-                file.display()
-            ));
-            continue;
-        }
-        let expected = rig.and_then(|r| r.camera(name)).map(|c| c.image_size);
-        match (image_dimensions(&file), expected) {
-            (Ok(size), Some(expected)) if size != expected => report.problems.push(format!(
-                "mask {} is {size} but camera `{name}` is {expected}; draw masks on the images \
-                 `aquamvs export-refs` writes",
-                file.display()
-            )),
-            (Err(err), _) => report.problems.push(format!("mask of camera `{name}`: {err}")),
-            _ => {}
-        }
-    }
-}
-
-fn check_models(loaded: &LoadedConfig, report: &mut CheckReport) {
-    let c = &loaded.config;
-    let models = [
-        (
-            "sparse_matching.extractor_model",
-            &c.sparse_matching.extractor_model,
-            c.matcher_type == MatcherType::Lightglue,
-        ),
-        (
-            "sparse_matching.matcher_model",
-            &c.sparse_matching.matcher_model,
-            c.matcher_type == MatcherType::Lightglue,
-        ),
-        (
-            "dense_matching.roma_model",
-            &c.dense_matching.roma_model,
-            c.matcher_type == MatcherType::Roma,
-        ),
-        (
-            "runtime.onnxruntime_library",
-            &c.runtime.onnxruntime_library,
-            c.matcher_type != MatcherType::Classical,
-        ),
-    ];
-    for (field, path, used) in models {
-        if let (Some(path), true) = (path, used)
-            && !path.is_file()
-        {
-            report.problems.push(format!(
-                "{field} ({}): file not found: {}",
-                loaded.locate(field),
-                path.display()
-            ));
-        }
-    }
-}
-
-fn check_output(config: &Config, report: &mut CheckReport) {
-    if config.output_dir.is_file() {
-        report
-            .problems
-            .push(format!("output_dir: {} is a file, not a folder", config.output_dir.display()));
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
     use crate::calib::save_rig;
+    use crate::frames::InputKind;
+    use crate::imgproc::ImageSize;
     use crate::imgproc::RgbImage;
     use crate::io::images::write_png_rgb;
     use crate::synth::rig::{RigParams, RigPreset};
@@ -369,7 +90,8 @@ mod tests {
         std::fs::write(
             &config,
             format!(
-                "calibration_path: calibration.json\noutput_dir: output\ncamera_input_map:\n{map}"
+                "calibration_path: calibration.json\noutput_dir: output\nreconstruction:\n  \
+                 min_consistent_views: 2\ncamera_input_map:\n{map}"
             ),
         )
         .unwrap();
