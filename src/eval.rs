@@ -352,6 +352,9 @@ pub struct Evaluation {
     pub cloud_metrics: CloudMetrics,
     /// Depth-map metrics per camera, when depth maps were given.
     pub depth_maps: std::collections::BTreeMap<String, DepthMetrics>,
+    /// Cameras of the ground truth without a depth map in the given folder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_depth_maps: Vec<String>,
 }
 
 /// Errors of [`evaluate`].
@@ -371,6 +374,25 @@ pub enum EvalError {
         /// What is wrong.
         message: String,
     },
+    /// The cloud cannot be evaluated (empty, or with non-finite coordinates).
+    #[error("{}: {message}", path.display())]
+    BadCloud {
+        /// The cloud file.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// No part of the true surface is seen by enough cameras to measure completeness.
+    #[error(
+        "no part of the ground-truth surface is seen by {min_views} or more cameras (the rig \
+         has {n_cameras}): lower --min-views"
+    )]
+    NothingVisible {
+        /// `--min-views`.
+        min_views: usize,
+        /// Cameras of the rig.
+        n_cameras: usize,
+    },
 }
 
 /// Compares the cloud at `cloud` (and, when `depth_dir` is given, the `CAM.npz` depth maps in
@@ -384,14 +406,47 @@ pub fn evaluate(
 ) -> Result<Evaluation, EvalError> {
     let gt = crate::synth::scene::GroundTruth::load(gt_dir)?;
     let surface = gt.surface(frame)?;
+    let bad_cloud = |message: String| EvalError::BadCloud { path: cloud.to_path_buf(), message };
+    if let Some(dir) = depth_dir
+        && !dir.is_dir()
+    {
+        return Err(EvalError::DepthMap {
+            path: dir.to_path_buf(),
+            message: "is not a folder: give the frame's depth_maps folder (it needs \
+                      `runtime.keep_intermediates: true`)"
+                .into(),
+        });
+    }
     let points = crate::io::ply::read_point_cloud(cloud)?;
+    if points.is_empty() {
+        return Err(bad_cloud(
+            "the cloud has no points: there is nothing to evaluate (did its frame fail? see \
+             run.json)"
+                .into(),
+        ));
+    }
+    let non_finite = points.points().iter().filter(|p| !p.coords.iter().all(|c| c.is_finite()));
+    let non_finite = non_finite.count();
+    if non_finite > 0 {
+        return Err(bad_cloud(format!(
+            "{non_finite} of {} points have non-finite coordinates (NaN or infinity): the file \
+             is damaged",
+            points.len()
+        )));
+    }
     let visible = gt.visible_samples(frame, min_views)?;
+    if visible.total_area() <= 0.0 {
+        return Err(EvalError::NothingVisible { min_views, n_cameras: gt.rig.cameras().len() });
+    }
     let cloud_metrics = cloud_metrics(points.points(), surface, &visible, &DEFAULT_TOLERANCES);
     let mut depth_maps = std::collections::BTreeMap::new();
+    let mut missing_depth_maps = Vec::new();
     if let Some(dir) = depth_dir {
-        for (name, truth_path) in gt.depth_map_paths(frame) {
+        let expected = gt.depth_map_paths(frame);
+        for (name, truth_path) in &expected {
             let path = dir.join(format!("{name}.npz"));
             if !path.is_file() {
+                missing_depth_maps.push(name.clone());
                 continue;
             }
             let read = |p: &std::path::Path| {
@@ -400,7 +455,7 @@ pub fn evaluate(
                     message: e.to_string(),
                 })
             };
-            let (estimate, truth) = (read(&path)?, read(&truth_path)?);
+            let (estimate, truth) = (read(&path)?, read(truth_path)?);
             if estimate.size() != truth.size() {
                 return Err(EvalError::DepthMap {
                     path,
@@ -411,7 +466,18 @@ pub fn evaluate(
                     ),
                 });
             }
-            depth_maps.insert(name, depth_metrics(&estimate, &truth, &DEFAULT_TOLERANCES));
+            depth_maps.insert(name.clone(), depth_metrics(&estimate, &truth, &DEFAULT_TOLERANCES));
+        }
+        if depth_maps.is_empty() {
+            let names: Vec<String> = expected.iter().map(|(n, _)| format!("{n}.npz")).collect();
+            return Err(EvalError::DepthMap {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "holds no depth map of any camera (expected {}): is it a frame's \
+                     depth_maps folder?",
+                    names.join(", ")
+                ),
+            });
         }
     }
     Ok(Evaluation {
@@ -422,5 +488,6 @@ pub fn evaluate(
         visible_area_m2: visible.total_area(),
         cloud_metrics,
         depth_maps,
+        missing_depth_maps,
     })
 }

@@ -81,14 +81,23 @@ pub fn format_evaluation(e: &Evaluation) -> String {
     if !e.depth_maps.is_empty() {
         out.push_str("\n  depth map     MAE (mm)  ≤1 mm   ≤2 mm   ≤5 mm   coverage\n");
         for (name, d) in &e.depth_maps {
+            // No pixel valid in both: no error to average (not NaN).
+            let mae =
+                if d.n_both_valid == 0 { "-".to_owned() } else { format!("{:.3}", d.mae * 1e3) };
             out.push_str(&format!(
-                "  {:<12} {:>8.3}  {:>5.1} %  {:>5.1} %  {:>5.1} %  {:>6.1} %\n",
+                "  {:<12} {:>8}  {:>5.1} %  {:>5.1} %  {:>5.1} %  {:>6.1} %\n",
                 name,
-                d.mae * 1e3,
+                mae,
                 d.within[0].value * 100.0,
                 d.within[1].value * 100.0,
                 d.within[2].value * 100.0,
                 d.coverage * 100.0
+            ));
+        }
+        if !e.missing_depth_maps.is_empty() {
+            out.push_str(&format!(
+                "  no depth map of camera {} in the folder\n",
+                e.missing_depth_maps.join(", ")
             ));
         }
     }

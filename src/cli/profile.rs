@@ -12,7 +12,8 @@ use crate::bench::profile::Profile;
 use crate::bench::trace::SpanRecorder;
 use crate::imgproc::ImageSize;
 use crate::io::atomic::write_bytes_atomic;
-use crate::pipeline::{Context, FrameReport, Quiet, process_frame};
+use crate::pipeline::resume::hash_outputs;
+use crate::pipeline::{Context, FrameReport, Quiet, frame_dir, process_frame};
 use crate::synth::rig::RigPreset;
 
 /// Flags of `aquamvs profile`.
@@ -81,6 +82,9 @@ pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<
         );
     }
     let report = process_frame(&ctx, args.frame, &Quiet)?;
+    // What `reconstruct` adds after the frame: the content hashes `frame.json` records.
+    let dir = frame_dir(&ctx.config.output_dir, args.frame);
+    hash_outputs(&dir, &report.outputs)?;
     let profile = Profile::from_records(&recorder.records());
     println!();
     print!("{}", profile.format());

@@ -30,8 +30,13 @@ pub struct ReconstructArgs {
 
 /// Parses `START:STOP:STEP`.
 pub fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), String> {
+    if s.trim().is_empty() {
+        return Err("the frame selection is empty: give START:STOP:STEP (e.g. `0:10`, `5` or \
+                    `::2`), or leave out --frames for the config's selection"
+            .into());
+    }
     let parts: Vec<&str> = s.split(':').collect();
-    if parts.is_empty() || parts.len() > 3 {
+    if parts.len() > 3 {
         return Err(format!("`{s}` is not START:STOP:STEP"));
     }
     let num = |p: &str, what: &str| -> Result<Option<usize>, String> {
@@ -45,7 +50,7 @@ pub fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), String> {
     let stop = match parts.get(1) {
         Some(p) => num(p, "STOP")?,
         // A single number means just that frame.
-        None => Some(start + 1),
+        None => Some(start.checked_add(1).ok_or_else(|| format!("START `{s}` is too large"))?),
     };
     let step = match parts.get(2) {
         Some(p) => num(p, "STEP")?.unwrap_or(1),
@@ -99,7 +104,8 @@ impl Observer for Bars {
     }
 }
 
-/// Runs the reconstruction; exit code 0 when every frame succeeded, else 2 + failed frames.
+/// Runs the reconstruction; exit code 0 when every frame succeeded, else 2 + the frames that
+/// failed or are degraded.
 pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let loaded = crate::config::load(&args.config)?;
     for w in &loaded.warnings {
@@ -113,7 +119,7 @@ pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     bars.cameras.finish_and_clear();
     bars.frames.finish_and_clear();
     print_summary(&report);
-    Ok(exit_code(report.n_failed()))
+    Ok(exit_code(report.n_failed() + report.n_degraded()))
 }
 
 /// Runs `f` on a pool of `threads` workers (all cores when `None`; at most
@@ -136,31 +142,43 @@ pub fn with_threads<T: Send>(
     }
 }
 
-/// 0 when nothing failed; otherwise 2 + the number of failed frames, capped at 125.
-pub fn exit_code(n_failed: usize) -> ExitCode {
-    if n_failed == 0 { ExitCode::SUCCESS } else { ExitCode::from((2 + n_failed).min(125) as u8) }
+/// 0 when every frame is complete; otherwise 2 + the number of incomplete (failed or
+/// degraded) frames, capped at 125.
+pub fn exit_code(n_incomplete: usize) -> ExitCode {
+    if n_incomplete == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from((2 + n_incomplete).min(125) as u8)
+    }
 }
 
 fn print_summary(report: &RunReport) {
     let skipped = report.count(FrameStatus::Skipped);
     let done = report.count(FrameStatus::Done);
+    let degraded = report.n_degraded();
     let shard = report.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
     println!(
-        "Reconstructed {done} of {} frame(s){shard} in {:.1} s{} → {}",
+        "Reconstructed {done} of {} frame(s){shard} in {:.1} s{}{} → {}",
         report.frames.len(),
         report.seconds,
         if skipped > 0 { format!(", {skipped} up to date (skipped)") } else { String::new() },
+        if degraded > 0 { format!(", {degraded} DEGRADED") } else { String::new() },
         report.output_dir.display()
     );
     for f in &report.frames {
         match (&f.report, &f.error) {
-            (Some(r), _) => println!(
-                "  frame {:>6}: {}{:.1} s, {} points, {} triangles",
+            (Some(r), error) => println!(
+                "  frame {:>6}: {}{:.1} s, {} points, {} triangles{}",
                 f.index,
-                if f.status == FrameStatus::Skipped { "up to date, " } else { "" },
+                match f.status {
+                    FrameStatus::Skipped => "up to date, ",
+                    FrameStatus::Degraded => "DEGRADED, ",
+                    _ => "",
+                },
                 f.seconds,
                 r.n_cloud_points,
-                r.n_mesh_faces
+                r.n_mesh_faces,
+                error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
             ),
             (None, Some(e)) => println!("  frame {:>6}: FAILED: {e}", f.index),
             (None, None) => {}
@@ -171,6 +189,13 @@ fn print_summary(report: &RunReport) {
             "{} frame(s) failed; see the log above and {}",
             report.n_failed(),
             report.file_name()
+        );
+    }
+    if degraded > 0 {
+        println!(
+            "{degraded} frame(s) degraded: a camera's image could not be read, so they lack \
+             that camera's view; repair or replace the files and rerun (degraded frames are \
+             computed again)"
         );
     }
 }
@@ -188,5 +213,9 @@ mod tests {
         assert!(parse_frames("3:1").is_err());
         assert!(parse_frames("a:b").is_err());
         assert!(parse_frames("0:5:0").is_err());
+        assert_eq!(parse_frames("::"), Ok((0, None, 1)));
+        for bad in ["", " ", "5:2", "0:0", "1:2:3:4", "-1", "18446744073709551615"] {
+            assert!(parse_frames(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -17,7 +17,7 @@ pub struct SummarizeArgs {
 }
 
 /// Prints the merged summary and writes its files; exit code 0 when every selected frame is
-/// done or up to date, 1 when frames failed or are missing.
+/// done or up to date, 1 when frames failed, are degraded or are missing.
 pub fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     let summary = summarize(&args.output)?;
     let paths = write_summary(&summary)?;
@@ -29,9 +29,11 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "Incomplete: {} frame(s) failed, {} missing ({}); rerun the runs or shards that did \
-         not finish (complete frames are skipped)",
+        "Incomplete: {} frame(s) failed, {} degraded, {} missing ({}); rerun the runs or \
+         shards that did not finish (complete frames are skipped; failed and degraded ones are \
+         computed again)",
         summary.n_failed,
+        summary.n_degraded,
         summary.missing_frames.len(),
         describe_indices(&summary.missing_frames)
     );

@@ -627,6 +627,7 @@ pub fn parse_str(text: &str, path: &Path, base_dir: &Path) -> Result<LoadedConfi
     let mut config = Config::read(&mut reader);
     reader.finish(Config::KEYS);
     check_cross_fields(&config, &mut ctx);
+    check_distinct_inputs(&config, base_dir, &mut ctx);
     if !ctx.issues.is_empty() {
         // In file order; problems without a position (missing fields) last.
         ctx.issues.sort_by_key(|i| i.pos.map_or((1, Pos::default()), |p| (0, p)));
@@ -671,6 +672,56 @@ fn strip_ignored_keys(
         }
     }
     entries
+}
+
+/// Two cameras mapped to one image folder or video would reconstruct the same views twice
+/// under two poses: refused, naming both cameras. Paths are compared after resolving them
+/// against `base_dir`, following symbolic links where the path exists (`a/`, `./a` and a link
+/// to `a` are the same folder).
+fn check_distinct_inputs(c: &Config, base_dir: &Path, ctx: &mut Ctx) {
+    let mut seen: Vec<(PathBuf, &str)> = Vec::new();
+    for (name, input) in &c.camera_input_map {
+        if input.as_os_str().is_empty() {
+            continue;
+        }
+        let resolved = same_file_key(&base_dir.join(input));
+        match seen.iter().find(|(p, _)| *p == resolved) {
+            Some((_, first)) => {
+                let p = format!("camera_input_map.{name}");
+                let at = ctx.locations.get(&p).copied();
+                ctx.error(
+                    &p,
+                    at,
+                    format!(
+                        "is the same input as camera `{first}` ({}): two cameras cannot share \
+                         an image folder or video; give each camera its own",
+                        input.display()
+                    ),
+                );
+            }
+            None => seen.push((resolved, name.as_str())),
+        }
+    }
+}
+
+/// `path` made absolute and canonical where it exists, otherwise normalised by its
+/// components (`.` and `x/..` removed), for comparing two paths.
+fn same_file_key(path: &Path) -> PathBuf {
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        return canonical;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Rules that involve more than one field.

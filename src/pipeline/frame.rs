@@ -47,8 +47,10 @@ pub struct FrameReport {
     pub index: usize,
     /// Wall time of each stage (seconds), in run order.
     pub stage_seconds: Vec<(String, f64)>,
-    /// Cameras whose image could not be read (skipped).
+    /// Cameras whose image could not be read (skipped): the frame is *degraded*.
     pub skipped_cameras: Vec<String>,
+    /// Why each camera of `skipped_cameras` was skipped, in the same order.
+    pub camera_errors: Vec<String>,
     /// Sparse points after triangulation (0 when the sparse stage did not run).
     pub n_sparse_points: usize,
     /// Ray-depth range used per ring camera (metres) and where it came from.
@@ -318,6 +320,7 @@ fn undistort_frame(
             }
             Err(e) => {
                 tracing::warn!("frame {index}: camera `{name}` skipped: {e}");
+                report.camera_errors.push(e.to_string());
                 report.skipped_cameras.push(name);
             }
         }

@@ -91,17 +91,22 @@ impl std::fmt::Display for Shard {
 pub enum FrameStatus {
     /// Computed by this run.
     Done,
+    /// Computed by this run without one or more cameras whose image could not be read: the
+    /// other cameras' results are kept, but the frame is not complete and the next run
+    /// computes it again.
+    Degraded,
     /// Complete and up to date from an earlier run: not recomputed.
     Skipped,
-    /// Failed in this run (its folder has no `frame.json`).
+    /// Failed in this run (its folder has no `frame.json`), or its cloud is empty.
     Failed,
 }
 
 impl FrameStatus {
-    /// `done`, `skipped` or `failed`.
+    /// `done`, `degraded`, `skipped` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Done => "done",
+            Self::Degraded => "degraded",
             Self::Skipped => "skipped",
             Self::Failed => "failed",
         }
@@ -113,19 +118,20 @@ impl FrameStatus {
 pub struct FrameOutcome {
     /// Frame index.
     pub index: usize,
-    /// Done, skipped (up to date) or failed.
+    /// Done, degraded (cameras lost), skipped (up to date) or failed.
     pub status: FrameStatus,
     /// Why the frame was skipped (`up to date`) or recomputed (`outputs from a different
     /// config`, `incomplete outputs (…)`, `--force`); absent for a frame never started before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Why it failed.
+    /// Why it failed, or which cameras a degraded frame lost and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Wall time of the frame's computation (seconds): in this run, or for a skipped frame in
     /// the run that computed it.
     pub seconds: f64,
-    /// The frame's report (stages, counts, outputs) when it succeeded or was skipped.
+    /// The frame's report (stages, counts, outputs) when it was computed (done or degraded)
+    /// or skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<FrameReport>,
 }
@@ -175,6 +181,11 @@ impl RunReport {
     /// Frames that failed.
     pub fn n_failed(&self) -> usize {
         self.count(FrameStatus::Failed)
+    }
+
+    /// Frames computed without every camera.
+    pub fn n_degraded(&self) -> usize {
+        self.count(FrameStatus::Degraded)
     }
 
     /// The report's file name in the output folder.
@@ -334,6 +345,12 @@ fn run_frame(
         }
     });
     let result = result.and_then(|mut frame| {
+        if frame.n_cloud_points == 0 {
+            return Err(format!(
+                "the cloud is empty (0 points): nothing was reconstructed{}",
+                lost_cameras(&frame).map(|l| format!("; {l}")).unwrap_or_default()
+            ));
+        }
         frame.coverage = coverage(ctx, &frame);
         let seconds = frame_start.elapsed().as_secs_f64();
         // The marker goes last: only now are the frame's outputs complete.
@@ -344,17 +361,34 @@ fn run_frame(
     });
     let seconds = frame_start.elapsed().as_secs_f64();
     match result {
-        Ok(frame) => {
-            tracing::info!("frame {index}: complete in {seconds:.1} s");
-            FrameOutcome {
-                index,
-                status: FrameStatus::Done,
-                reason,
-                error: None,
-                seconds,
-                report: Some(frame),
+        Ok(frame) => match lost_cameras(&frame) {
+            None => {
+                tracing::info!("frame {index}: complete in {seconds:.1} s");
+                FrameOutcome {
+                    index,
+                    status: FrameStatus::Done,
+                    reason,
+                    error: None,
+                    seconds,
+                    report: Some(frame),
+                }
             }
-        }
+            Some(lost) => {
+                // An error-level line: it is shown with `-q` too.
+                tracing::error!(
+                    "frame {index}: DEGRADED: {lost}; the other cameras' results are kept and \
+                     the next run computes the frame again (repair or replace the file)"
+                );
+                FrameOutcome {
+                    index,
+                    status: FrameStatus::Degraded,
+                    reason,
+                    error: Some(lost),
+                    seconds,
+                    report: Some(frame),
+                }
+            }
+        },
         Err(err) => {
             tracing::error!("frame {index}: processing failed, skipping: {err}");
             FrameOutcome {
@@ -367,6 +401,23 @@ fn run_frame(
             }
         }
     }
+}
+
+/// `camera `a` could not be read (why); camera `b` …` for a frame that lost cameras.
+fn lost_cameras(frame: &FrameReport) -> Option<String> {
+    if frame.skipped_cameras.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = frame
+        .skipped_cameras
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match frame.camera_errors.get(i) {
+            Some(why) => format!("camera `{name}` could not be read ({why})"),
+            None => format!("camera `{name}` could not be read"),
+        })
+        .collect();
+    Some(parts.join("; "))
 }
 
 /// Valid depth pixels over all pixels of the active ring cameras (`None` in sparse mode).

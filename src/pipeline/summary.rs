@@ -38,12 +38,12 @@ pub struct StageTiming {
     pub frames: usize,
 }
 
-/// A failed frame.
+/// A failed or degraded frame.
 #[derive(Clone, Debug, Serialize)]
 pub struct FailedFrame {
     /// Frame index.
     pub index: usize,
-    /// Why it failed.
+    /// Why it failed, or which cameras it lost.
     pub error: String,
 }
 
@@ -52,7 +52,8 @@ pub struct FailedFrame {
 pub struct TimeseriesRow {
     /// Frame index.
     pub frame: usize,
-    /// `done`, `skipped` (up to date from an earlier run), `failed` or `missing`.
+    /// `done`, `degraded` (computed without a camera whose image could not be read),
+    /// `skipped` (up to date from an earlier run), `failed` or `missing`.
     pub status: String,
     /// Points of the fused (or sparse) cloud as written.
     pub points: Option<usize>,
@@ -81,6 +82,8 @@ pub struct Summary {
     pub frames_selected: usize,
     /// Frames computed by their latest run.
     pub n_done: usize,
+    /// Frames computed by their latest run without every camera (degraded).
+    pub n_degraded: usize,
     /// Frames found up to date by their latest run.
     pub n_skipped: usize,
     /// Frames whose latest run failed.
@@ -89,6 +92,8 @@ pub struct Summary {
     pub missing_frames: Vec<usize>,
     /// Failed frames and why.
     pub failed_frames: Vec<FailedFrame>,
+    /// Degraded frames and the cameras they lost.
+    pub degraded_frames: Vec<FailedFrame>,
     /// Mean time of each stage over the frames with a report (done or skipped), in run order.
     pub stage_mean_seconds: Vec<StageTiming>,
     /// Sum of the frames' computation times (seconds).
@@ -100,9 +105,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether every selected frame is done or up to date.
+    /// Whether every selected frame is done or up to date (none failed, degraded or
+    /// missing).
     pub fn is_complete(&self) -> bool {
-        self.n_failed == 0 && self.missing_frames.is_empty()
+        self.n_failed == 0 && self.n_degraded == 0 && self.missing_frames.is_empty()
     }
 }
 
@@ -178,6 +184,13 @@ pub fn summarize(output_dir: &Path) -> Result<Summary, PipelineError> {
         run_seconds_total += r.seconds;
     }
     let count = |s: FrameStatus| latest.values().filter(|f| f.status == s).count();
+    let with_status = |s: FrameStatus| -> Vec<FailedFrame> {
+        latest
+            .values()
+            .filter(|f| f.status == s)
+            .map(|f| FailedFrame { index: f.index, error: f.error.clone().unwrap_or_default() })
+            .collect()
+    };
     let all: BTreeSet<usize> = selected.iter().chain(latest.keys()).copied().collect();
 
     let mut stages: Vec<(String, f64, usize)> = Vec::new();
@@ -235,14 +248,12 @@ pub fn summarize(output_dir: &Path) -> Result<Summary, PipelineError> {
         config_fingerprint: fingerprint,
         frames_selected: selected.len(),
         n_done: count(FrameStatus::Done),
+        n_degraded: count(FrameStatus::Degraded),
         n_skipped: count(FrameStatus::Skipped),
         n_failed: count(FrameStatus::Failed),
         missing_frames: selected.iter().filter(|i| !latest.contains_key(i)).copied().collect(),
-        failed_frames: latest
-            .values()
-            .filter(|f| f.status == FrameStatus::Failed)
-            .map(|f| FailedFrame { index: f.index, error: f.error.clone().unwrap_or_default() })
-            .collect(),
+        failed_frames: with_status(FrameStatus::Failed),
+        degraded_frames: with_status(FrameStatus::Degraded),
         stage_mean_seconds: stages
             .into_iter()
             .map(|(stage, sum, frames)| StageTiming {
@@ -324,6 +335,7 @@ impl std::fmt::Display for Summary {
         writeln!(f, "|---|---:|")?;
         writeln!(f, "| selected | {} |", self.frames_selected)?;
         writeln!(f, "| done | {} |", self.n_done)?;
+        writeln!(f, "| degraded (a camera lost) | {} |", self.n_degraded)?;
         writeln!(f, "| skipped (up to date) | {} |", self.n_skipped)?;
         writeln!(f, "| failed | {} |", self.n_failed)?;
         writeln!(f, "| missing | {} |", self.missing_frames.len())?;
@@ -344,6 +356,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "Missing frames: {}", describe_indices(&self.missing_frames))?;
         for failed in &self.failed_frames {
             writeln!(f, "Failed frame {}: {}", failed.index, failed.error)?;
+        }
+        for degraded in &self.degraded_frames {
+            writeln!(f, "Degraded frame {}: {}", degraded.index, degraded.error)?;
         }
         Ok(())
     }
@@ -369,7 +384,8 @@ mod tests {
             index,
             status,
             reason: None,
-            error: (status == FrameStatus::Failed).then(|| "boom".into()),
+            error: matches!(status, FrameStatus::Failed | FrameStatus::Degraded)
+                .then(|| "boom".into()),
             seconds: 2.0,
             report,
         }
@@ -410,7 +426,7 @@ mod tests {
             &report(
                 s(0),
                 100,
-                vec![outcome(0, FrameStatus::Done, 10), outcome(3, FrameStatus::Done, 30)],
+                vec![outcome(0, FrameStatus::Done, 10), outcome(3, FrameStatus::Degraded, 30)],
             ),
         );
         write(
@@ -438,7 +454,10 @@ mod tests {
         assert_eq!(sum.reports, ["run.json", "run_shard_0_of_3.json", "run_shard_1_of_3.json"]);
         let ignored: Vec<&str> = sum.ignored_reports.iter().map(|i| i.file.as_str()).collect();
         assert_eq!(ignored, ["run_shard_9_of_10.json", "run_shard_2_of_3.json"]);
-        assert_eq!((sum.frames_selected, sum.n_done, sum.n_skipped, sum.n_failed), (6, 3, 1, 0));
+        assert_eq!((sum.frames_selected, sum.n_done, sum.n_skipped, sum.n_failed), (6, 2, 1, 0));
+        assert_eq!(sum.n_degraded, 1);
+        assert_eq!(sum.degraded_frames.len(), 1);
+        assert_eq!(sum.degraded_frames[0].index, 3);
         assert_eq!(sum.missing_frames, [2, 5]);
         assert!(!sum.is_complete());
         assert_eq!(sum.stage_mean_seconds[0].stage, "fusion");
@@ -454,9 +473,12 @@ mod tests {
         assert_eq!(lines[0], "frame,status,points,coverage,height_mean,height_std,seconds");
         assert_eq!(lines[2], "1,skipped,11,0.500000,-0.100000,0.010000,2.000");
         assert_eq!(lines[3], "2,missing,,,,,");
+        assert!(lines[4].starts_with("3,degraded,30,"), "{}", lines[4]);
         let text = sum.to_string();
         assert!(text.contains("| missing | 2 |"), "{text}");
         assert!(text.contains("Missing frames: 2, 5"), "{text}");
+        assert!(text.contains("| degraded (a camera lost) | 1 |"), "{text}");
+        assert!(text.contains("Degraded frame 3: boom"), "{text}");
         let paths = write_summary(&sum).unwrap();
         assert_eq!(std::fs::read_to_string(&paths[1]).unwrap(), csv);
     }
