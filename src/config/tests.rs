@@ -327,7 +327,6 @@ fn overrides_replace_values_before_validation() {
             "runtime.viz_stages=[depth, rig]",
             "mask_dir=masks",
             "camera_input_map.cam2=images/cam2",
-            "preprocessing=null",
         ],
     )
     .unwrap();
