@@ -547,6 +547,22 @@ pub enum CalibError {
         /// The parser's message.
         message: String,
     },
+    /// A key appears twice in one JSON object (JSON parsers keep the last copy silently).
+    #[error(
+        "{}:{line}:{column}: key `{field}` appears more than once; every key (and every \
+         camera) must appear once: remove or rename the extra copy",
+        path.display()
+    )]
+    DuplicateKey {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the repeated key (`cameras.cam1`).
+        field: String,
+        /// Line where the second copy ends (1-based).
+        line: usize,
+        /// Column where the second copy ends (1-based).
+        column: usize,
+    },
     /// The format version is not "1.0".
     #[error(
         "{}: field `version` is {found}, but only AquaCal format \"{FORMAT_VERSION}\" is \
@@ -648,14 +664,207 @@ pub fn load_rig(path: &Path) -> Result<Rig, CalibError> {
 }
 
 /// Parses and validates an AquaCal calibration; `source` names the file in errors.
+///
+/// Beyond strict JSON: a UTF-8 byte-order mark is skipped, and the bare tokens `NaN`,
+/// `Infinity` and `-Infinity` that AquaCal (Python's `json`) writes, e.g. in `diagnostics`
+/// when a calibration has no held-out frames, are accepted; a field aquamvs uses that holds
+/// one is an error naming the field. A key repeated in one object is an error naming it.
 pub fn parse_rig(json: &str, source: &Path) -> Result<Rig, CalibError> {
-    let root: Value = serde_json::from_str(json).map_err(|e| CalibError::Syntax {
-        path: source.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
+    let root = parse_json(json).map_err(|e| e.into_calib_error(source))?;
     Walker { path: source, camera: None }.rig(&root)
+}
+
+/// Why a calibration's text is not a JSON tree.
+enum JsonError {
+    Syntax(serde_json::Error),
+    Duplicate { field: String, line: usize, column: usize },
+}
+
+impl JsonError {
+    fn into_calib_error(self, source: &Path) -> CalibError {
+        match self {
+            JsonError::Syntax(e) => CalibError::Syntax {
+                path: source.to_path_buf(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            },
+            JsonError::Duplicate { field, line, column } => {
+                CalibError::DuplicateKey { path: source.to_path_buf(), field, line, column }
+            }
+        }
+    }
+}
+
+/// Parses calibration text into a tree (see [`parse_rig`] for what is accepted beyond JSON).
+fn parse_json(text: &str) -> Result<Value, JsonError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = mark_non_finite(text);
+    let duplicate = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let seed = json_tree::Tree { path: String::new(), duplicate: &duplicate };
+    let result = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|v| {
+        de.end()?;
+        Ok(v)
+    });
+    match (result, duplicate.into_inner()) {
+        (Err(e), Some(field)) => {
+            Err(JsonError::Duplicate { field, line: e.line(), column: e.column() })
+        }
+        (Err(e), None) => Err(JsonError::Syntax(e)),
+        (Ok(v), _) => Ok(v),
+    }
+}
+
+/// Marks a non-finite number token inside the JSON tree: the tokens are rewritten to strings
+/// starting with this private-use character, which no AquaCal file contains.
+const NON_FINITE_MARK: char = '\u{E000}';
+
+/// Rewrites the bare tokens `NaN`, `Infinity` and `-Infinity` outside strings into marked
+/// strings (`"\u{E000}NaN"`), so that a strict JSON parser reads them and [`describe`] can
+/// name them. Columns after a rewritten token on the same line shift by three characters.
+fn mark_non_finite(text: &str) -> std::borrow::Cow<'_, str> {
+    const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    if !TOKENS.iter().any(|t| text.contains(t)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        let boundary_before =
+            i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.');
+        let token = TOKENS.iter().find(|t| {
+            text[i..].starts_with(**t)
+                && bytes.get(i + t.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
+        });
+        match token {
+            Some(t) if boundary_before => {
+                out.push_str(&text[copied..i]);
+                out.push('"');
+                out.push(NON_FINITE_MARK);
+                out.push_str(t);
+                out.push('"');
+                i += t.len();
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// A serde visitor that builds a [`Value`] and refuses a key repeated within one object.
+mod json_tree {
+    use std::cell::RefCell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// Builds the tree below `path`; the first repeated key's dotted path goes to `duplicate`.
+    pub(super) struct Tree<'a> {
+        pub(super) path: String,
+        pub(super) duplicate: &'a RefCell<Option<String>>,
+    }
+
+    impl Tree<'_> {
+        fn child(&self, part: &str) -> Self {
+            let path = if self.path.is_empty() {
+                part.to_owned()
+            } else {
+                format!("{}.{part}", self.path)
+            };
+            Tree { path, duplicate: self.duplicate }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Tree<'_> {
+        type Value = Value;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Tree<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            loop {
+                let child = Tree {
+                    path: format!("{}[{}]", self.path, items.len()),
+                    duplicate: self.duplicate,
+                };
+                let Some(item) = seq.next_element_seed(child)? else { break };
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let child = self.child(&key);
+                if out.contains_key(&key) {
+                    let field = child.path.clone();
+                    *self.duplicate.borrow_mut() = Some(field.clone());
+                    return Err(de::Error::custom(format!("duplicate key `{field}`")));
+                }
+                let value = map.next_value_seed(child)?;
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
 }
 
 /// Writes `rig` as an AquaCal calibration file (see [`rig_to_aquacal_json`]), atomically.
@@ -948,7 +1157,9 @@ impl<'a> Walker<'a> {
     fn vec3(&self, v: &Value, field: &str) -> Result<Vector3<f64>, CalibError> {
         match self.number_list(v, field) {
             Ok(list) if list.len() == 3 => Ok(Vector3::new(list[0], list[1], list[2])),
-            _ => Err(self.wrong_type(field, "3 numbers, as [x, y, z] or [[x], [y], [z]]", v)),
+            _ => {
+                Err(self.wrong_type(field, "3 finite numbers, as [x, y, z] or [[x], [y], [z]]", v))
+            }
         }
     }
 
@@ -1022,8 +1233,21 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// A short description of a JSON value for error messages.
+/// A short description of a JSON value for error messages (non-finite tokens as written).
 fn describe(v: &Value) -> String {
+    let text = describe_raw(v);
+    if text.contains(NON_FINITE_MARK) {
+        let mut t = text;
+        for token in ["-Infinity", "Infinity", "NaN"] {
+            t = t.replace(&format!("\"{NON_FINITE_MARK}{token}\""), token);
+        }
+        t
+    } else {
+        text
+    }
+}
+
+fn describe_raw(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
@@ -1233,6 +1457,87 @@ mod tests {
         assert!(err.to_string().starts_with("rig.json:2:"), "{err}");
         let (_, msg) = parse_err(&json!([1, 2]));
         assert!(msg.contains("`(top level)` must be an object"), "{msg}");
+    }
+
+    /// `v` pretty-printed with `"@@NAME@@"` strings replaced by bare tokens, as Python's
+    /// `json.dump` writes non-finite floats.
+    fn with_bare_tokens(v: &Value) -> String {
+        let mut text = format!("{v:#}");
+        for t in ["NaN", "Infinity", "-Infinity"] {
+            text = text.replace(&format!("\"@@{t}@@\""), t);
+        }
+        text
+    }
+
+    #[test]
+    fn aquacal_non_finite_diagnostics_load() {
+        // AquaCal 2.1.0 without held-out frames: NaN and Infinity in the diagnostics.
+        let mut v = example();
+        v["diagnostics"]["reprojection_error_rms"] = json!("@@NaN@@");
+        v["diagnostics"]["validation_3d_error_mean"] = json!("@@Infinity@@");
+        v["diagnostics"]["validation_3d_error_std"] = json!("@@-Infinity@@");
+        v["diagnostics"]["reprojection_error_per_camera"]["cam_ring_01"] = json!(["@@NaN@@"]);
+        // Tokens inside strings are text, not numbers.
+        v["metadata"]["config_hash"] = json!("NaN Infinity \" NaN");
+        let text = with_bare_tokens(&v);
+        assert!(text.contains(": NaN,") && text.contains("-Infinity"), "{text}");
+        let rig = parse_rig(&text, Path::new(FILE)).unwrap();
+        assert_eq!(rig.cameras().len(), 2);
+        // Equal values with or without the tokens.
+        assert_eq!(rig_to_aquacal_json(&rig), rig_to_aquacal_json(&parse(&example()).unwrap()));
+    }
+
+    #[test]
+    fn non_finite_in_a_used_field_names_the_field() {
+        for (token, field) in [
+            ("NaN", "cameras.cam_ring_01.water_z"),
+            ("Infinity", "interface.n_water"),
+            ("-Infinity", "cameras.cam_ring_01.extrinsics.t"),
+            ("NaN", "cameras.cam_center.intrinsics.K"),
+        ] {
+            let mut v = example();
+            let marked = json!(format!("@@{token}@@"));
+            match field {
+                "cameras.cam_ring_01.water_z" => v["cameras"]["cam_ring_01"]["water_z"] = marked,
+                "interface.n_water" => v["interface"]["n_water"] = marked,
+                "cameras.cam_ring_01.extrinsics.t" => {
+                    v["cameras"]["cam_ring_01"]["extrinsics"]["t"][1] = marked
+                }
+                _ => v["cameras"]["cam_center"]["intrinsics"]["K"][0][0] = marked,
+            }
+            let err = parse_rig(&with_bare_tokens(&v), Path::new(FILE)).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with(FILE), "{msg}");
+            assert!(msg.contains(&format!("`{field}`")), "{field}: {msg}");
+            assert!(msg.contains("finite") && msg.contains(token), "{field}: {msg}");
+            assert!(!msg.contains(NON_FINITE_MARK), "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let text = format!("\u{feff}{:#}", example());
+        assert_eq!(parse_rig(&text, Path::new(FILE)).unwrap().cameras().len(), 2);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_by_name() {
+        // A second copy of a camera (serde_json alone would keep the last one silently).
+        let text = format!("{:#}", example());
+        let dup = text.replacen("\"cam_center\": {", "\"cam_ring_01\": {", 1);
+        assert_eq!(dup.matches("\"cam_ring_01\": {").count(), 2);
+        let err = parse_rig(&dup, Path::new(FILE)).unwrap_err();
+        assert!(matches!(err, CalibError::DuplicateKey { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("{FILE}:")), "{msg}");
+        assert!(msg.contains("`cameras.cam_ring_01` appears more than once"), "{msg}");
+        // Any level: a field repeated inside a camera record.
+        let dup = text.replacen("\"water_z\": 0.978", "\"water_z\": 0.978, \"water_z\": 0.5", 1);
+        let msg = parse_rig(&dup, Path::new(FILE)).unwrap_err().to_string();
+        assert!(msg.contains(".water_z` appears more than once"), "{msg}");
+        // Not valid JSON stays a syntax error.
+        let err = parse_rig("{\"version\": NaNa}", Path::new(FILE)).unwrap_err();
+        assert!(matches!(err, CalibError::Syntax { .. }), "{err:?}");
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct BenchmarkArgs {
     /// tank rig; with the default size well under a minute (CI).
     #[arg(long, conflicts_with = "config")]
     pub small: bool,
+    /// Override a config value, validated like the file: `--set matcher_type=classical`,
+    /// `--set reconstruction.num_depths=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<crate::config::Override>,
 }
 
 /// The pathways of `--pathways`.
@@ -81,7 +85,7 @@ pub fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let (config_path, input, out, ground_truth) = match &args.config {
         Some(path) => {
-            let loaded = crate::config::load(path)?;
+            let loaded = crate::config::load_with(path, &args.set)?;
             let out =
                 args.out.clone().unwrap_or_else(|| loaded.config.output_dir.join("benchmark"));
             let gt = args.ground_truth.clone().or_else(|| ground_truth_next_to(path));
@@ -102,7 +106,7 @@ pub fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             (config, scene.describe(), out, Some(scene_dir.join("ground_truth")))
         }
     };
-    let loaded = crate::config::load(&config_path)?;
+    let loaded = crate::config::load_with(&config_path, &args.set)?;
     let opts = BenchmarkOptions {
         frame: args.frame,
         pathways,

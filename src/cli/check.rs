@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::setup::check::{CheckReport, Summary, check_project};
+use crate::config::Override;
+use crate::setup::check::{CheckReport, Summary, check_project_with};
 
 /// Flags of `aquamvs check`.
 #[derive(Debug, Args)]
@@ -13,11 +14,15 @@ pub struct CheckArgs {
     /// The config file to check.
     #[arg(value_name = "CONFIG")]
     pub config: PathBuf,
+    /// Override a config value, validated like the file: `--set matcher_type=classical`,
+    /// `--set reconstruction.num_depths=64` (repeatable; see docs/configuration.md).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Override>,
 }
 
 /// Runs the check and prints its report; exit code 1 when there are problems.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let report = check_project(&args.config);
+    let report = check_project_with(&args.config, &args.set);
     if let Some(summary) = &report.summary {
         print_summary(summary);
     }
@@ -64,6 +69,9 @@ fn print_summary(s: &Summary) {
 }
 
 fn print_remarks(report: &CheckReport) {
+    for n in &report.notes {
+        println!("note: {n}");
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

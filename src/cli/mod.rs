@@ -56,7 +56,9 @@ pub enum Command {
     ExportMesh(export_mesh::ExportMeshArgs),
     /// Run the whole job on a built-in synthetic scene and report its accuracy.
     Demo(demo::DemoArgs),
-    /// Reconstruct every selected frame of a config.
+    /// Reconstruct every selected frame of a config (`aquamvs run CONFIG` is the same, as in
+    /// AquaMVS).
+    #[command(visible_alias = "run")]
     Reconstruct(reconstruct::ReconstructArgs),
     /// Write a synthetic refractive scene with ground truth (images, calibration, config).
     Synth(synth::SynthArgs),

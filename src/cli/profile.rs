@@ -36,6 +36,10 @@ pub struct ProfileArgs {
     /// tank rig.
     #[arg(long, conflicts_with = "config")]
     pub small: bool,
+    /// Override a config value, validated like the file: `--set matcher_type=classical`,
+    /// `--set reconstruction.num_depths=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<crate::config::Override>,
 }
 
 /// `profile.json`.
@@ -67,7 +71,7 @@ pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<
             (scene.prepare(&work.join("scene"))?, scene.describe())
         }
     };
-    let mut loaded = crate::config::load(&config_path)?;
+    let mut loaded = crate::config::load_with(&config_path, &args.set)?;
     loaded.config.output_dir = work.join("output");
     println!("Profiling frame {} of {input}…", args.frame);
 

@@ -26,6 +26,15 @@ pub struct ReconstructArgs {
     /// Recompute every frame, even those whose outputs are complete and up to date.
     #[arg(long)]
     pub force: bool,
+    /// Override a config value, validated like the file: `--set matcher_type=classical`,
+    /// `--set reconstruction.num_depths=64` (repeatable; the used config in the output folder
+    /// records the result).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<crate::config::Override>,
+    /// AquaMVS's device override (`cpu` or `cuda`): the same as `--set runtime.device=…`;
+    /// aquamvs runs on the CPU either way.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
 }
 
 /// Parses `START:STOP:STEP`.
@@ -107,10 +116,13 @@ impl Observer for Bars {
 /// Runs the reconstruction; exit code 0 when every frame succeeded, else 2 + the frames that
 /// failed or are degraded.
 pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let loaded = crate::config::load(&args.config)?;
-    for w in &loaded.warnings {
-        tracing::warn!("{}: {w}", loaded.locate(&w.path));
+    let mut overrides = args.set.clone();
+    if let Some(device) = &args.device {
+        overrides
+            .push(crate::config::Override { key: "runtime.device".into(), value: device.clone() });
     }
+    let loaded = crate::config::load_with(&args.config, &overrides)?;
+    loaded.log_remarks();
     let quiet = quiet || loaded.config.runtime.quiet;
     let threads = loaded.config.runtime.threads;
     let bars = Bars::new(quiet);

@@ -23,31 +23,31 @@ pub struct SynthArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Image size WIDTHxHEIGHT; focal lengths scale with the width unless --focal is given.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_size)]
     pub size: Option<ImageSize>,
     /// Number of frames (the bottom drifts slightly between frames; 1 to 10000).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     pub frames: usize,
     /// Seed of the surface layout, texture and noise.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     pub seed: u64,
     /// Number of ring cameras (1 to 64).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cameras: Option<usize>,
     /// Ring radius (m).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub radius: Option<f64>,
     /// Tilt of the ring cameras toward the centre (degrees).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tilt: Option<f64>,
     /// World Z of the cameras (m; the water is at --water-z below).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub camera_z: Option<f64>,
     /// Focal length of the ring cameras (pixels).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub focal: Option<f64>,
     /// Brown distortion k1,k2,p1,p2,k3 of the ring cameras.
-    #[arg(long, value_delimiter = ',', num_args = 5)]
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', num_args = 5)]
     pub distortion: Option<Vec<f64>>,
     /// Make the centre camera a fisheye (true) or a pinhole (false).
     #[arg(long)]
@@ -56,19 +56,19 @@ pub struct SynthArgs {
     #[arg(long)]
     pub no_centre: bool,
     /// World Z of the water surface (m).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub water_z: Option<f64>,
     /// Refractive index of the water.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub n_water: Option<f64>,
     /// Sensor noise (grey levels, standard deviation).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub noise: Option<f32>,
     /// Per-camera colour gain differences (±fraction).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub gain_spread: Option<f32>,
     /// Sub-pixel rays per pixel along each axis.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub supersample: Option<usize>,
 }
 

@@ -11,9 +11,12 @@
 //! - new fields: `matcher_type: classical` (the default), model paths for the learned
 //!   matchers, `reconstruction.depth_range`, `runtime.threads`, `runtime.onnxruntime_library`.
 //!
-//! Keys AquaMVS wrote but never used, and keys it removed, are accepted with a warning so that
-//! configs written by AquaMVS's `init` load unchanged.
+//! Keys AquaMVS wrote but never used, and keys it removed, are accepted with a note saying what
+//! happens instead, so that configs written by AquaMVS 1.7's `init` load unchanged (its
+//! `dense_matching.roma_anchor_width/height` are RoMa's input size here too). Command-line
+//! overrides (`--set KEY=VALUE`, [`overrides`]) are applied to the document before validation.
 
+pub mod overrides;
 pub mod schema;
 pub mod suggest;
 pub mod yaml;
@@ -23,6 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::{config_enum, config_section};
+pub use overrides::Override;
 use schema::{
     ConfigIssue, ConfigValue, Ctx, FieldInfo, MapReader, at_least, non_negative, positive,
     unit_interval,
@@ -238,6 +242,15 @@ fn odd_window(v: &usize) -> Result<(), String> {
     }
 }
 
+fn multiple_of_16(v: &usize) -> Result<(), String> {
+    let max = crate::io::limits::MAX_IMAGE_SIDE;
+    if *v > 0 && v.is_multiple_of(16) && *v <= max {
+        Ok(())
+    } else {
+        Err(format!("must be a positive multiple of 16 (RoMa's patch size) and ≤ {max}, got {v}"))
+    }
+}
+
 fn optional_at_least_1(v: &Option<usize>) -> Result<(), String> {
     match v {
         Some(0) => Err("must be at least 1 (or null)".into()),
@@ -314,6 +327,12 @@ config_section! {
         certainty_threshold: f64 = 0.5; check unit_interval,
         /// Maximum correspondences per pair kept by RoMa sparse matching (1 to 10000000).
         max_correspondences: usize = 100_000; check between(1, MAX_CORRESPONDENCES),
+        /// RoMa's input width (pixels, a positive multiple of 16): images are resized to
+        /// this before matching. Used when the model accepts any size; a model exported at a
+        /// fixed size runs at that size (with a note when it differs).
+        roma_anchor_width: usize = 512; check multiple_of_16,
+        /// RoMa's input height (pixels, a positive multiple of 16); see `roma_anchor_width`.
+        roma_anchor_height: usize = 512; check multiple_of_16,
         /// RoMa v2 ONNX model (for `matcher_type: roma`).
         roma_model: Option<PathBuf> = None,
         /// Run the geometric consistency filter on RoMa depth maps before fusion (the
@@ -575,41 +594,89 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The file it came from.
     pub path: PathBuf,
-    /// Non-fatal remarks (ignored compatibility keys, settings without effect).
+    /// Non-fatal remarks (settings without effect, risky combinations).
     pub warnings: Vec<ConfigIssue>,
+    /// Information: keys accepted for AquaMVS compatibility that aquamvs cannot honour, each
+    /// with what happens instead.
+    pub notes: Vec<ConfigIssue>,
     /// Where each field was set in the file (dotted path → position).
     pub locations: BTreeMap<String, Pos>,
+    /// Fields set by `--set` (dotted path → the flag as given).
+    pub set_by_flag: BTreeMap<String, String>,
 }
 
 impl LoadedConfig {
-    /// `file:line:col` of a field, or just the file when the field was not set in it.
+    /// `file:line:col` of a field, the `--set` flag that gave it, or just the file when the
+    /// field was not set in it.
     pub fn locate(&self, field: &str) -> String {
+        if let Some(flag) = self.set_by_flag.get(field) {
+            return format!("`{flag}`");
+        }
         match self.locations.get(field) {
             Some(pos) => format!("{}:{pos}", self.path.display()),
             None => format!("{} (default)", self.path.display()),
+        }
+    }
+
+    /// Logs the warnings (as warnings) and the notes (as information), each with where the
+    /// field was set.
+    pub fn log_remarks(&self) {
+        for w in &self.warnings {
+            tracing::warn!("{}: {w}", self.locate(&w.path));
+        }
+        for n in &self.notes {
+            tracing::info!("{}: {n}", self.locate(&n.path));
         }
     }
 }
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    load_with(path, &[])
+}
+
+/// Reads and validates a config file with command-line overrides (`--set KEY=VALUE`) applied
+/// before validation.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<LoadedConfig, ConfigError> {
     let text = crate::io::limits::read_text(path)
         .map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e.into() })?;
     // An empty base keeps relative paths relative to the working directory, which is then
     // the config's folder.
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse_str(&text, path, &base)
+    parse_str_with(&text, path, &base, overrides)
 }
 
 /// Validates config text; `path` is only used in messages, relative paths resolve against
 /// `base_dir`.
 pub fn parse_str(text: &str, path: &Path, base_dir: &Path) -> Result<LoadedConfig, ConfigError> {
-    let doc = yaml::parse(text).map_err(|e| ConfigError::Syntax {
+    parse_str_with(text, path, base_dir, &[])
+}
+
+/// [`parse_str`] with command-line overrides applied to the document before validation.
+pub fn parse_str_with(
+    text: &str,
+    path: &Path,
+    base_dir: &Path,
+    overrides: &[Override],
+) -> Result<LoadedConfig, ConfigError> {
+    // A UTF-8 byte-order mark (Windows editors) is not content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut doc = yaml::parse(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
         pos: e.pos,
         message: e.message,
     })?;
     let mut ctx = Ctx::default();
+    if !overrides.is_empty() {
+        let extra: Vec<&str> = IGNORED_KEYS.iter().map(|(k, _)| *k).collect();
+        if matches!(doc.value, Value::Null) {
+            doc.value = Value::Map(Vec::new());
+        }
+        if matches!(doc.value, Value::Map(_)) {
+            let paths = overrides::field_paths();
+            ctx.issues.extend(overrides::apply(&mut doc, overrides, &paths, &extra));
+        }
+    }
     let entries = match doc.value {
         Value::Map(entries) => entries,
         Value::Null => Vec::new(),
@@ -628,8 +695,19 @@ pub fn parse_str(text: &str, path: &Path, base_dir: &Path) -> Result<LoadedConfi
     reader.finish(Config::KEYS);
     check_cross_fields(&config, &mut ctx);
     check_distinct_inputs(&config, base_dir, &mut ctx);
+    overrides::name_flags(&mut ctx.issues, overrides);
+    overrides::name_flags(&mut ctx.warnings, overrides);
+    overrides::name_flags(&mut ctx.notes, overrides);
+    let mut set_by_flag = BTreeMap::new();
+    ctx.locations.retain(|field, pos| match overrides::flag_of(Some(*pos), overrides) {
+        Some(flag) => {
+            set_by_flag.insert(field.clone(), flag.to_string());
+            false
+        }
+        None => true,
+    });
     if !ctx.issues.is_empty() {
-        // In file order; problems without a position (missing fields) last.
+        // In file order; problems without a position (missing fields, flags) last.
         ctx.issues.sort_by_key(|i| i.pos.map_or((1, Pos::default()), |p| (0, p)));
         return Err(ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -642,7 +720,9 @@ pub fn parse_str(text: &str, path: &Path, base_dir: &Path) -> Result<LoadedConfi
         config,
         path: path.to_path_buf(),
         warnings: ctx.warnings,
+        notes: ctx.notes,
         locations: ctx.locations,
+        set_by_flag,
     })
 }
 
@@ -656,7 +736,7 @@ fn strip_ignored_keys(
             let path = schema::join_path(prefix, &k.name);
             match IGNORED_KEYS.iter().find(|(p, _)| *p == path) {
                 Some((_, why)) => {
-                    ctx.warn(&path, Some(k.pos), format!("ignored: {why}; you can delete it"));
+                    ctx.note(&path, Some(k.pos), format!("ignored: {why}; you can delete it"));
                     false
                 }
                 None => true,
@@ -770,7 +850,8 @@ fn check_cross_fields(c: &Config, ctx: &mut Ctx) {
                 "sparse_matching.matcher_model",
                 at,
                 "is required with `matcher_type: lightglue`: the LightGlue ONNX model \
-                 (see docs/learned-matchers.md), or use `matcher_type: classical`",
+                 (see docs/learned-matchers.md); or use the weights-free matcher: \
+                 `matcher_type: classical` in the file, or `--set matcher_type=classical`",
             );
         }
         MatcherType::Roma if c.dense_matching.roma_model.is_none() => {
@@ -779,7 +860,8 @@ fn check_cross_fields(c: &Config, ctx: &mut Ctx) {
                 "dense_matching.roma_model",
                 at,
                 "is required with `matcher_type: roma`: the RoMa v2 ONNX model \
-                 (see docs/learned-matchers.md), or use `matcher_type: classical`",
+                 (see docs/learned-matchers.md); or use the weights-free matcher: \
+                 `matcher_type: classical` in the file, or `--set matcher_type=classical`",
             );
         }
         _ => {}
@@ -815,7 +897,12 @@ fn check_cross_fields(c: &Config, ctx: &mut Ctx) {
     }
     if c.runtime.device == Device::Cuda {
         let at = pos(ctx, "runtime.device");
-        ctx.warn("runtime.device", at, "aquamvs runs on the CPU; `cuda` is ignored");
+        ctx.note(
+            "runtime.device",
+            at,
+            "`cuda` is accepted for AquaMVS configs, but aquamvs runs on the CPU (all cores \
+             unless `runtime.threads` says otherwise)",
+        );
     }
 }
 

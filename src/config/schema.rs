@@ -39,6 +39,7 @@ impl fmt::Display for ConfigIssue {
 pub struct Ctx {
     pub(crate) issues: Vec<ConfigIssue>,
     pub(crate) warnings: Vec<ConfigIssue>,
+    pub(crate) notes: Vec<ConfigIssue>,
     pub(crate) locations: BTreeMap<String, Pos>,
 }
 
@@ -51,6 +52,12 @@ impl Ctx {
     /// Records a warning at `path`.
     pub fn warn(&mut self, path: &str, pos: Option<Pos>, message: impl Into<String>) {
         self.warnings.push(ConfigIssue { path: path.to_owned(), pos, message: message.into() });
+    }
+
+    /// Records an information note at `path` (a key accepted for compatibility that cannot be
+    /// honoured, with what happens instead).
+    pub fn note(&mut self, path: &str, pos: Option<Pos>, message: impl Into<String>) {
+        self.notes.push(ConfigIssue { path: path.to_owned(), pos, message: message.into() });
     }
 
     fn wrong_type<T: ConfigValue>(&mut self, path: &str, node: &Node) {

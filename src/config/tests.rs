@@ -48,6 +48,7 @@ fn defaults_match_the_reference() {
     assert_eq!(s.filter_threshold, 0.1);
     let d = &c.dense_matching;
     assert_eq!((d.certainty_threshold, d.max_correspondences), (0.5, 100_000));
+    assert_eq!((d.roma_anchor_width, d.roma_anchor_height), (512, 512));
     let r = &c.reconstruction;
     assert_eq!(r.num_depths, 128);
     assert_eq!(r.cost_function, CostFunctionKind::Ncc);
@@ -309,13 +310,102 @@ fn compatibility_keys_warn_but_load() {
         "{MINIMAL}quality_preset: fast\nsave_mesh: true\nruntime:\n  device: cuda\n  benchmark_clahe: [true, false]\n"
     );
     let loaded = parse(&text).unwrap();
-    let paths: Vec<&str> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
-    assert_eq!(paths.len(), 4, "{paths:?}");
-    for p in ["save_mesh", "runtime.benchmark_clahe", "quality_preset", "runtime.device"] {
-        assert!(paths.contains(&p), "{p} not in {paths:?}");
+    let paths =
+        |list: &[ConfigIssue]| -> Vec<String> { list.iter().map(|w| w.path.clone()).collect() };
+    // AquaMVS warns about a preset in the file too.
+    assert_eq!(paths(&loaded.warnings), ["quality_preset"]);
+    // Accepted but not honoured: one note each, saying what happens instead.
+    let notes = paths(&loaded.notes);
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    for p in ["save_mesh", "runtime.benchmark_clahe", "runtime.device"] {
+        assert!(notes.iter().any(|n| n == p), "{p} not in {notes:?}");
     }
+    let cuda = loaded.notes.iter().find(|n| n.path == "runtime.device").unwrap();
+    assert!(cuda.message.contains("runs on the CPU"), "{}", cuda.message);
     // A preset named in the file is not applied at run time.
     assert_eq!(loaded.config.reconstruction.num_depths, 128);
+}
+
+#[test]
+fn aquamvs_1_7_keys_are_accepted_and_checked() {
+    let text =
+        format!("{MINIMAL}dense_matching:\n  roma_anchor_width: 640\n  roma_anchor_height: 480\n");
+    let d = parse(&text).unwrap().config.dense_matching;
+    assert_eq!((d.roma_anchor_width, d.roma_anchor_height), (640, 480));
+    let text = format!("{MINIMAL}dense_matching:\n  roma_anchor_width: 500\n");
+    let issue = one_issue(&text, "dense_matching.roma_anchor_width");
+    assert!(issue.message.contains("multiple of 16"), "{}", issue.message);
+    assert_eq!(issue.pos.map(|p| p.line), Some(6));
+}
+
+fn parse_with(text: &str, flags: &[&str]) -> Result<LoadedConfig, ConfigError> {
+    let overrides: Vec<Override> = flags.iter().map(|f| f.parse().unwrap()).collect();
+    parse_str_with(text, Path::new("/proj/config.yaml"), Path::new("/proj"), &overrides)
+}
+
+#[test]
+fn overrides_replace_values_before_validation() {
+    let text = format!("{MINIMAL}matcher_type: roma\nreconstruction:\n  num_depths: 0\n");
+    assert!(parse(&text).is_err());
+    let loaded = parse_with(
+        &text,
+        &[
+            "matcher_type=classical",
+            "num_depths=64",
+            "runtime.viz_stages=[depth, rig]",
+            "mask_dir=masks",
+            "camera_input_map.cam2=images/cam2",
+        ],
+    )
+    .unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.matcher_type, MatcherType::Classical);
+    assert_eq!(c.reconstruction.num_depths, 64);
+    assert_eq!(c.runtime.viz_stages, [VizStage::Depth, VizStage::Rig]);
+    // Paths resolve against the config's folder, as in the file.
+    assert_eq!(c.mask_dir, Some(PathBuf::from("/proj/masks")));
+    assert_eq!(c.camera_input_map.len(), 2);
+    // `locate` names the flag.
+    assert_eq!(loaded.locate("reconstruction.num_depths"), "`--set num_depths=64`");
+    assert_eq!(loaded.locate("output_dir"), "/proj/config.yaml:2:13");
+    // On an empty file the overrides are the whole config.
+    let loaded =
+        parse_with("", &["calibration_path=c.json", "output_dir=o", "camera_input_map={a: x}"])
+            .unwrap();
+    assert_eq!(loaded.config.calibration_path, PathBuf::from("/proj/c.json"));
+}
+
+#[test]
+fn override_problems_name_the_flag() {
+    let err =
+        parse_with(MINIMAL, &["window_size=4", "reconstruction.nope=1", "quiet=[1"]).unwrap_err();
+    let issues = err.issues();
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "reconstruction.window_size: must be odd and ≥ 3, got 4 (given by `--set window_size=4`)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--set reconstruction.nope=1: unknown key"), "{text}");
+    assert!(text.contains("--set quiet=[1: the value is not a YAML value"), "{text}");
+    // No line of the file is blamed for a flag.
+    assert!(issues.iter().all(|i| i.pos.is_none()), "{issues:#?}");
+    // Ambiguous short names list the candidates, if any field names repeat.
+    let paths = overrides::field_paths();
+    let leaves: Vec<&str> = paths.iter().filter_map(|p| p.rsplit('.').next()).collect();
+    if let Some(dup) = leaves.iter().find(|l| leaves.iter().filter(|m| m == l).count() > 1) {
+        let msg = overrides::resolve_key(dup, &paths, &[]).unwrap_err();
+        assert!(msg.contains("ambiguous"), "{msg}");
+    }
+}
+
+#[test]
+fn byte_order_mark_and_crlf_are_not_content() {
+    let plain = parse(MINIMAL).unwrap().config;
+    let windows = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n"));
+    assert_eq!(parse(&windows).unwrap().config, plain);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! Writing follows what Open3D writes, so files open in the same tools and the reference's own
 //! scripts read ours: binary little-endian, vertex properties `x y z` (double), `nx ny nz`
 //! (double, when present), `red green blue` (uchar, when present), and for meshes an element
-//! `face` with `list uchar int vertex_indices`. Every write goes through
+//! `face` with `list uchar uint vertex_indices`. Every write goes through
 //! [`crate::io::atomic::write_atomic`].
 //!
 //! Reading is deliberately liberal because users bring clouds from other tools: ASCII and both
@@ -81,19 +81,16 @@ pub fn write_mesh(path: &Path, mesh: &TriangleMesh) -> Result<(), PlyError> {
             mesh.colors().is_some(),
         )?;
         writeln!(w, "element face {}", mesh.n_faces())?;
-        w.write_all(b"property list uchar int vertex_indices\nend_header\n")?;
+        w.write_all(b"property list uchar uint vertex_indices\nend_header\n")?;
         write_vertices(w, mesh.vertices(), mesh.normals(), mesh.colors())?;
         let mut buf = Vec::with_capacity(13 * 4096);
         for chunk in mesh.faces().chunks(4096) {
             buf.clear();
             for tri in chunk {
                 buf.push(3u8);
+                // Face indices are u32 < n_vertices (a `TriangleMesh` invariant): Open3D's
+                // `uint` index type holds every one.
                 for &i in tri {
-                    // Face indices are < n_vertices (a `TriangleMesh` invariant); a mesh with
-                    // more than i32::MAX vertices cannot be written in this layout.
-                    let i = i32::try_from(i).map_err(|_| {
-                        io::Error::other("vertex index does not fit the PLY 'int' index type")
-                    })?;
                     buf.extend_from_slice(&i.to_le_bytes());
                 }
             }
@@ -769,7 +766,7 @@ mod tests {
                 "property uchar green",
                 "property uchar blue",
                 "element face 2",
-                "property list uchar int vertex_indices",
+                "property list uchar uint vertex_indices",
             ]
         );
         // 4 vertices × (6 doubles + 3 bytes) + 2 faces × (1 + 3 × 4) bytes after the header.
@@ -927,7 +924,8 @@ mod tests {
         }
         for (f, t) in faces.iter().zip(mesh.faces()) {
             match &f["vertex_indices"] {
-                P::ListInt(l) => assert_eq!(l.iter().map(|&i| i as u32).collect::<Vec<_>>(), t),
+                // Open3D's index type: `list uchar uint`.
+                P::ListUInt(l) => assert_eq!(l.to_vec(), t),
                 other => panic!("{other:?}"),
             }
         }

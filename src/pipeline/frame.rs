@@ -258,6 +258,23 @@ fn draw_frame(ctx: &Context, drawn: &FrameDrawing<'_>, dir: &Path, report: &mut 
             Some(PairViz { names: (&p.pair.a, &p.pair.b), images: (&a.rgb, &b.rgb), matches: px })
         })
         .collect();
+    if crate::viz::output::stage_enabled(
+        &ctx.config.runtime.viz_stages,
+        crate::config::VizStage::Features,
+    ) {
+        // As AquaMVS does with feature pictures on: `undistorted/CAM.png`, the images the
+        // matchers and the plane sweep saw.
+        for (name, view) in drawn.views {
+            let rel = format!("undistorted/{name}.png");
+            match crate::io::images::write_png_rgb(&dir.join(&rel), &view.rgb) {
+                Ok(()) => report.outputs.push(rel),
+                Err(e) => tracing::warn!(
+                    "pictures of frame {}: {e}; the reconstruction is kept",
+                    report.index
+                ),
+            }
+        }
+    }
     let inputs = FrameViz {
         depth_maps: &drawn.maps,
         // Each map on its own scale: ray depths of oblique cameras are longer.

@@ -14,6 +14,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calib::{Rig, rig_to_aquacal_json};
 use crate::config::{Config, Preprocessing};
 use crate::frames::CameraInput;
 use crate::io::atomic::write_bytes_atomic;
@@ -62,7 +63,7 @@ pub struct Fingerprint {
     /// Hash of the config as used, without the fields that cannot change a frame's outputs
     /// (see [`config_hash`]).
     pub config: String,
-    /// Hash of the calibration file's bytes.
+    /// Hash of the calibration's parsed values (see [`calibration_hash`]).
     pub calibration: String,
     /// Hash of the masks in use (names, sizes and pixels).
     pub masks: String,
@@ -118,10 +119,6 @@ pub struct RunFingerprint {
 impl RunFingerprint {
     /// Hashes the config, calibration and masks of a context.
     pub fn of(ctx: &Context) -> Result<Self, PipelineError> {
-        let path = &ctx.config.calibration_path;
-        let calibration = std::fs::read(path).map_err(|e| {
-            PipelineError::Setup(format!("cannot read calibration {}: {e}", path.display()))
-        })?;
         let mut masks = Fnv::new();
         for (name, mask) in &ctx.masks {
             let size = mask.size();
@@ -133,7 +130,7 @@ impl RunFingerprint {
         }
         Ok(Self {
             config: config_hash(&ctx.config),
-            calibration: Fnv::new().field(&calibration).hex(),
+            calibration: calibration_hash(&ctx.rig),
             masks: masks.hex(),
         })
     }
@@ -176,6 +173,13 @@ pub fn config_hash(config: &Config) -> String {
     c.runtime.threads = None;
     c.runtime.quiet = false;
     Fnv::new().field(c.to_yaml().as_bytes()).hex()
+}
+
+/// Hash of the calibration's values as aquamvs parsed them (written back in one canonical
+/// form), not of the file's bytes: line endings, indentation, key order, number spelling and
+/// the diagnostics and metadata AquaCal rewrites on every save change nothing.
+pub fn calibration_hash(rig: &Rig) -> String {
+    Fnv::new().field(rig_to_aquacal_json(rig).as_bytes()).hex()
 }
 
 /// Hash of the identity of frame `index`'s inputs in every active camera.

@@ -21,6 +21,9 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Remarks that do not stop a run.
     pub warnings: Vec<String>,
+    /// Information: compatibility keys that aquamvs accepts but cannot honour, and what
+    /// happens instead.
+    pub notes: Vec<String>,
     /// What the run would process, when the config and calibration load.
     pub summary: Option<Summary>,
 }
@@ -34,8 +37,13 @@ impl CheckReport {
 
 /// Validates the config at `path`, its calibration and its inputs.
 pub fn check_project(path: &Path) -> CheckReport {
+    check_project_with(path, &[])
+}
+
+/// [`check_project`] with `--set` overrides applied to the config.
+pub fn check_project_with(path: &Path, overrides: &[crate::config::Override]) -> CheckReport {
     let mut report = CheckReport::default();
-    let loaded = match crate::config::load(path) {
+    let loaded = match crate::config::load_with(path, overrides) {
         Ok(loaded) => loaded,
         Err(crate::config::ConfigError::Invalid { path, issues, source_text }) => {
             report
@@ -51,6 +59,9 @@ pub fn check_project(path: &Path) -> CheckReport {
     let validation = validate(&loaded);
     report.problems = validation.problems;
     report.warnings = validation.warnings;
+    for n in &loaded.notes {
+        report.notes.push(format!("{}: {n}", loaded.locate(&n.path)));
+    }
     if validation.rig.is_some() {
         report.summary = Some(validation.summary);
     }

@@ -111,9 +111,7 @@ pub fn export_reference_images(
     frame: usize,
 ) -> Result<ExportedRefs, ExportRefsError> {
     let loaded = crate::config::load(config_path)?;
-    for w in &loaded.warnings {
-        tracing::warn!("{}: {w}", loaded.locate(&w.path));
-    }
+    loaded.log_remarks();
     let config = &loaded.config;
     let rig = load_rig(&config.calibration_path)?;
     let mut skipped = Vec::new();

@@ -2,11 +2,12 @@
 //!
 //! # Supported model (`dense_matching.roma_model`)
 //! Inputs `img_A`, `img_B` f32 \[B,3,H,W\], RGB in \[0, 1\] (any normalisation belongs inside the
-//! exported graph), with **fixed** H and W (RoMa v2's "precise" setting is 1280×1280); aquamvs
-//! runs one pair at a time (B = 1). Outputs `warp_AB` f32 \[B,Hw,Ww,2\]: for each warp cell of
-//! A, the matching position in B in normalised [−1, 1] coordinates (x, then y; −1 and 1 are
-//! the outer image edges), and `overlap_AB` f32 \[B,Hw,Ww\] or \[B,Hw,Ww,1\]: the certainty in
-//! \[0, 1\] (after the sigmoid).
+//! exported graph), with fixed H and W (RoMa v2's "precise" setting is 1280×1280), or dynamic
+//! H and W, which are then `dense_matching.roma_anchor_width/height` (AquaMVS's default
+//! 512×512); aquamvs runs one pair at a time (B = 1). Outputs `warp_AB` f32 \[B,Hw,Ww,2\]: for
+//! each warp cell of A, the matching position in B in normalised [−1, 1] coordinates (x, then
+//! y; −1 and 1 are the outer image edges), and `overlap_AB` f32 \[B,Hw,Ww\] or \[B,Hw,Ww,1\]:
+//! the certainty in \[0, 1\] (after the sigmoid).
 //!
 //! Images are resized to H×W (antialiased linear) and fed as RGB, not the BGR the reference
 //! hands over by accident.
@@ -123,11 +124,19 @@ pub struct RomaOptions {
     pub max_correspondences: usize,
     /// ONNX Runtime intra-op threads (`None`: every core).
     pub threads: Option<usize>,
+    /// Input size for a model whose height and width are dynamic
+    /// (`dense_matching.roma_anchor_width/height`, AquaMVS's RoMa resolution).
+    pub anchor: ImageSize,
 }
 
 impl Default for RomaOptions {
     fn default() -> Self {
-        Self { certainty_threshold: 0.5, max_correspondences: 100_000, threads: None }
+        Self {
+            certainty_threshold: 0.5,
+            max_correspondences: 100_000,
+            threads: None,
+            anchor: ImageSize::new(512, 512),
+        }
     }
 }
 
@@ -138,6 +147,10 @@ impl RomaOptions {
             certainty_threshold: config.dense_matching.certainty_threshold as f32,
             max_correspondences: config.dense_matching.max_correspondences,
             threads: config.runtime.threads,
+            anchor: ImageSize::new(
+                config.dense_matching.roma_anchor_width,
+                config.dense_matching.roma_anchor_height,
+            ),
         }
     }
 }
@@ -189,13 +202,30 @@ impl RomaMatcher {
         model.require_outputs(KIND, &["warp_AB", "overlap_AB"])?;
         let shape = &model.inputs[0].2;
         let input = match shape.as_slice() {
-            [_, 3, h, w] if *h > 0 && *w > 0 => ImageSize::new(*w as usize, *h as usize),
+            [_, 3, h, w] if *h > 0 && *w > 0 => {
+                let fixed = ImageSize::new(*w as usize, *h as usize);
+                if fixed != opts.anchor {
+                    tracing::info!(
+                        "the RoMa model {} was exported for {}×{} input, so it runs at that \
+                         size; dense_matching.roma_anchor_width/height ({}×{}) apply only to a \
+                         model with dynamic height and width",
+                        path.display(),
+                        fixed.width,
+                        fixed.height,
+                        opts.anchor.width,
+                        opts.anchor.height
+                    );
+                }
+                fixed
+            }
+            // Dynamic height and width: AquaMVS's anchor resolution.
+            [_, 3, h, w] if *h <= 0 && *w <= 0 => opts.anchor,
             _ => {
                 return Err(model.signature_error(
                     KIND,
                     format!(
-                        "`img_A` has shape {shape:?}; expected [B,3,H,W] with fixed H and W \
-                         (export the model at a fixed resolution)"
+                        "`img_A` has shape {shape:?}; expected [B,3,H,W] with H and W both \
+                         fixed or both dynamic"
                     ),
                 ));
             }
