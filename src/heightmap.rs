@@ -200,8 +200,9 @@ impl HeightMap {
             }
         }
         // Per cell: mean and sum of squared deviations from it.
-        let mean: Vec<f64> =
-            (0..n).map(|k| if count[k] > 0 { sum[k] / count[k] as f64 } else { f64::NAN }).collect();
+        let mean: Vec<f64> = (0..n)
+            .map(|k| if count[k] > 0 { sum[k] / count[k] as f64 } else { f64::NAN })
+            .collect();
         let ss: Vec<f64> = (0..n)
             .map(|k| if count[k] > 0 { (sum2[k] - sum[k] * mean[k]).max(0.0) } else { 0.0 })
             .collect();
@@ -278,11 +279,11 @@ impl HeightMap {
     pub fn read(path: &Path) -> Result<Self, HeightMapError> {
         let bad = |message: String| HeightMapError::File { path: path.to_path_buf(), message };
         let mut arrays = read_npz(path).map_err(|e| match e {
-            crate::io::npz::NpzError::Read { .. } if !path.exists() => bad(
-                "no height map: run `aquamvs reconstruct` with `runtime.heightmap: true` (or \
+            crate::io::npz::NpzError::Read { .. } if !path.exists() => {
+                bad("no height map: run `aquamvs reconstruct` with `runtime.heightmap: true` (or \
                  more than one frame) to write one"
-                    .into(),
-            ),
+                    .into())
+            }
             e => bad(format!("not a height map ({e})")),
         })?;
         let mut take = |key: &str| {
@@ -295,13 +296,16 @@ impl HeightMap {
         let scalars = |a: NpyArray, key: &str, n: usize| -> Result<Vec<f64>, HeightMapError> {
             match a.into_parts() {
                 (shape, crate::io::npz::ArrayBuf::F64(v)) if shape == [n] => Ok(v),
-                (shape, _) => Err(bad(format!("`{key}` must be {n} float64 value(s), got {shape:?}"))),
+                (shape, _) => {
+                    Err(bad(format!("`{key}` must be {n} float64 value(s), got {shape:?}")))
+                }
             }
         };
         let origin = scalars(take("origin")?, "origin", 2)?;
         let spacing = scalars(take("spacing")?, "spacing", 1)?[0];
         let datum_z = scalars(take("datum_z")?, "datum_z", 1)?[0];
-        let image = |a: NpyArray, key: &str| a.into_f32_image().map_err(|e| bad(format!("`{key}`: {e}")));
+        let image =
+            |a: NpyArray, key: &str| a.into_f32_image().map_err(|e| bad(format!("`{key}`: {e}")));
         let height = image(height, "height")?;
         let z = image(z, "z")?;
         let sigma = image(sigma, "sigma")?;
@@ -406,7 +410,10 @@ mod tests {
         let pts: Vec<_> = (0..200)
             .flat_map(|k| {
                 let (x, y) = g.centre(k % 10, k / 10);
-                [Point3::new(x, y, 1.40 + 1e-4 * k as f64), Point3::new(x, y, 1.401 + 1e-4 * k as f64)]
+                [
+                    Point3::new(x, y, 1.40 + 1e-4 * k as f64),
+                    Point3::new(x, y, 1.401 + 1e-4 * k as f64),
+                ]
             })
             .collect();
         let m = HeightMap::from_points(g, &pts);
@@ -426,11 +433,8 @@ mod tests {
         let rig = crate::synth::rig::RigParams::preset(crate::synth::rig::RigPreset::Tiny)
             .build()
             .unwrap();
-        let cams: Vec<RefractiveCamera> = rig
-            .ring_names()
-            .iter()
-            .map(|n| rig.undistorted_camera(n).unwrap().1)
-            .collect();
+        let cams: Vec<RefractiveCamera> =
+            rig.ring_names().iter().map(|n| rig.undistorted_camera(n).unwrap().1).collect();
         let refs: Vec<&RefractiveCamera> = cams.iter().collect();
         let zs: Vec<f64> = cams.iter().map(|c| c.centre().z).collect();
         let datum = datum_z(rig.water_z(), &zs, None);

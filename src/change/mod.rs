@@ -299,7 +299,11 @@ mod tests {
     /// A height map of `elevation(x, y)` (m up from a bed at Z = 1.4): four points per cell at
     /// ±`noise` in a fixed pattern (mean exact, spread `noise`), `count` points where `count`
     /// says.
-    fn map(elevation: impl Fn(f64, f64) -> f64, noise: f64, per_cell: impl Fn(f64, f64) -> usize) -> HeightMap {
+    fn map(
+        elevation: impl Fn(f64, f64) -> f64,
+        noise: f64,
+        per_cell: impl Fn(f64, f64) -> usize,
+    ) -> HeightMap {
         let g = grid();
         let mut pts = Vec::new();
         for j in 0..g.size.height {
@@ -337,7 +341,10 @@ mod tests {
         assert!((s.area_compared_m2 - 0.202 * 0.202).abs() < 1e-9);
         // σ_Δ = √2 · spread per cell; the gained volume's σ sums over the gained cells.
         let cells = s.raw.area_m2 / 4e-6;
-        assert!(s.raw.net_sigma_cm3 > 0.0 && s.raw.net_sigma_cm3 < 4e-6 * 1e6 * cells.sqrt() * 0.0003 * 2.0);
+        assert!(
+            s.raw.net_sigma_cm3 > 0.0
+                && s.raw.net_sigma_cm3 < 4e-6 * 1e6 * cells.sqrt() * 0.0003 * 2.0
+        );
         // Four points at ±0.2 mm: a spread of 0.2 mm · √(4/3) per frame.
         let lod = 1.96 * (2.0f64 * 4.0 / 3.0).sqrt() * 0.0002;
         assert!((s.median_lod_m.unwrap() - lod).abs() < 1e-6, "{s:?}");
@@ -384,7 +391,11 @@ mod tests {
         // four still sees the bed: one point per cell instead of four, and it is the fish's.
         let fish = |x: f64, y: f64| x.abs() < 0.01 && y.abs() < 0.01;
         let a = map(|_, _| 0.0, 0.0003, |_, _| 4);
-        let b = map(|x, y| if fish(x, y) { 0.03 } else { 0.0 }, 0.0003, |x, y| if fish(x, y) { 1 } else { 4 });
+        let b = map(
+            |x, y| if fish(x, y) { 0.03 } else { 0.0 },
+            0.0003,
+            |x, y| if fish(x, y) { 1 } else { 4 },
+        );
         let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
         let s = &c.stats;
         assert_eq!(s.cells_significant, 0, "{s:?}");

@@ -26,7 +26,10 @@ pub fn parse_polygon(text: &str) -> Result<Vec<[f64; 2]>, String> {
         }
     }
     if out.len() < 3 {
-        return Err(format!("a polygon needs at least 3 vertices `x,y;x,y;x,y`, got {}", out.len()));
+        return Err(format!(
+            "a polygon needs at least 3 vertices `x,y;x,y;x,y`, got {}",
+            out.len()
+        ));
     }
     Ok(out)
 }

@@ -62,7 +62,8 @@ pub fn read_height_map(output: &Path, frame: usize) -> Result<HeightMap, ChangeE
 
 fn list(frames: &[usize]) -> String {
     let shown: Vec<String> = frames.iter().take(12).map(usize::to_string).collect();
-    let more = if frames.len() > 12 { format!(" … ({} in all)", frames.len()) } else { String::new() };
+    let more =
+        if frames.len() > 12 { format!(" … ({} in all)", frames.len()) } else { String::new() };
     format!("{}{more}", shown.join(", "))
 }
 
@@ -82,9 +83,9 @@ impl Request {
                 })?;
                 let rig = crate::calib::load_rig(&loaded.config.calibration_path)
                     .map_err(|e| ChangeError::Roi(e.to_string()))?;
-                let (_, cam) = rig.undistorted_camera(camera).map_err(|e| {
-                    ChangeError::Roi(format!("--roi-camera: {e}"))
-                })?;
+                let (_, cam) = rig
+                    .undistorted_camera(camera)
+                    .map_err(|e| ChangeError::Roi(format!("--roi-camera: {e}")))?;
                 let image = crate::io::images::read_mask(mask)
                     .map_err(|e| ChangeError::Roi(format!("{}: {e}", mask.display())))?;
                 // Frame A's bed where it has one, else frame B's.
@@ -122,7 +123,8 @@ impl Request {
         let ground_truth = match &self.truth {
             Some(gt) => {
                 let (sa, sb) = (gt.surface(from), gt.surface(to));
-                let (sa, sb) = (sa.map_err(|e| input(e.to_string()))?, sb.map_err(|e| input(e.to_string()))?);
+                let (sa, sb) =
+                    (sa.map_err(|e| input(e.to_string()))?, sb.map_err(|e| input(e.to_string()))?);
                 Some(truth::evaluate(&change, sa, sb, [gt.fish(from), gt.fish(to)]))
             }
             None => None,
@@ -166,7 +168,11 @@ impl Request {
 }
 
 /// Writes `summary/change.csv` and `summary/change.png`.
-pub fn write_series(output: &Path, rows: &[SeriesRow], consecutive: bool) -> Result<Vec<PathBuf>, ChangeError> {
+pub fn write_series(
+    output: &Path,
+    rows: &[SeriesRow],
+    consecutive: bool,
+) -> Result<Vec<PathBuf>, ChangeError> {
     let csv = path(output, ChangeFile::SeriesCsv);
     let png = path(output, ChangeFile::SeriesPlot);
     crate::io::atomic::write_bytes_atomic(&csv, super::output::series_csv(rows).as_bytes())

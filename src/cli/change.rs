@@ -59,7 +59,11 @@ fn print_pair(r: &PairReport) {
     let (t, raw) = (&r.stats.thresholded, &r.stats.raw);
     println!(
         "frame {} -> {}: compared {:.4} m² ({} cells; {} occluded, {} without data)",
-        r.from, r.to, r.stats.area_compared_m2, r.stats.cells_compared, r.stats.cells_occluded,
+        r.from,
+        r.to,
+        r.stats.area_compared_m2,
+        r.stats.cells_compared,
+        r.stats.cells_occluded,
         r.stats.cells_unsupported
     );
     println!(
@@ -109,9 +113,9 @@ pub fn run(args: ChangeArgs) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     let region = match (&args.roi_polygon, &args.roi_mask, &args.roi_camera) {
-        (Some(p), _, _) => Region::Polygon(
-            parse_polygon(p).map_err(|e| anyhow::anyhow!("--roi-polygon: {e}"))?,
-        ),
+        (Some(p), _, _) => {
+            Region::Polygon(parse_polygon(p).map_err(|e| anyhow::anyhow!("--roi-polygon: {e}"))?)
+        }
         (None, Some(mask), Some(camera)) => {
             Region::Mask { camera: camera.clone(), mask: mask.clone() }
         }

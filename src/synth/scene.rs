@@ -28,8 +28,7 @@ use crate::io::ply::write_mesh;
 use crate::mesh::TriangleMesh;
 
 use super::render::{
-    RenderOptions, ground_truth_depth, render_camera_with_fish, undistorted_camera,
-    visible_samples,
+    RenderOptions, ground_truth_depth, render_camera_with_fish, undistorted_camera, visible_samples,
 };
 use super::rig::{RigParams, RigPreset};
 use super::surface::{Fish, SurfaceKind, SurfaceModel};
@@ -79,7 +78,12 @@ impl SceneSpec {
             // The crater grows from nothing in the first frame to full depth in the last.
             let progress =
                 if self.frames > 1 { frame as f64 / (self.frames - 1) as f64 } else { 1.0 };
-            return SurfaceModel::bower(self.rig.bottom_z(), self.rig.extent(), self.seed, progress);
+            return SurfaceModel::bower(
+                self.rig.bottom_z(),
+                self.rig.extent(),
+                self.seed,
+                progress,
+            );
         }
         SurfaceModel::generate(
             self.surface,
@@ -207,8 +211,14 @@ pub fn write_scene(
         let fish = spec.fish_at(frame);
         for (name, cam) in names.iter().zip(&undistorted) {
             progress("rendering", done, total);
-            let img =
-                render_camera_with_fish(&rig, name, &surface, &texture, &spec.render, fish.as_ref())?;
+            let img = render_camera_with_fish(
+                &rig,
+                name,
+                &surface,
+                &texture,
+                &spec.render,
+                fish.as_ref(),
+            )?;
             write_png_rgb(
                 &dir.join("images").join(name).join(format!("frame_{frame:06}.png")),
                 &img,

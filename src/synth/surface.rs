@@ -94,9 +94,12 @@ impl Term {
                 let (s, co) = direction_deg.to_radians().sin_cos();
                 Term::Ledge { px: point[0], py: point[1], ux: co / width, uy: s / width, height }
             }
-            Component::Crater { center, radius, depth } => {
-                Term::Crater { cx: center[0], cy: center[1], inv_r2: 1.0 / (radius * radius), depth }
-            }
+            Component::Crater { center, radius, depth } => Term::Crater {
+                cx: center[0],
+                cy: center[1],
+                inv_r2: 1.0 / (radius * radius),
+                depth,
+            },
         }
     }
 
@@ -302,8 +305,7 @@ impl SurfaceModel {
             attempts += 1;
             let c = [rng.range(-0.75, 0.75) * extent, rng.range(-0.75, 0.75) * extent];
             let clear_of_crater = (c[0] - center[0]).hypot(c[1] - center[1]) > radius + 0.04;
-            if clear_of_crater && pebbles.iter().all(|o| (o[0] - c[0]).hypot(o[1] - c[1]) > 0.08)
-            {
+            if clear_of_crater && pebbles.iter().all(|o| (o[0] - c[0]).hypot(o[1] - c[1]) > 0.08) {
                 pebbles.push(c);
                 components.push(Component::Rock {
                     center: c,
@@ -735,7 +737,8 @@ mod tests {
         let n = (2.0 * radius / step) as i64 + 1;
         for i in 0..n {
             for j in 0..n {
-                let (x, y) = (center[0] - radius + i as f64 * step, center[1] - radius + j as f64 * step);
+                let (x, y) =
+                    (center[0] - radius + i as f64 * step, center[1] - radius + j as f64 * step);
                 let e = crater.base_z() - crater.z(x, y);
                 if e > 0.0 { gained += e * step * step } else { lost -= e * step * step }
             }
@@ -744,13 +747,17 @@ mod tests {
         assert!((gained - v).abs() < 2e-3 * v, "{gained} {v}");
         assert!((lost - v).abs() < 2e-3 * v, "{lost} {v}");
         let (top, bottom) = crater.z_bounds();
-        assert!((top - (1.5 - depth / 4.0)).abs() < 1e-12 && (bottom - (1.5 + depth)).abs() < 1e-12);
+        assert!(
+            (top - (1.5 - depth / 4.0)).abs() < 1e-12 && (bottom - (1.5 + depth)).abs() < 1e-12
+        );
         for k in 0..2000 {
             let r = radius * k as f64 / 2000.0;
             let (_, gx, gy) = crater.z_and_gradient(center[0] + r, center[1]);
             assert!(gx.hypot(gy) <= crater.slope_bound_near(center[0] + r, center[1], 0.0));
             let h = 1e-7;
-            let fd = (crater.z(center[0] + r + h, center[1]) - crater.z(center[0] + r - h, center[1])) / (2.0 * h);
+            let fd = (crater.z(center[0] + r + h, center[1])
+                - crater.z(center[0] + r - h, center[1]))
+                / (2.0 * h);
             assert!((fd - gx).abs() < 1e-6, "{r}: {fd} {gx}");
         }
         // The pit starts flat: nothing at progress 0.
@@ -759,7 +766,8 @@ mod tests {
 
     #[test]
     fn fish_intersection_is_exact() {
-        let fish = Fish { center: [0.1, 0.2, 1.4], semi_axes: [0.06, 0.02, 0.02], heading_deg: 90.0 };
+        let fish =
+            Fish { center: [0.1, 0.2, 1.4], semi_axes: [0.06, 0.02, 0.02], heading_deg: 90.0 };
         // Straight down through the centre: enters at the top of the body.
         let t = fish.intersect(&Point3::new(0.1, 0.2, 1.0), &nalgebra::Vector3::new(0.0, 0.0, 1.0));
         assert!((t.unwrap() - 0.38).abs() < 1e-12);

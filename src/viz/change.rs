@@ -122,8 +122,10 @@ pub fn series_plot(rows: &[SeriesRow], consecutive: bool) -> RgbImage {
     let s = 2usize;
     let (pw, ph) = (720i64, 380i64);
     let (left, right, top, bottom) = (110i64, 30i64, 70i64, 80i64);
-    let mut img =
-        RgbImage::from_elem(ImageSize::new((pw + left + right) as usize, (ph + top + bottom) as usize), 255);
+    let mut img = RgbImage::from_elem(
+        ImageSize::new((pw + left + right) as usize, (ph + top + bottom) as usize),
+        255,
+    );
     let mut moved = Vec::new();
     let mut net = Vec::new();
     let (mut cm, mut cn) = (0.0, 0.0);

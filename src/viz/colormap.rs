@@ -43,7 +43,8 @@ fn diverging_table() -> &'static [[u8; 3]; 256] {
         let (blue, mid, red) = ([59u8, 76, 192], [247u8, 247, 247], [180u8, 4, 38]);
         std::array::from_fn(|i| {
             let t = i as f64 / 255.0;
-            let (a, b, f) = if t < 0.5 { (blue, mid, t / 0.5) } else { (mid, red, (t - 0.5) / 0.5) };
+            let (a, b, f) =
+                if t < 0.5 { (blue, mid, t / 0.5) } else { (mid, red, (t - 0.5) / 0.5) };
             std::array::from_fn(|k| to_srgb(to_lin(a[k]) * (1.0 - f) + to_lin(b[k]) * f))
         })
     })

@@ -49,14 +49,21 @@ fn json(path: &Path) -> serde_json::Value {
 }
 
 fn f(v: &serde_json::Value, pointer: &str) -> f64 {
-    v.pointer(pointer).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("{pointer}: {v}"))
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("{pointer}: {v}"))
 }
 
 /// Frames 0 (flat), 1 (a fish over the centre: one point per cell there), 2 (a cone).
 fn three_frames(out: &Path) {
     let fish = |x: f64, y: f64| (x - 0.01).abs() < 0.03 && y.abs() < 0.01;
     write_frame(out, 0, |_, _| 0.0, |_, _| 4);
-    write_frame(out, 1, |x, y| if fish(x, y) { 0.04 } else { 0.0 }, |x, y| if fish(x, y) { 1 } else { 4 });
+    write_frame(
+        out,
+        1,
+        |x, y| if fish(x, y) { 0.04 } else { 0.0 },
+        |x, y| if fish(x, y) { 1 } else { 4 },
+    );
     write_frame(out, 2, cone, |_, _| 4);
 }
 
@@ -91,7 +98,16 @@ fn a_cone_of_sand_is_gained_a_fish_is_not_change_and_a_series_is_summarised() {
     // A region of interest: the half x > 0 holds half the cone.
     let run = aquamvs(
         dir.path(),
-        &["change", "output", "--from", "0", "--to", "2", "--roi-polygon", "0.001,-0.2;0.2,-0.2;0.2,0.2;0.001,0.2"],
+        &[
+            "change",
+            "output",
+            "--from",
+            "0",
+            "--to",
+            "2",
+            "--roi-polygon",
+            "0.001,-0.2;0.2,-0.2;0.2,0.2;0.001,0.2",
+        ],
     );
     assert_eq!(run.status.code(), Some(0), "{:?}", texts(&run));
     let r = json(&out.join("change/000000_000002.json"));
@@ -124,15 +140,38 @@ fn bad_inputs_are_one_line_errors() {
             assert!(stderr.contains(e), "{args:?}: no `{e}` in\n{stderr}");
         }
     };
-    fails(&["change", "output", "--from", "0", "--to", "7"], &["frame 7 has no height map", "0, 1, 2"]);
-    fails(&["change", "nowhere", "--from", "0", "--to", "1"], &["nowhere", "no such output folder"]);
+    fails(
+        &["change", "output", "--from", "0", "--to", "7"],
+        &["frame 7 has no height map", "0, 1, 2"],
+    );
+    fails(
+        &["change", "nowhere", "--from", "0", "--to", "1"],
+        &["nowhere", "no such output folder"],
+    );
     fails(&["change", "output", "--from", "0", "--to", "0"], &["two different frames"]);
     fails(&["change", "output"], &["--from A --to B"]);
     fails(&["change", "output", "--from", "0", "--to", "2", "--t", "-1"], &["--t"]);
-    fails(&["change", "output", "--from", "0", "--to", "2", "--support-drop", "2"], &["--support-drop"]);
-    fails(&["change", "output", "--from", "0", "--to", "2", "--roi-polygon", "0,0;1,1"], &["--roi-polygon", "3 vertices"]);
     fails(
-        &["change", "output", "--from", "0", "--to", "2", "--roi-mask", "m.png", "--roi-camera", "cam00"],
+        &["change", "output", "--from", "0", "--to", "2", "--support-drop", "2"],
+        &["--support-drop"],
+    );
+    fails(
+        &["change", "output", "--from", "0", "--to", "2", "--roi-polygon", "0,0;1,1"],
+        &["--roi-polygon", "3 vertices"],
+    );
+    fails(
+        &[
+            "change",
+            "output",
+            "--from",
+            "0",
+            "--to",
+            "2",
+            "--roi-mask",
+            "m.png",
+            "--roi-camera",
+            "cam00",
+        ],
         &["config.yaml"],
     );
     // A map on another grid.
