@@ -422,8 +422,15 @@ mod tests {
         assert_eq!(written.len(), 2);
         let back = HeightMap::read(&dir.path().join("height.npz")).unwrap();
         assert_eq!(back, m);
-        let tif = image::open(dir.path().join("height.tif")).unwrap();
-        assert_eq!((tif.width(), tif.height()), (10, 20));
+        let file = std::fs::File::open(dir.path().join("height.tif")).unwrap();
+        let mut tif = tiff::decoder::Decoder::new(std::io::BufReader::new(file)).unwrap();
+        assert_eq!(tif.dimensions().unwrap(), (10, 20));
+        let transform = tif.get_tag_f64_vec(tiff::tags::Tag::Unknown(34264)).unwrap();
+        assert_eq!((transform[0], transform[3], transform[7]), (0.002, -0.01, -0.02));
+        match tif.read_image().unwrap() {
+            tiff::decoder::DecodingResult::F32(v) => assert_eq!(v, m.height.as_slice()),
+            _ => panic!("not float32"),
+        }
         let missing = HeightMap::read(&dir.path().join("nope.npz")).unwrap_err().to_string();
         assert!(missing.contains("runtime.heightmap"), "{missing}");
     }
