@@ -150,7 +150,7 @@ fn bad_inputs_are_one_line_errors() {
     );
     fails(&["change", "output", "--from", "0", "--to", "0"], &["two different frames"]);
     fails(&["change", "output"], &["--from A --to B"]);
-    fails(&["change", "output", "--from", "0", "--to", "2", "--t", "-1"], &["--t"]);
+    fails(&["change", "output", "--from", "0", "--to", "2", "--t=-1"], &["--t"]);
     fails(
         &["change", "output", "--from", "0", "--to", "2", "--support-drop", "2"],
         &["--support-drop"],
