@@ -46,6 +46,7 @@ pub(crate) mod testutil;
 
 pub mod bench;
 pub mod calib;
+pub mod change;
 pub mod cli;
 pub mod cloud;
 pub mod config;
@@ -55,6 +56,7 @@ pub mod features;
 pub mod frames;
 pub mod fusion;
 pub mod geom;
+pub mod heightmap;
 pub mod imgproc;
 pub mod io;
 pub mod masks;

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod benchmark;
+mod change;
 mod check;
 mod demo;
 mod evaluate;
@@ -72,6 +73,8 @@ pub enum Command {
     Viz(viz::VizArgs),
     /// Merge the run reports of an output folder (all shards): frames, timings, time series.
     Summarize(summarize::SummarizeArgs),
+    /// Change of the bed between frames: difference map, volumes gained, lost and net.
+    Change(change::ChangeArgs),
     /// Time every stage and sub-stage of one frame; optionally write a Chrome trace.
     Profile(profile::ProfileArgs),
     /// Run every pathway on one frame: timings, points, accuracy, reports, charts, comparison.
@@ -115,6 +118,7 @@ fn run_with(cli: Cli, recorder: Option<SpanRecorder>) -> anyhow::Result<ExitCode
         Command::ExportRefs(args) => export_refs::run(args),
         Command::Viz(args) => viz::run(args),
         Command::Summarize(args) => summarize::run(args),
+        Command::Change(args) => change::run(args),
         Command::Profile(args) => profile::run(args, recorder),
         Command::Benchmark(args) => benchmark::run(args, cli.quiet),
     }

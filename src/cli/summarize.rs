@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::change::output::ChangeFile;
 use crate::pipeline::summary::{describe_indices, summarize, write_summary};
 
 /// Flags of `aquamvs summarize`.
@@ -25,6 +26,7 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     for p in paths {
         println!("Wrote {}", p.display());
     }
+    summarize_change(&args.output)?;
     if summary.is_complete() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -38,4 +40,31 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
         describe_indices(&summary.missing_frames)
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// With height maps of two or more frames: each frame compared with the previous one,
+/// `summary/change.csv` and the cumulative moved-volume plot `summary/change.png`.
+fn summarize_change(output: &std::path::Path) -> anyhow::Result<()> {
+    use crate::change::output::frames_with_height_maps;
+    use crate::change::series::{Region, Request};
+    if frames_with_height_maps(output).len() < 2 {
+        return Ok(());
+    }
+    let request = Request {
+        output: output.to_path_buf(),
+        options: crate::change::ChangeOptions::default(),
+        region: Region::Whole,
+        truth: None,
+    };
+    let rows = request.series(true)?;
+    let moved: f64 = rows.iter().map(|r| r.stats.thresholded.moved_cm3()).sum();
+    println!(
+        "Change over {} consecutive pair(s): {moved:.1} cm³ of sediment moved (|Δz| beyond the \
+         95 % level of detection)",
+        rows.len()
+    );
+    for f in [ChangeFile::SeriesCsv, ChangeFile::SeriesPlot] {
+        println!("Wrote {}", crate::change::output::path(output, f).display());
+    }
+    Ok(())
 }

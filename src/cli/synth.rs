@@ -13,8 +13,9 @@ use crate::synth::surface::SurfaceKind;
 /// Flags of `aquamvs synth`.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// The bottom: flat, undulating or sandbed.
-    #[arg(long, default_value = "sandbed", value_parser = ["flat", "undulating", "sandbed"])]
+    /// The bottom: flat, undulating, sandbed, or bower (a time series: a crater with a raised
+    /// rim grows over the frames and a fish crosses the view in the odd frames).
+    #[arg(long, default_value = "sandbed", value_parser = ["flat", "undulating", "sandbed", "bower"])]
     pub scene: String,
     /// The rig: tank (12 ring cameras + fisheye centre, 1600×1200) or tiny (3 + 1, 320×240).
     #[arg(long, default_value = "tank", value_parser = ["tank", "tiny"])]

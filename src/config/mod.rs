@@ -380,7 +380,7 @@ config_section! {
         surface_method: SurfaceMethodKind = SurfaceMethodKind::Poisson,
         /// Octree depth of the Poisson reconstruction (1 to 11, the solver's limit).
         poisson_depth: usize = 9; check between(1, MAX_POISSON_DEPTH),
-        /// Grid spacing of the heightfield surface (m).
+        /// Grid spacing of the heightfield surface and of the per-frame height maps (m).
         grid_resolution: f64 = 0.002; check positive,
         /// Ball-pivoting radii (m); null picks 1×, 2× and 4× the mean point spacing.
         bpa_radii: Option<Vec<f64>> = None; check radii,
@@ -420,6 +420,10 @@ config_section! {
         /// The ONNX Runtime shared library for the learned matchers; null looks at
         /// `ORT_DYLIB_PATH`, then next to the executable.
         onnxruntime_library: Option<PathBuf> = None,
+        /// Write each frame's height map (`heightmap/height.npz` and `height.tif`) on a grid of
+        /// `reconstruction.grid_resolution` cells shared by every frame, for `aquamvs change`;
+        /// null (auto) writes them when the run has more than one frame.
+        heightmap: Option<bool> = None,
     }
 }
 

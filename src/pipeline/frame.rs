@@ -206,6 +206,11 @@ pub fn process_frame(
         })?;
         (fused, mesh)
     };
+    if super::heightmap::enabled(ctx) {
+        stages.run("heightmap", |report| {
+            super::heightmap::write_frame_height_map(ctx, &cloud, &config.output_dir, index, report)
+        })?;
+    }
     if config.runtime.viz_enabled {
         let drawn = FrameDrawing {
             views: &views,

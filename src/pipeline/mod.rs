@@ -13,6 +13,7 @@
 //! OUTPUT/frame_NNNNNN/point_cloud/fused.ply        fused cloud (before outlier removal)
 //! OUTPUT/frame_NNNNNN/point_cloud/sparse.ply       sparse mode: the sparse cloud
 //! OUTPUT/frame_NNNNNN/mesh/surface.ply             coloured surface mesh
+//! OUTPUT/frame_NNNNNN/heightmap/height.{npz,tif}   height map on the run's grid (`runtime.heightmap`)
 //! ```
 //!
 //! Architecture invariants: stages hand values to each other, never files (outputs are a side
@@ -21,6 +22,7 @@
 
 pub mod context;
 pub mod frame;
+pub mod heightmap;
 pub mod learned;
 pub mod plan;
 pub mod resume;

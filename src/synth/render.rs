@@ -20,7 +20,7 @@ use crate::geom::refraction::{Ray, RefractiveCamera};
 use crate::imgproc::{GrayImage, ImageSize, RgbImage};
 
 use super::rng::hash_unit;
-use super::surface::SurfaceModel;
+use super::surface::{Fish, SurfaceModel};
 use super::texture::Texture;
 
 /// Intersections are refined until the bracket is this short (m).
@@ -253,6 +253,19 @@ pub fn render_camera(
     texture: &Texture,
     opts: &RenderOptions,
 ) -> Result<RgbImage, RigError> {
+    render_camera_with_fish(rig, name, surface, texture, opts, None)
+}
+
+/// [`render_camera`] with a fish swimming between the camera and the bed: a ray that enters
+/// the fish before it meets the bed takes the fish's colour.
+pub fn render_camera_with_fish(
+    rig: &Rig,
+    name: &str,
+    surface: &SurfaceModel,
+    texture: &Texture,
+    opts: &RenderOptions,
+    fish: Option<&Fish>,
+) -> Result<RgbImage, RigError> {
     let cam = RenderCamera::new(rig, name)?;
     let size = cam.calib.image_size;
     let (w, h) = (size.width, size.height);
@@ -297,6 +310,17 @@ pub fn render_camera(
                         Some(near) => intersect_near(surface, &ray, near),
                         None => intersect(surface, &ray),
                     };
+                    let fish_t = fish.and_then(|f| {
+                        let t = f.intersect(&ray.origin, &ray.dir.into_inner())?;
+                        Some((f, t))
+                    });
+                    if let Some((f, tf)) = fish_t
+                        && t.is_none_or(|t| tf < t)
+                    {
+                        let rgb = f.colour(&ray.point_at(tf));
+                        acc.iter_mut().zip(rgb).for_each(|(a, c)| *a += c);
+                        continue;
+                    }
                     let Some(t) = t else { continue };
                     previous_hit = Some(t);
                     let hit = ray.point_at(t);

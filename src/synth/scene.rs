@@ -28,10 +28,10 @@ use crate::io::ply::write_mesh;
 use crate::mesh::TriangleMesh;
 
 use super::render::{
-    RenderOptions, ground_truth_depth, render_camera, undistorted_camera, visible_samples,
+    RenderOptions, ground_truth_depth, render_camera_with_fish, undistorted_camera, visible_samples,
 };
 use super::rig::{RigParams, RigPreset};
-use super::surface::{SurfaceKind, SurfaceModel};
+use super::surface::{Fish, SurfaceKind, SurfaceModel};
 use super::texture::Texture;
 
 /// Format tag of `scene.json`.
@@ -74,6 +74,17 @@ impl SceneSpec {
 
     /// The surface of frame `frame`.
     pub fn surface_at(&self, frame: usize) -> SurfaceModel {
+        if self.surface == SurfaceKind::Bower {
+            // The crater grows from nothing in the first frame to full depth in the last.
+            let progress =
+                if self.frames > 1 { frame as f64 / (self.frames - 1) as f64 } else { 1.0 };
+            return SurfaceModel::bower(
+                self.rig.bottom_z(),
+                self.rig.extent(),
+                self.seed,
+                progress,
+            );
+        }
         SurfaceModel::generate(
             self.surface,
             self.rig.bottom_z(),
@@ -81,6 +92,27 @@ impl SceneSpec {
             self.seed,
             frame,
         )
+    }
+}
+
+impl SceneSpec {
+    /// The fish of frame `frame`: `bower` scenes have one in the odd frames, 4-6 cm above the
+    /// bed and crossing the view (over the crater in frame 1); other scenes have none.
+    pub fn fish_at(&self, frame: usize) -> Option<Fish> {
+        if self.surface != SurfaceKind::Bower || frame % 2 == 0 {
+            return None;
+        }
+        let extent = self.rig.extent();
+        let (center, radius, _) = self.surface_at(frame).bower_crater()?;
+        // Along a line across the view, a little off the crater's centre.
+        let t = (0.5 + 0.29 * ((frame - 1) / 2) as f64).fract();
+        let x = -0.6 * extent + 1.2 * extent * t;
+        let y = center[1] + 0.3 * radius;
+        Some(Fish {
+            center: [x + center[0], y, self.rig.bottom_z() - 0.06],
+            semi_axes: [0.06, 0.018, 0.02],
+            heading_deg: 15.0,
+        })
     }
 }
 
@@ -105,6 +137,10 @@ pub struct SceneFile {
     pub view_half_width: f64,
     /// The surface of every frame, in frame order.
     pub frames: Vec<SurfaceModel>,
+    /// The fish of every frame, in frame order (`null` where there is none; empty for scenes
+    /// without fish). It occludes the bed in the images; it is not part of the surface.
+    #[serde(default)]
+    pub fish: Vec<Option<Fish>>,
 }
 
 /// Errors while writing or reading a synthetic scene.
@@ -169,11 +205,20 @@ pub fn write_scene(
     let mut surfaces = Vec::new();
     let total = spec.frames * names.len();
     let mut done = 0;
+    let mut fishes = Vec::new();
     for frame in 0..spec.frames {
         let surface = spec.surface_at(frame);
+        let fish = spec.fish_at(frame);
         for (name, cam) in names.iter().zip(&undistorted) {
             progress("rendering", done, total);
-            let img = render_camera(&rig, name, &surface, &texture, &spec.render)?;
+            let img = render_camera_with_fish(
+                &rig,
+                name,
+                &surface,
+                &texture,
+                &spec.render,
+                fish.as_ref(),
+            )?;
             write_png_rgb(
                 &dir.join("images").join(name).join(format!("frame_{frame:06}.png")),
                 &img,
@@ -192,6 +237,7 @@ pub fn write_scene(
         write_mesh(&gt_dir.join(format!("frame_{frame:06}")).join("surface.ply"), &mesh)
             .map_err(io_err)?;
         surfaces.push(surface);
+        fishes.push(fish);
     }
     progress("rendering", total, total);
     let scene = SceneFile {
@@ -204,6 +250,7 @@ pub fn write_scene(
         extent: spec.rig.extent(),
         view_half_width: view_half_width(&undistorted, &surfaces[0]),
         frames: surfaces,
+        fish: if fishes.iter().any(Option::is_some) { fishes } else { Vec::new() },
     };
     let json = serde_json::to_string_pretty(&scene).map_err(io_err)?;
     write_bytes_atomic(&gt_dir.join("scene.json"), json.as_bytes()).map_err(io_err)?;
@@ -300,6 +347,11 @@ impl GroundTruth {
         }
         let rig = load_rig(&dir.join(&scene.calibration)).map_err(io_err)?;
         Ok(Self { dir: dir.to_path_buf(), scene, rig })
+    }
+
+    /// The fish of `frame`, if one swims there.
+    pub fn fish(&self, frame: usize) -> Option<&Fish> {
+        self.scene.fish.get(frame).and_then(Option::as_ref)
     }
 
     /// The surface of `frame`.

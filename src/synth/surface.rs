@@ -48,6 +48,24 @@ pub enum Component {
         /// Horizontal width of the slope (m).
         width: f64,
     },
+    /// A volume-conserving crater: `depth · (1 − q)² (4q − 1)` with `q = (r/radius)²` for
+    /// `r < radius`: a pit `depth` deep at the centre whose sand lies on a raised rim
+    /// (`depth / 4` high at `r = radius/√2`); the elevation integrates to zero, so the sand
+    /// dug from the pit (`q < ¼`) is exactly the sand on the rim.
+    Crater {
+        /// Centre (x, y) in metres.
+        center: [f64; 2],
+        /// Outer radius of the rim (m).
+        radius: f64,
+        /// Depth of the pit at the centre (m).
+        depth: f64,
+    },
+}
+
+/// Volume (m³) of the sand on a [`Component::Crater`]'s rim, which equals the volume dug from
+/// its pit: `π radius² depth · 27/256`.
+pub fn crater_rim_volume(radius: f64, depth: f64) -> f64 {
+    std::f64::consts::PI * radius * radius * depth * 27.0 / 256.0
 }
 
 /// A component in the form evaluated in the inner loops: trigonometry of the directions and
@@ -58,6 +76,7 @@ enum Term {
     Sine { amplitude: f64, kx: f64, ky: f64, phase: f64 },
     Rock { cx: f64, cy: f64, inv_r2: f64, height: f64 },
     Ledge { px: f64, py: f64, ux: f64, uy: f64, height: f64 },
+    Crater { cx: f64, cy: f64, inv_r2: f64, depth: f64 },
 }
 
 impl Term {
@@ -75,6 +94,12 @@ impl Term {
                 let (s, co) = direction_deg.to_radians().sin_cos();
                 Term::Ledge { px: point[0], py: point[1], ux: co / width, uy: s / width, height }
             }
+            Component::Crater { center, radius, depth } => Term::Crater {
+                cx: center[0],
+                cy: center[1],
+                inv_r2: 1.0 / (radius * radius),
+                depth,
+            },
         }
     }
 
@@ -109,6 +134,17 @@ impl Term {
                     let de = height * 6.0 * t * (1.0 - t);
                     (e, de * ux, de * uy)
                 }
+            }
+            Term::Crater { cx, cy, inv_r2, depth } => {
+                let (dx, dy) = (x - cx, y - cy);
+                let q = (dx * dx + dy * dy) * inv_r2;
+                if q >= 1.0 {
+                    return (0.0, 0.0, 0.0);
+                }
+                let w = 1.0 - q;
+                // f = (1 − q)² (4q − 1), df/dq = (1 − q)(6 − 12q), dq/dx = 2 dx / R².
+                let g = depth * w * (6.0 - 12.0 * q) * 2.0 * inv_r2;
+                (depth * w * w * (4.0 * q - 1.0), g * dx, g * dy)
             }
         }
     }
@@ -163,6 +199,10 @@ pub enum SurfaceKind {
     Undulating,
     /// Sand ripples, a few smooth rocks and a ledge with a steep slope.
     Sandbed,
+    /// A time series: a sand bed with pebbles on which a volume-conserving crater
+    /// ([`Component::Crater`]) deepens from nothing in the first frame to 3 cm in the last,
+    /// and a fish ([`Fish`]) that crosses the view in the odd frames.
+    Bower,
 }
 
 impl std::str::FromStr for SurfaceKind {
@@ -172,7 +212,8 @@ impl std::str::FromStr for SurfaceKind {
             "flat" => Ok(Self::Flat),
             "undulating" => Ok(Self::Undulating),
             "sandbed" => Ok(Self::Sandbed),
-            _ => Err(format!("unknown scene `{s}`; expected flat, undulating or sandbed")),
+            "bower" => Ok(Self::Bower),
+            _ => Err(format!("unknown scene `{s}`; expected flat, undulating, sandbed or bower")),
         }
     }
 }
@@ -184,6 +225,7 @@ impl SurfaceKind {
             Self::Flat => "flat",
             Self::Undulating => "undulating",
             Self::Sandbed => "sandbed",
+            Self::Bower => "bower",
         }
     }
 }
@@ -229,7 +271,63 @@ impl SurfaceModel {
                 Self::new(base_z, vec![sine(0.05, 0.0), sine(0.065, 90.0)])
             }
             SurfaceKind::Sandbed => Self::sandbed(base_z, extent, seed, drift),
+            // `frame` alone does not say how far the crater has grown: this is the finished
+            // bower (see [`SurfaceModel::bower`] for the frames of a sequence).
+            SurfaceKind::Bower => Self::bower(base_z, extent, seed, 1.0),
         }
+    }
+
+    /// Depth of a finished bower's pit (m).
+    pub const BOWER_DEPTH_M: f64 = 0.03;
+
+    /// The `bower` bed at `progress` ∈ [0, 1] of the sequence: static ripples and pebbles,
+    /// and a crater of radius `0.24 · extent` whose pit is `progress · 3 cm` deep. Between
+    /// two frames only the crater changes, so the change is known exactly
+    /// ([`bower_crater`](Self::bower_crater), [`crater_rim_volume`]).
+    pub fn bower(base_z: f64, extent: f64, seed: u64, progress: f64) -> Self {
+        let mut rng = SplitMix::new(seed ^ 0xB0E3_5A4D);
+        let mut components = Vec::new();
+        let main_dir = rng.range(0.0, 180.0);
+        for (i, (amp, wl)) in [(0.002, 0.08), (0.001, 0.05)].into_iter().enumerate() {
+            components.push(Component::Sine {
+                amplitude: amp * rng.range(0.8, 1.2),
+                wavelength: wl * rng.range(0.85, 1.15),
+                direction_deg: main_dir + i as f64 * rng.range(30.0, 60.0),
+                phase: rng.range(0.0, std::f64::consts::TAU),
+            });
+        }
+        let center = [rng.range(-0.1, 0.1) * extent, rng.range(-0.1, 0.1) * extent];
+        let radius = 0.24 * extent;
+        // Pebbles around the crater, kept off its rim and apart from each other.
+        let mut pebbles: Vec<[f64; 2]> = Vec::new();
+        let mut attempts = 0;
+        while pebbles.len() < 8 && attempts < 400 {
+            attempts += 1;
+            let c = [rng.range(-0.75, 0.75) * extent, rng.range(-0.75, 0.75) * extent];
+            let clear_of_crater = (c[0] - center[0]).hypot(c[1] - center[1]) > radius + 0.04;
+            if clear_of_crater && pebbles.iter().all(|o| (o[0] - c[0]).hypot(o[1] - c[1]) > 0.08) {
+                pebbles.push(c);
+                components.push(Component::Rock {
+                    center: c,
+                    radius: rng.range(0.012, 0.025),
+                    height: rng.range(0.005, 0.012),
+                });
+            }
+        }
+        components.push(Component::Crater {
+            center,
+            radius,
+            depth: Self::BOWER_DEPTH_M * progress.clamp(0.0, 1.0),
+        });
+        Self::new(base_z, components)
+    }
+
+    /// The crater of a `bower` bed (centre, radius, depth), if the surface has one.
+    pub fn bower_crater(&self) -> Option<([f64; 2], f64, f64)> {
+        self.components.iter().find_map(|c| match *c {
+            Component::Crater { center, radius, depth } => Some((center, radius, depth)),
+            _ => None,
+        })
     }
 
     fn sandbed(base_z: f64, extent: f64, seed: u64, drift: f64) -> Self {
@@ -291,6 +389,7 @@ impl SurfaceModel {
                 Component::Rock { height, .. } | Component::Ledge { height, .. } => {
                     (height.max(0.0), height.min(0.0))
                 }
+                Component::Crater { depth, .. } => (0.25 * depth.abs(), -depth.abs()),
             };
             up += hi;
             down += lo;
@@ -315,6 +414,10 @@ impl SurfaceModel {
                     // −width/2.
                     let along = (x - point[0]) * c + (y - point[1]) * s;
                     if along + reach > -width / 2.0 { height.max(0.0) } else { 0.0 }
+                }
+                Component::Crater { center, radius, depth } => {
+                    let near = (x - center[0]).hypot(y - center[1]) < radius + reach;
+                    if near { 0.25 * depth.abs() } else { 0.0 }
                 }
             })
             .sum()
@@ -343,6 +446,14 @@ impl SurfaceModel {
                     let (s, c) = direction_deg.to_radians().sin_cos();
                     let dist = ((x - point[0]) * c + (y - point[1]) * s).abs();
                     if dist < width / 2.0 + reach { 1.5 * height.abs() / width } else { 0.0 }
+                }
+                Component::Crater { center, radius, depth } => {
+                    if (x - center[0]).hypot(y - center[1]) < radius + reach {
+                        // max_q |(1 − q)(6 − 12q)·2√q| ≈ 2.78 (at q ≈ 0.12), over R.
+                        2.8 * depth.abs() / radius
+                    } else {
+                        0.0
+                    }
                 }
             })
             .sum()
@@ -448,6 +559,87 @@ impl SurfaceModel {
     }
 }
 
+/// Exact volumes (m³) `(gained, lost)` of the change from bed `a` to bed `b` of a `bower`
+/// sequence (elevation up: gained where `b` is higher); `None` unless both have the same
+/// crater and differ in nothing else.
+pub fn bower_change_volumes(a: &SurfaceModel, b: &SurfaceModel) -> Option<(f64, f64)> {
+    let (ca, ra, da) = a.bower_crater()?;
+    let (cb, rb, db) = b.bower_crater()?;
+    let others = |s: &SurfaceModel| -> Vec<Component> {
+        s.components.iter().filter(|c| !matches!(c, Component::Crater { .. })).cloned().collect()
+    };
+    if ca != cb || ra != rb || a.base_z != b.base_z || others(a) != others(b) {
+        return None;
+    }
+    // The difference is itself a crater of depth db − da: its rim gains what its pit loses.
+    let v = crater_rim_volume(ra, (db - da).abs());
+    Some((v, v))
+}
+
+/// A fish: an ellipsoid swimming above the bed. It occludes the bed in the renders but is not
+/// part of the ground truth (the bed is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fish {
+    /// Centre (world x, y, z; m).
+    pub center: [f64; 3],
+    /// Half length, half width and half height (m).
+    pub semi_axes: [f64; 3],
+    /// Heading of the body axis (degrees from +X toward +Y).
+    pub heading_deg: f64,
+}
+
+impl Fish {
+    /// The point `p` in the body frame, divided by the semi-axes (the unit sphere's frame).
+    fn to_unit(&self, p: [f64; 3]) -> [f64; 3] {
+        let (s, c) = self.heading_deg.to_radians().sin_cos();
+        let (dx, dy, dz) = (p[0] - self.center[0], p[1] - self.center[1], p[2] - self.center[2]);
+        let along = dx * c + dy * s;
+        let across = -dx * s + dy * c;
+        [along / self.semi_axes[0], across / self.semi_axes[1], dz / self.semi_axes[2]]
+    }
+
+    /// The same for a direction.
+    fn dir_to_unit(&self, d: [f64; 3]) -> [f64; 3] {
+        let (s, c) = self.heading_deg.to_radians().sin_cos();
+        [
+            (d[0] * c + d[1] * s) / self.semi_axes[0],
+            (-d[0] * s + d[1] * c) / self.semi_axes[1],
+            d[2] / self.semi_axes[2],
+        ]
+    }
+
+    /// Parameter `t ≥ 0` at which `origin + t·dir` first enters the body, if it does.
+    pub fn intersect(&self, origin: &Point3<f64>, dir: &nalgebra::Vector3<f64>) -> Option<f64> {
+        let o = self.to_unit([origin.x, origin.y, origin.z]);
+        let d = self.dir_to_unit([dir.x, dir.y, dir.z]);
+        let a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        let b = 2.0 * (o[0] * d[0] + o[1] * d[1] + o[2] * d[2]);
+        let c = o[0] * o[0] + o[1] * o[1] + o[2] * o[2] - 1.0;
+        let disc = b * b - 4.0 * a * c;
+        if disc < 0.0 || a == 0.0 {
+            return None;
+        }
+        let t = (-b - disc.sqrt()) / (2.0 * a);
+        (t >= 0.0).then_some(t)
+    }
+
+    /// Whether the body covers the bed point above/below (x, y) (seen from straight above).
+    pub fn covers(&self, x: f64, y: f64) -> bool {
+        let u = self.to_unit([x, y, self.center[2]]);
+        u[0] * u[0] + u[1] * u[1] < 1.0
+    }
+
+    /// Colour of the body at its surface point `p`: a smooth, lit, olive-grey body (a fish
+    /// carries little texture at this scale), darker on the flanks.
+    pub fn colour(&self, p: &Point3<f64>) -> [f32; 3] {
+        let u = self.to_unit([p.x, p.y, p.z]);
+        // Up is −Z: the back faces the light.
+        let up = (-u[2]).clamp(-1.0, 1.0) as f32;
+        let shade = 0.35 + 0.45 * (0.5 + 0.5 * up);
+        [0.62 * shade, 0.58 * shade, 0.46 * shade]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +723,57 @@ mod tests {
                 assert!(gx.hypot(gy) <= s.slope_bound_near(x, y, 0.0) + 1e-9, "({x}, {y})");
             }
         }
+    }
+
+    #[test]
+    fn crater_conserves_volume_and_bounds_hold() {
+        let s = SurfaceModel::bower(1.5, 0.5, 3, 1.0);
+        let (center, radius, depth) = s.bower_crater().unwrap();
+        assert_eq!(depth, SurfaceModel::BOWER_DEPTH_M);
+        let crater = SurfaceModel::new(1.5, vec![Component::Crater { center, radius, depth }]);
+        // Integrate gain and loss on a fine grid.
+        let step = radius / 400.0;
+        let (mut gained, mut lost) = (0.0, 0.0);
+        let n = (2.0 * radius / step) as i64 + 1;
+        for i in 0..n {
+            for j in 0..n {
+                let (x, y) =
+                    (center[0] - radius + i as f64 * step, center[1] - radius + j as f64 * step);
+                let e = crater.base_z() - crater.z(x, y);
+                if e > 0.0 { gained += e * step * step } else { lost -= e * step * step }
+            }
+        }
+        let v = crater_rim_volume(radius, depth);
+        assert!((gained - v).abs() < 2e-3 * v, "{gained} {v}");
+        assert!((lost - v).abs() < 2e-3 * v, "{lost} {v}");
+        let (top, bottom) = crater.z_bounds();
+        assert!(
+            (top - (1.5 - depth / 4.0)).abs() < 1e-12 && (bottom - (1.5 + depth)).abs() < 1e-12
+        );
+        for k in 0..2000 {
+            let r = radius * k as f64 / 2000.0;
+            let (_, gx, gy) = crater.z_and_gradient(center[0] + r, center[1]);
+            assert!(gx.hypot(gy) <= crater.slope_bound_near(center[0] + r, center[1], 0.0));
+            let h = 1e-7;
+            let fd = (crater.z(center[0] + r + h, center[1])
+                - crater.z(center[0] + r - h, center[1]))
+                / (2.0 * h);
+            assert!((fd - gx).abs() < 1e-6, "{r}: {fd} {gx}");
+        }
+        // The pit starts flat: nothing at progress 0.
+        assert_eq!(SurfaceModel::bower(1.5, 0.5, 3, 0.0).bower_crater().unwrap().2, 0.0);
+    }
+
+    #[test]
+    fn fish_intersection_is_exact() {
+        let fish =
+            Fish { center: [0.1, 0.2, 1.4], semi_axes: [0.06, 0.02, 0.02], heading_deg: 90.0 };
+        // Straight down through the centre: enters at the top of the body.
+        let t = fish.intersect(&Point3::new(0.1, 0.2, 1.0), &nalgebra::Vector3::new(0.0, 0.0, 1.0));
+        assert!((t.unwrap() - 0.38).abs() < 1e-12);
+        // Heading 90°: the long axis is along Y.
+        assert!(fish.covers(0.1, 0.25) && !fish.covers(0.15, 0.2));
+        assert!(fish.intersect(&Point3::new(0.15, 0.2, 1.0), &nalgebra::Vector3::z()).is_none());
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! Only perceptually uniform maps are offered (matplotlib's viridis family): equal steps in
 //! value look like equal steps in colour and lightness rises monotonically, so the picture
 //! does not invent edges and stays readable in greyscale and for colour-blind readers. Like
-//! matplotlib, a value is quantised to one of 256 table entries.
+//! matplotlib, a value is quantised to one of 256 table entries. Signed values (change maps)
+//! use one diverging map, light at zero and darkening toward both ends.
 
 use super::colormap_data::{MAGMA, PLASMA, VIRIDIS};
 
 /// Colour of pixels without a value (NaN depth, no points): mid grey, as in the reference.
-/// No entry of the maps below is grey, so a gap never reads as a value.
+/// No entry of the maps below is mid grey, so a gap never reads as a value.
 pub const INVALID_GREY: [u8; 3] = [128, 128, 128];
 
 /// A perceptually uniform colour map.
@@ -21,6 +22,32 @@ pub enum Colormap {
     Plasma,
     /// Black → red → pale yellow.
     Magma,
+    /// Diverging blue → near-white → red, for signed values centred on zero (change maps):
+    /// the endpoints of Moreland's cool-warm map, interpolated in linear light through
+    /// (247, 247, 247), so lightness rises monotonically to the centre and falls after it.
+    Diverging,
+}
+
+/// The [`Colormap::Diverging`] table, built once.
+fn diverging_table() -> &'static [[u8; 3]; 256] {
+    static TABLE: std::sync::OnceLock<[[u8; 3]; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let to_lin = |c: u8| {
+            let c = c as f64 / 255.0;
+            if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        };
+        let to_srgb = |l: f64| {
+            let c = if l <= 0.0031308 { 12.92 * l } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 };
+            (c * 255.0).round().clamp(0.0, 255.0) as u8
+        };
+        let (blue, mid, red) = ([59u8, 76, 192], [247u8, 247, 247], [180u8, 4, 38]);
+        std::array::from_fn(|i| {
+            let t = i as f64 / 255.0;
+            let (a, b, f) =
+                if t < 0.5 { (blue, mid, t / 0.5) } else { (mid, red, (t - 0.5) / 0.5) };
+            std::array::from_fn(|k| to_srgb(to_lin(a[k]) * (1.0 - f) + to_lin(b[k]) * f))
+        })
+    })
 }
 
 impl Colormap {
@@ -30,6 +57,7 @@ impl Colormap {
             Colormap::Viridis => &VIRIDIS,
             Colormap::Plasma => &PLASMA,
             Colormap::Magma => &MAGMA,
+            Colormap::Diverging => diverging_table(),
         }
     }
 
@@ -39,6 +67,7 @@ impl Colormap {
             Colormap::Viridis => "viridis",
             Colormap::Plasma => "plasma",
             Colormap::Magma => "magma",
+            Colormap::Diverging => "diverging",
         }
     }
 

@@ -19,6 +19,7 @@
 //! | the rig | [`rig_image`] | `viz/rig.png` |
 //! | cloud and mesh renders | [`cloud_views`], [`mesh_views`] | `viz/fused_VIEW.png`, `viz/mesh_VIEW.png` |
 //! | height maps over time | [`timeseries_gallery`] | `summary/timeseries_gallery.png` |
+//! | change between frames | [`change::picture`], [`change::series_plot`] | `change/A_B.png`, `summary/change.png` |
 //!
 //! The pipeline calls [`write_frame_viz`] (or the per-stage `write_*_viz` helpers) after each
 //! stage when `runtime.viz_enabled` is on, filtered by `runtime.viz_stages`
@@ -36,6 +37,7 @@
 //! assert!(picture.width() > 64 && picture.height() > 48);
 //! ```
 
+pub mod change;
 pub mod colorbar;
 pub mod colormap;
 mod colormap_data;

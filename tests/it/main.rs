@@ -2,6 +2,7 @@
 //! through the public API or the `aquamvs` binary.
 
 mod bench;
+mod change;
 mod cli;
 mod docs;
 mod geometry;

@@ -1,0 +1,427 @@
+//! Change between frames: the DEM of difference of two height maps, thresholded by a minimum
+//! level of detection, and the volumes of sediment gained and lost with their uncertainties.
+//!
+//! For each cell supported in both frames (and inside the region of interest) the change is
+//! `Δz = height_B − height_A` (metres, up positive: a gain is sand added). Its uncertainty is
+//! `σ_Δ = √(σ_A² + σ_B²)` from the two cells' spreads, and the change is *significant* when
+//! `|Δz| > t·σ_Δ`, the minimum level of detection of geomorphic change detection (Wheaton et al.
+//! 2010, "Accounting for uncertainty in DEMs from repeat topographic surveys", ESPL 35). The
+//! default `t = 1.96` is the two-sided 95 % confidence of a normal error. Volumes are summed
+//! both over the significant cells (thresholded) and over every compared cell (raw); each
+//! volume's uncertainty is `cell area · √(Σ σ_Δ²)` over the cells it sums (errors of different
+//! cells taken as independent).
+//!
+//! Occluders: a cell whose support (points in the cell) fell below
+//! [`ChangeOptions::support_drop`] of the other frame's is not compared: something (a fish)
+//! hid the bed from cameras in one frame, and its points, if any, are not the bed's.
+
+pub mod output;
+pub mod roi;
+pub mod series;
+pub mod truth;
+
+use serde::{Deserialize, Serialize};
+
+use crate::heightmap::{Grid, HeightMap};
+use crate::imgproc::GrayImage;
+
+/// Default `t` of the level of detection (two-sided 95 %).
+pub const DEFAULT_T: f64 = 1.96;
+
+/// Default fraction of the other frame's support below which a cell counts as occluded.
+pub const DEFAULT_SUPPORT_DROP: f64 = 0.5;
+
+/// How to compare two height maps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChangeOptions {
+    /// Multiplier of `σ_Δ` in the level of detection.
+    pub t: f64,
+    /// A cell is occluded in a frame when its support is below this fraction of its support
+    /// in the other frame.
+    pub support_drop: f64,
+}
+
+impl Default for ChangeOptions {
+    fn default() -> Self {
+        Self { t: DEFAULT_T, support_drop: DEFAULT_SUPPORT_DROP }
+    }
+}
+
+/// What happened to a cell, as stored in `status` of `change/A_B.npz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum CellStatus {
+    /// Outside the region of interest.
+    Outside = 0,
+    /// No height in one frame or both.
+    Unsupported = 1,
+    /// Support dropped in one frame (an occluder): not compared.
+    Occluded = 2,
+    /// Compared; the change is within the level of detection.
+    NoChange = 3,
+    /// Compared; significant gain.
+    Gain = 4,
+    /// Compared; significant loss.
+    Loss = 5,
+}
+
+/// Volumes of one kind of sum (cm³), with their uncertainties (1 σ, cm³).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Volumes {
+    /// Sand added (Δz > 0), cm³.
+    pub gained_cm3: f64,
+    /// Uncertainty of `gained_cm3`.
+    pub gained_sigma_cm3: f64,
+    /// Sand removed (Δz < 0), cm³ (positive).
+    pub lost_cm3: f64,
+    /// Uncertainty of `lost_cm3`.
+    pub lost_sigma_cm3: f64,
+    /// `gained − lost`, cm³.
+    pub net_cm3: f64,
+    /// Uncertainty of `net_cm3`.
+    pub net_sigma_cm3: f64,
+    /// Area of the cells summed (m²).
+    pub area_m2: f64,
+}
+
+impl Volumes {
+    /// Volume moved: gained plus lost (cm³).
+    pub fn moved_cm3(&self) -> f64 {
+        self.gained_cm3 + self.lost_cm3
+    }
+}
+
+/// Figures of one comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeStats {
+    /// `t` of the level of detection.
+    pub t: f64,
+    /// Support fraction below which a cell counts as occluded.
+    pub support_drop: f64,
+    /// Cell side (m).
+    pub cell_m: f64,
+    /// Cells in the region of interest.
+    pub cells_in_roi: usize,
+    /// Cells compared (supported in both frames, not occluded).
+    pub cells_compared: usize,
+    /// Area compared (m²).
+    pub area_compared_m2: f64,
+    /// Cells without a height in one frame or both.
+    pub cells_unsupported: usize,
+    /// Cells not compared because their support dropped in one frame (occluders).
+    pub cells_occluded: usize,
+    /// Compared cells whose change exceeds the level of detection.
+    pub cells_significant: usize,
+    /// Median level of detection over the compared cells (m).
+    pub median_lod_m: Option<f64>,
+    /// Volumes over the significant cells only.
+    pub thresholded: Volumes,
+    /// Volumes over every compared cell.
+    pub raw: Volumes,
+}
+
+/// The difference of two height maps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeMap {
+    /// The grid of both maps.
+    pub grid: Grid,
+    /// `height_B − height_A` (m, up positive) where compared; NaN elsewhere.
+    pub dz: GrayImage,
+    /// Level of detection `t·σ_Δ` (m) where compared; NaN elsewhere.
+    pub lod: GrayImage,
+    /// [`CellStatus`] of every cell.
+    pub status: Vec<i32>,
+    /// The figures.
+    pub stats: ChangeStats,
+}
+
+/// Errors of a comparison.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The two maps are not on the same grid.
+    #[error(
+        "frames {from} and {to} were gridded differently ({a} vs {b}); rerun `aquamvs reconstruct` \
+         with the same calibration and reconstruction.grid_resolution for both"
+    )]
+    GridMismatch {
+        /// Frame A.
+        from: usize,
+        /// Frame B.
+        to: usize,
+        /// Grid of A, described.
+        a: String,
+        /// Grid of B, described.
+        b: String,
+    },
+    /// The region of interest cannot be used.
+    #[error("region of interest: {0}")]
+    Roi(String),
+    /// An input (height map, frame, run folder, ground truth) cannot be used; the message
+    /// names it and says what to do.
+    #[error("{0}")]
+    Input(String),
+}
+
+fn describe(g: &Grid) -> String {
+    format!(
+        "{} cells of {:.2} mm from ({:.4}, {:.4}), datum Z {:.4}",
+        g.size,
+        g.spacing * 1e3,
+        g.origin[0],
+        g.origin[1],
+        g.datum_z
+    )
+}
+
+/// Compares frame `a` to frame `b` (indices only name them in errors) within `roi` (one flag
+/// per cell, row-major; `None` is the whole grid).
+pub fn compare(
+    (from, a): (usize, &HeightMap),
+    (to, b): (usize, &HeightMap),
+    roi: Option<&[bool]>,
+    opts: &ChangeOptions,
+) -> Result<ChangeMap, ChangeError> {
+    if !a.grid.same_as(&b.grid) {
+        return Err(ChangeError::GridMismatch {
+            from,
+            to,
+            a: describe(&a.grid),
+            b: describe(&b.grid),
+        });
+    }
+    let grid = a.grid;
+    let n = grid.size.area();
+    if let Some(r) = roi
+        && r.len() != n
+    {
+        return Err(ChangeError::Roi(format!("{} flags for {n} cells", r.len())));
+    }
+    let mut dz = GrayImage::from_elem(grid.size, f32::NAN);
+    let mut lod = GrayImage::from_elem(grid.size, f32::NAN);
+    let mut status = vec![CellStatus::Outside as i32; n];
+    let area = grid.cell_area();
+    let mut stats = ChangeStats {
+        t: opts.t,
+        support_drop: opts.support_drop,
+        cell_m: grid.spacing,
+        ..ChangeStats::default()
+    };
+    // Sums in m³ and m⁶ (variances), converted at the end.
+    #[derive(Default)]
+    struct Acc {
+        gain: f64,
+        gain_var: f64,
+        loss: f64,
+        loss_var: f64,
+        var: f64,
+        cells: usize,
+    }
+    let (mut raw, mut thr) = (Acc::default(), Acc::default());
+    let mut lods = Vec::new();
+    let (ha, hb) = (a.height.as_slice(), b.height.as_slice());
+    let (sa, sb) = (a.sigma.as_slice(), b.sigma.as_slice());
+    for k in 0..n {
+        if roi.is_some_and(|r| !r[k]) {
+            continue;
+        }
+        stats.cells_in_roi += 1;
+        if !(a.supported(k) && b.supported(k)) {
+            status[k] = CellStatus::Unsupported as i32;
+            stats.cells_unsupported += 1;
+            continue;
+        }
+        let (ca, cb) = (a.count[k] as f64, b.count[k] as f64);
+        if ca < opts.support_drop * cb || cb < opts.support_drop * ca {
+            status[k] = CellStatus::Occluded as i32;
+            stats.cells_occluded += 1;
+            continue;
+        }
+        let d = (hb[k] - ha[k]) as f64;
+        let var = (sa[k] as f64).powi(2) + (sb[k] as f64).powi(2);
+        let l = opts.t * var.sqrt();
+        dz.as_mut_slice()[k] = d as f32;
+        lod.as_mut_slice()[k] = l as f32;
+        lods.push(l);
+        stats.cells_compared += 1;
+        let add = |acc: &mut Acc| {
+            acc.cells += 1;
+            acc.var += var;
+            if d > 0.0 {
+                acc.gain += d;
+                acc.gain_var += var;
+            } else if d < 0.0 {
+                acc.loss -= d;
+                acc.loss_var += var;
+            }
+        };
+        add(&mut raw);
+        if d.abs() > l {
+            add(&mut thr);
+            stats.cells_significant += 1;
+            status[k] = if d > 0.0 { CellStatus::Gain } else { CellStatus::Loss } as i32;
+        } else {
+            status[k] = CellStatus::NoChange as i32;
+        }
+    }
+    let volumes = |acc: &Acc| {
+        let cm3 = 1e6 * area;
+        Volumes {
+            gained_cm3: acc.gain * cm3,
+            gained_sigma_cm3: acc.gain_var.sqrt() * cm3,
+            lost_cm3: acc.loss * cm3,
+            lost_sigma_cm3: acc.loss_var.sqrt() * cm3,
+            net_cm3: (acc.gain - acc.loss) * cm3,
+            net_sigma_cm3: acc.var.sqrt() * cm3,
+            area_m2: acc.cells as f64 * area,
+        }
+    };
+    stats.raw = volumes(&raw);
+    stats.thresholded = volumes(&thr);
+    stats.area_compared_m2 = stats.cells_compared as f64 * area;
+    if !lods.is_empty() {
+        lods.sort_by(f64::total_cmp);
+        stats.median_lod_m = Some(lods[lods.len() / 2]);
+    }
+    Ok(ChangeMap { grid, dz, lod, status, stats })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imgproc::ImageSize;
+    use nalgebra::Point3;
+
+    /// A grid of 2 mm cells over ±0.1 m, datum at Z = 1.5.
+    fn grid() -> Grid {
+        Grid { origin: [-0.1, -0.1], spacing: 0.002, size: ImageSize::new(101, 101), datum_z: 1.5 }
+    }
+
+    /// A height map of `elevation(x, y)` (m up from a bed at Z = 1.4): four points per cell at
+    /// ±`noise` in a fixed pattern (mean exact, spread `noise`), `count` points where `count`
+    /// says.
+    fn map(
+        elevation: impl Fn(f64, f64) -> f64,
+        noise: f64,
+        per_cell: impl Fn(f64, f64) -> usize,
+    ) -> HeightMap {
+        let g = grid();
+        let mut pts = Vec::new();
+        for j in 0..g.size.height {
+            for i in 0..g.size.width {
+                let (x, y) = g.centre(i, j);
+                let z = 1.4 - elevation(x, y);
+                let n = per_cell(x, y);
+                for p in 0..n {
+                    let sign = if p % 2 == 0 { 1.0 } else { -1.0 };
+                    let off = 0.0004 * (p as f64 - 1.5);
+                    pts.push(Point3::new(x + off, y - off, z + sign * noise));
+                }
+            }
+        }
+        HeightMap::from_points(g, &pts)
+    }
+
+    fn cone(x: f64, y: f64) -> f64 {
+        // Radius 5 cm, height 2 cm: volume π r² h / 3 = 52.36 cm³.
+        (0.02 * (1.0 - x.hypot(y) / 0.05)).max(0.0)
+    }
+
+    #[test]
+    fn a_cone_is_gained_and_nothing_is_lost() {
+        let a = map(|_, _| 0.0, 0.0002, |_, _| 4);
+        let b = map(cone, 0.0002, |_, _| 4);
+        let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
+        let truth = std::f64::consts::PI * 25.0 * 2.0 / 3.0;
+        let s = &c.stats;
+        // The grid sampling of the cone's apex and rim costs a fraction of a percent.
+        assert!((s.raw.gained_cm3 - truth).abs() < 0.01 * truth, "{s:?}");
+        assert!((s.thresholded.gained_cm3 - truth).abs() < 0.02 * truth, "{s:?}");
+        assert_eq!(s.thresholded.lost_cm3, 0.0);
+        assert_eq!(s.cells_compared, 101 * 101);
+        assert!((s.area_compared_m2 - 0.202 * 0.202).abs() < 1e-9);
+        // σ_Δ = √2 · spread per cell; the gained volume's σ sums over the gained cells.
+        let cells = s.raw.area_m2 / 4e-6;
+        assert!(
+            s.raw.net_sigma_cm3 > 0.0
+                && s.raw.net_sigma_cm3 < 4e-6 * 1e6 * cells.sqrt() * 0.0003 * 2.0
+        );
+        // Four points at ±0.2 mm: a spread of 0.2 mm · √(4/3) per frame.
+        let lod = 1.96 * (2.0f64 * 4.0 / 3.0).sqrt() * 0.0002;
+        assert!((s.median_lod_m.unwrap() - lod).abs() < 1e-6, "{s:?}");
+    }
+
+    #[test]
+    fn a_pit_is_lost_and_noise_is_not_change() {
+        // A paraboloid pit of radius 4 cm and depth 1 cm: volume π r² d / 2 = 25.13 cm³.
+        let pit = |x: f64, y: f64| -0.01 * (1.0 - (x * x + y * y) / 0.0016).max(0.0);
+        let a = map(|_, _| 0.0, 0.0005, |_, _| 4);
+        let b = map(pit, 0.0005, |_, _| 4);
+        let c = compare((3, &a), (7, &b), None, &ChangeOptions::default()).unwrap();
+        let truth = std::f64::consts::PI * 16.0 * 1.0 / 2.0;
+        let s = &c.stats;
+        assert!((s.raw.lost_cm3 - truth).abs() < 0.01 * truth, "{s:?}");
+        // Below the level of detection (√2 · 0.5 · 1.96 ≈ 1.4 mm) the rim of the pit is not
+        // counted: the thresholded loss is smaller, but never a gain.
+        assert!(s.thresholded.lost_cm3 < s.raw.lost_cm3 && s.thresholded.lost_cm3 > 0.9 * truth);
+        assert_eq!(s.thresholded.gained_cm3, 0.0);
+        assert!((s.thresholded.net_cm3 + s.thresholded.lost_cm3).abs() < 1e-9);
+        // Outside the pit nothing is significant.
+        let outside = c.grid.cell(0.08, 0.08).map(|(i, j)| j * 101 + i).unwrap();
+        assert_eq!(c.status[outside], CellStatus::NoChange as i32);
+        let centre = c.grid.cell(0.0, 0.0).map(|(i, j)| j * 101 + i).unwrap();
+        assert_eq!(c.status[centre], CellStatus::Loss as i32);
+    }
+
+    #[test]
+    fn noisy_unchanged_beds_gain_and_lose_nothing_once_thresholded() {
+        // Two noisy surveys of the same bed: each cell's mean is off by up to ±0.3 mm.
+        let wobble = |x: f64, y: f64| 0.0003 * ((x * 913.0).sin() * (y * 577.0).cos());
+        let a = map(|x, y| wobble(x, y), 0.0005, |_, _| 4);
+        let b = map(|x, y| -wobble(x, y), 0.0005, |_, _| 4);
+        let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
+        let s = &c.stats;
+        assert!(s.raw.gained_cm3 > 0.5 && s.raw.lost_cm3 > 0.5, "{s:?}");
+        assert_eq!(s.cells_significant, 0);
+        assert_eq!(s.thresholded.moved_cm3(), 0.0);
+    }
+
+    #[test]
+    fn cells_whose_support_dropped_are_occluded_not_change() {
+        // Frame B: a "fish" 3 cm above the bed over a 2 cm square, where only one camera of
+        // four still sees the bed: one point per cell instead of four, and it is the fish's.
+        let fish = |x: f64, y: f64| x.abs() < 0.01 && y.abs() < 0.01;
+        let a = map(|_, _| 0.0, 0.0003, |_, _| 4);
+        let b = map(
+            |x, y| if fish(x, y) { 0.03 } else { 0.0 },
+            0.0003,
+            |x, y| if fish(x, y) { 1 } else { 4 },
+        );
+        let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
+        let s = &c.stats;
+        assert_eq!(s.cells_significant, 0, "{s:?}");
+        assert!(s.cells_occluded + s.cells_unsupported >= 100, "{s:?}");
+        let centre = c.grid.cell(0.0, 0.0).map(|(i, j)| j * 101 + i).unwrap();
+        assert_ne!(c.status[centre], CellStatus::Gain as i32);
+        assert!(c.dz.as_slice()[centre].is_nan());
+    }
+
+    #[test]
+    fn the_region_of_interest_limits_the_sums_and_grids_must_match() {
+        let a = map(|_, _| 0.0, 0.0002, |_, _| 4);
+        let b = map(cone, 0.0002, |_, _| 4);
+        let g = grid();
+        // Only the half x > 0: half the cone.
+        let roi: Vec<bool> =
+            (0..g.size.area()).map(|k| g.centre(k % 101, k / 101).0 > 0.001).collect();
+        let c = compare((0, &a), (1, &b), Some(&roi), &ChangeOptions::default()).unwrap();
+        // Half the cone less the slab 0 < x < 1 mm (its cross-section is 10 cm² at x = 0).
+        let half = std::f64::consts::PI * 25.0 * 2.0 / 6.0 - 0.1 * 10.0;
+        assert!((c.stats.raw.gained_cm3 - half).abs() < 0.02 * half, "{:?}", c.stats);
+        assert_eq!(c.stats.cells_in_roi, 50 * 101);
+        let mut other = b.clone();
+        other.grid.spacing = 0.004;
+        let e = compare((0, &a), (1, &other), None, &ChangeOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("gridded differently"), "{e}");
+        assert!(compare((0, &a), (1, &b), Some(&roi[1..]), &ChangeOptions::default()).is_err());
+    }
+}
