@@ -7,6 +7,7 @@ mod docs;
 mod geometry;
 mod hostile;
 mod learned;
+mod notebooks;
 mod real_data;
 mod reconstruct;
 mod resume;
