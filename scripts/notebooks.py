@@ -66,6 +66,11 @@ def main() -> int:
         print(f"notebooks: {args.bin} is not a file; build it first (cargo build)",
               file=sys.stderr)
         return 1
+    unknown = [name for name in args.notebooks if not (TUTORIAL / name).is_file()]
+    if unknown:
+        print(f"notebooks: no {', '.join(unknown)} in docs/tutorial (known: {', '.join(NOTEBOOKS)})",
+              file=sys.stderr)
+        return 1
     total = 0.0
     for name in args.notebooks:
         path = TUTORIAL / name
