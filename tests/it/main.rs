@@ -9,6 +9,7 @@ mod geometry;
 mod hostile;
 mod learned;
 mod migrate;
+mod notebooks;
 mod real_data;
 mod reconstruct;
 mod resume;
