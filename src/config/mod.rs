@@ -260,9 +260,11 @@ fn optional_at_least_1(v: &Option<usize>) -> Result<(), String> {
 
 fn thread_count(v: &Option<usize>) -> Result<(), String> {
     match v {
-        Some(n) if !(1..=MAX_THREADS).contains(n) => {
-            Err(format!("must be between 1 and {MAX_THREADS} (or null for every core), got {n}"))
-        }
+        Some(0) => Err("must be at least 1 (or null for every core)".into()),
+        Some(n) if *n > MAX_THREADS => Err(format!(
+            "must be at most {MAX_THREADS} (aquamvs's documented limit; or null for every \
+             core), got {n}"
+        )),
         _ => Ok(()),
     }
 }

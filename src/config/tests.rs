@@ -204,7 +204,7 @@ fn out_of_range_values() {
             "reconstruction.outlier_nb_neighbors",
             "at most 1000",
         ),
-        ("runtime:\n  threads: 100000\n", "runtime.threads", "between 1 and 1024"),
+        ("runtime:\n  threads: 100000\n", "runtime.threads", "at most 1024"),
         (
             "sparse_matching:\n  max_keypoints: 1000000000\n",
             "sparse_matching.max_keypoints",

@@ -395,7 +395,8 @@ fn check_counts(path: &Path, header: &Header, available: usize) -> Result<(), Pl
                     path,
                     0,
                     format!(
-                        "the header claims {} '{}' entries, more than the {available} bytes of                          data can hold (truncated or corrupt file)",
+                        "the header claims {} '{}' entries, more than the {available} bytes of \
+                         data can hold (truncated or corrupt file)",
                         el.count, el.name
                     ),
                 ));
