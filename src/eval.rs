@@ -429,8 +429,7 @@ pub fn evaluate(
     let non_finite = non_finite.count();
     if non_finite > 0 {
         return Err(bad_cloud(format!(
-            "{non_finite} of {} points have non-finite coordinates (NaN or infinity): the file \
-             is damaged",
+            "{non_finite} of {} points have non-finite coordinates: the file is damaged",
             points.len()
         )));
     }
