@@ -468,7 +468,7 @@ pub fn evaluate(
             depth_maps.insert(name.clone(), depth_metrics(&estimate, &truth, &DEFAULT_TOLERANCES));
         }
         if depth_maps.is_empty() {
-            let names: Vec<String> = expected.iter().map(|(n, _)| format!("{n}.npz")).collect();
+            let names: Vec<String> = expected.keys().map(|n| format!("{n}.npz")).collect();
             return Err(EvalError::DepthMap {
                 path: dir.to_path_buf(),
                 message: format!(
