@@ -429,8 +429,7 @@ pub fn evaluate(
     let non_finite = non_finite.count();
     if non_finite > 0 {
         return Err(bad_cloud(format!(
-            "{non_finite} of {} points have non-finite coordinates (NaN or infinity): the file \
-             is damaged",
+            "{non_finite} of {} points have non-finite coordinates: the file is damaged",
             points.len()
         )));
     }
@@ -469,7 +468,7 @@ pub fn evaluate(
             depth_maps.insert(name.clone(), depth_metrics(&estimate, &truth, &DEFAULT_TOLERANCES));
         }
         if depth_maps.is_empty() {
-            let names: Vec<String> = expected.iter().map(|(n, _)| format!("{n}.npz")).collect();
+            let names: Vec<String> = expected.keys().map(|n| format!("{n}.npz")).collect();
             return Err(EvalError::DepthMap {
                 path: dir.to_path_buf(),
                 message: format!(
