@@ -91,10 +91,10 @@ pub fn check_project_with(path: &Path, overrides: &[crate::config::Override]) ->
         }
     };
     for w in &loaded.warnings {
-        report.warnings.push(format!("{}: {w}", loaded.locate(&w.path)));
+        report.warnings.push(format!("{}: {w}", loaded.locate_issue(w)));
     }
     for n in &loaded.notes {
-        report.notes.push(format!("{}: {n}", loaded.locate(&n.path)));
+        report.notes.push(format!("{}: {n}", loaded.locate_issue(n)));
     }
     let config = &loaded.config;
     let rig = match load_rig(&config.calibration_path) {
