@@ -624,14 +624,25 @@ impl LoadedConfig {
         }
     }
 
+    /// Where a remark points: the `--set` flag, the remark's own line (keys that are not
+    /// fields have no recorded location), or the field's location.
+    pub fn locate_issue(&self, issue: &ConfigIssue) -> String {
+        match issue.pos {
+            Some(pos) if pos.line > 0 && !self.set_by_flag.contains_key(&issue.path) => {
+                format!("{}:{pos}", self.path.display())
+            }
+            _ => self.locate(&issue.path),
+        }
+    }
+
     /// Logs the warnings (as warnings) and the notes (as information), each with where the
     /// field was set.
     pub fn log_remarks(&self) {
         for w in &self.warnings {
-            tracing::warn!("{}: {w}", self.locate(&w.path));
+            tracing::warn!("{}: {w}", self.locate_issue(w));
         }
         for n in &self.notes {
-            tracing::info!("{}: {n}", self.locate(&n.path));
+            tracing::info!("{}: {n}", self.locate_issue(n));
         }
     }
 }
@@ -702,8 +713,6 @@ pub fn parse_str_with(
     check_cross_fields(&config, &mut ctx);
     check_distinct_inputs(&config, base_dir, &mut ctx);
     overrides::name_flags(&mut ctx.issues, overrides);
-    overrides::name_flags(&mut ctx.warnings, overrides);
-    overrides::name_flags(&mut ctx.notes, overrides);
     let mut set_by_flag = BTreeMap::new();
     ctx.locations.retain(|field, pos| match overrides::flag_of(Some(*pos), overrides) {
         Some(flag) => {

@@ -132,7 +132,7 @@ pub fn validate(loaded: &LoadedConfig) -> Validation {
         warnings: loaded
             .warnings
             .iter()
-            .map(|w| format!("{}: {w}", loaded.locate(&w.path)))
+            .map(|w| format!("{}: {w}", loaded.locate_issue(w)))
             .collect(),
         summary: Summary {
             config_path: loaded.path.clone(),

@@ -60,7 +60,7 @@ pub fn check_project_with(path: &Path, overrides: &[crate::config::Override]) ->
     report.problems = validation.problems;
     report.warnings = validation.warnings;
     for n in &loaded.notes {
-        report.notes.push(format!("{}: {n}", loaded.locate(&n.path)));
+        report.notes.push(format!("{}: {n}", loaded.locate_issue(n)));
     }
     if validation.rig.is_some() {
         report.summary = Some(validation.summary);
