@@ -376,7 +376,7 @@ mod tests {
     fn noisy_unchanged_beds_gain_and_lose_nothing_once_thresholded() {
         // Two noisy surveys of the same bed: each cell's mean is off by up to ±0.3 mm.
         let wobble = |x: f64, y: f64| 0.0003 * ((x * 913.0).sin() * (y * 577.0).cos());
-        let a = map(|x, y| wobble(x, y), 0.0005, |_, _| 4);
+        let a = map(wobble, 0.0005, |_, _| 4);
         let b = map(|x, y| -wobble(x, y), 0.0005, |_, _| 4);
         let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
         let s = &c.stats;

@@ -99,7 +99,7 @@ impl SceneSpec {
     /// The fish of frame `frame`: `bower` scenes have one in the odd frames, 4-6 cm above the
     /// bed and crossing the view (over the crater in frame 1); other scenes have none.
     pub fn fish_at(&self, frame: usize) -> Option<Fish> {
-        if self.surface != SurfaceKind::Bower || frame % 2 == 0 {
+        if self.surface != SurfaceKind::Bower || frame.is_multiple_of(2) {
             return None;
         }
         let extent = self.rig.extent();
