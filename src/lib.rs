@@ -57,6 +57,7 @@ pub mod fusion;
 pub mod geom;
 pub mod imgproc;
 pub mod io;
+pub mod layout;
 pub mod masks;
 pub mod mesh;
 pub mod parallel;

@@ -80,6 +80,8 @@ pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<
             ctx.n_frames_available
         );
     }
+    // The frame folder is aquamvs's (a folder of someone else's there is refused, not mixed).
+    crate::layout::OutputLayout::new(&loaded.config.output_dir).frame(args.frame).claim()?;
     let report = process_frame(&ctx, args.frame, &Quiet)?;
     let profile = Profile::from_records(&recorder.records());
     println!();

@@ -332,11 +332,11 @@ fn check_models(loaded: &LoadedConfig, report: &mut CheckReport) {
     }
 }
 
+/// The output folder, by the same function the run's setup uses (without leaving a folder
+/// behind).
 fn check_output(config: &Config, report: &mut CheckReport) {
-    if config.output_dir.is_file() {
-        report
-            .problems
-            .push(format!("output_dir: {} is a file, not a folder", config.output_dir.display()));
+    if let Err(e) = crate::layout::check_output_dir(&config.output_dir, false) {
+        report.problems.push(e.to_string());
     }
 }
 
