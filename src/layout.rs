@@ -388,15 +388,42 @@ impl FrameLayout {
         std::fs::remove_dir_all(&self.dir).map_err(LayoutError::io(&self.dir))
     }
 
-    /// Creates the frame folder and writes the ownership marker into it before anything else.
+    /// Creates the frame folder with the ownership marker already in it: the marker is written
+    /// into a hidden temporary folder next to it, which is then renamed into place, so a run
+    /// killed at any moment never leaves an unmarked frame folder. A folder that exists and is
+    /// aquamvs's is kept as it is; one that is not is refused.
     pub fn claim(&self) -> Result<(), LayoutError> {
         self.check_owned()?;
-        std::fs::create_dir_all(&self.dir).map_err(LayoutError::io(&self.dir))?;
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        let parent = match self.dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(LayoutError::io(parent))?;
+        let name = self.dir.file_name().and_then(|n| n.to_str()).unwrap_or("frame");
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // An ordinary folder's mode (0777 less the umask), not tempfile's 0700.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o777));
+        }
+        let tmp = builder.tempdir_in(parent).map_err(LayoutError::io(parent))?;
+        let marker = tmp.path().join(FRAME_OWNER_MARKER);
         crate::io::atomic::write_bytes_atomic(
-            &self.owner_marker(),
+            &marker,
             b"This frame folder was written by aquamvs, which may clear and rewrite it.\n",
         )
-        .map_err(|e| LayoutError::Io { path: e.path, source: e.source })
+        .map_err(|e| LayoutError::Io { path: e.path, source: e.source })?;
+        let tmp = tmp.keep();
+        std::fs::rename(&tmp, &self.dir).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            LayoutError::Io { path: self.dir.clone(), source: e }
+        })
     }
 }
 

@@ -121,7 +121,6 @@ pub fn export_reference_images(
     let config = &loaded.config;
     let layout = OutputLayout::new(&config.output_dir);
     refuse_inputs(&layout.reference_dir(), &loaded)?;
-    crate::layout::check_output_dir(layout.root(), true)?;
     let rig = load_rig(&config.calibration_path)?;
     let mut skipped = Vec::new();
     let mut inputs = BTreeMap::new();
@@ -168,6 +167,7 @@ pub fn export_reference_images(
         return Err(ExportRefsError::NoImages { frame, reasons });
     }
     skipped.extend(failures);
+    crate::layout::check_output_dir(layout.root(), true)?;
     let dir = layout.reference_dir();
     let written = images
         .into_par_iter()

@@ -105,7 +105,7 @@ fn a_camera_named_to_escape_is_refused_where_it_enters() {
 #[test]
 fn output_dir_equal_to_the_config_folder_keeps_the_users_config() {
     let (_dir, root) = scene(1);
-    edit(&root, "config.yaml", "output_dir: output", "output_dir: .");
+    edit(&root, "config.yaml", "output_dir: \"output\"", "output_dir: \".\"");
     let mut text = std::fs::read_to_string(root.join("config.yaml")).unwrap();
     text.insert_str(0, "# my notes: run on the tiny rig\n");
     std::fs::write(root.join("config.yaml"), &text).unwrap();
@@ -123,9 +123,9 @@ fn the_used_config_runs_from_any_working_directory() {
     // Relative paths through a config in a sub-folder, run from the project folder.
     let text = std::fs::read_to_string(root.join("config.yaml")).unwrap();
     let moved = text
-        .replace("calibration_path: calibration.json", "calibration_path: ../calibration.json")
-        .replace("output_dir: output", "output_dir: ../output")
-        .replace(": images/", ": ../images/");
+        .replace("calibration_path: \"calibration.json\"", "calibration_path: ../calibration.json")
+        .replace("output_dir: \"output\"", "output_dir: ../output")
+        .replace(": \"images/", ": \"../images/");
     std::fs::write(root.join("sub/config.yaml"), moved).unwrap();
     let out = aquamvs(&root, &["check", "sub/config.yaml"]);
     assert!(out.status.success(), "{:?}", texts(&out));
@@ -210,7 +210,7 @@ fn export_refs_never_writes_over_inputs() {
     }
     // An image folder as output_dir: the reference images would land among the inputs.
     let (_dir, root) = scene(1);
-    edit(&root, "config.yaml", "output_dir: output", "output_dir: images/cam00/..");
+    edit(&root, "config.yaml", "output_dir: \"output\"", "output_dir: images/cam00/..");
     std::fs::create_dir_all(root.join("images/reference_images")).unwrap();
     edit(&root, "config.yaml", "images/cam01", "images/reference_images");
     let out = aquamvs(&root, &["export-refs", "config.yaml"]);
