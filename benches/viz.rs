@@ -81,7 +81,8 @@ fn tank_frame(c: &mut Criterion) {
         ..FrameViz::default()
     };
     group.bench_function("full_frame_with_png_writes", |b| {
-        b.iter(|| write_frame_viz(dir.path(), &[], &inputs).expect("pictures written"))
+        let frame = aquamvs::layout::OutputLayout::new(dir.path()).frame(0);
+        b.iter(|| write_frame_viz(&frame, &[], &inputs).expect("pictures written"))
     });
     group.finish();
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use aquamvs::imgproc::{GrayImage, ImageSize};
 use aquamvs::io::images::write_png_rgb;
+use aquamvs::layout::OutputLayout;
 use aquamvs::synth::render::{RenderOptions, render_camera, undistorted_camera};
 use aquamvs::synth::rig::RigPreset;
 use aquamvs::synth::scene::SceneSpec;
@@ -83,7 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let t = Instant::now();
-    let frame_dir = out.join("frame_000000");
+    let layout = OutputLayout::new(&out);
+    let frame_dir = layout.frame(0);
     let kp = [KeypointsViz { camera: &ring[0], image: &images[0], keypoints: &keypoints }];
     let pairs = [PairViz {
         names: (&ring[0], &ring[1]),
@@ -108,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let c = surface_cloud(&spec.surface_at(frame * 20), &texture, half, half / 150.0, 1);
         grids.push((frame * 20, HeightGrid::from_points(c.points(), cell).ok_or("grid")?));
     }
-    let gallery = write_timeseries_gallery(&out, &grids)?;
+    let gallery = write_timeseries_gallery(&layout, &grids)?;
     for p in written.iter().chain([&gallery]) {
         println!("{}", p.display());
     }

@@ -1014,6 +1014,10 @@ impl<'a> Walker<'a> {
     }
 
     fn camera_record(&self, key: &str, record: &Value) -> Result<ParsedCamera, CalibError> {
+        // The name becomes file names (depth maps, pictures): the same rule as the config's.
+        if let Err(e) = crate::layout::check_camera_name(key) {
+            return Err(self.invalid("cameras", e.to_string()));
+        }
         let f = |rest: &str| format!("cameras.{key}.{rest}");
         let record = self.object(record, &format!("cameras.{key}"))?;
         if let Some(name) = record.get("name") {

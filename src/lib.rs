@@ -59,6 +59,7 @@ pub mod geom;
 pub mod heightmap;
 pub mod imgproc;
 pub mod io;
+pub mod layout;
 pub mod masks;
 pub mod mesh;
 pub mod parallel;

@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use crate::config::{LoadedConfig, MatcherType, PipelineMode};
 use crate::frames::{CameraReader, FrameReader, readable_images};
 use crate::imgproc::RgbImage;
-use crate::pipeline::{Context, PipelineError, Quiet, frame_dir, process_frame};
+use crate::layout::OutputLayout;
+use crate::pipeline::{Context, PipelineError, Quiet, process_frame};
 
 use super::report::{
     BenchmarkReport, PathwayResult, PathwayStatus, Quality, QualityAt, SystemInfo, utc_stamps,
@@ -255,14 +256,9 @@ fn run_pathway(
         .map(|(name, img)| CameraReader::in_memory(name, opts.frame, img.clone()))
         .collect();
     ctx.reader = Mutex::new(FrameReader::from_cameras(cameras));
-    let frame_out = frame_dir(&out, opts.frame);
-    if frame_out.is_dir()
-        && let Err(e) = std::fs::remove_dir_all(&frame_out)
-    {
-        return not_run(
-            PathwayStatus::Failed,
-            format!("cannot clear the previous outputs in {}: {e}", frame_out.display()),
-        );
+    let frame_out = OutputLayout::new(&out).frame(opts.frame);
+    if let Err(e) = frame_out.clear().and_then(|()| frame_out.claim()) {
+        return not_run(PathwayStatus::Failed, format!("cannot clear the previous outputs: {e}"));
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         process_frame(&ctx, opts.frame, &Quiet)
@@ -274,8 +270,11 @@ fn run_pathway(
             return not_run(PathwayStatus::Failed, "internal error (please report this)".into());
         }
     };
-    let cloud_file = if pathway.mode == PipelineMode::Sparse { "sparse.ply" } else { "fused.ply" };
-    let cloud_path = frame_out.join("point_cloud").join(cloud_file);
+    let cloud_path = if pathway.mode == PipelineMode::Sparse {
+        frame_out.sparse_cloud().path
+    } else {
+        frame_out.fused_cloud().path
+    };
     let (points, density) = cloud_density(&cloud_path);
     let quality = opts.ground_truth.as_deref().and_then(|gt| {
         quality(&cloud_path, gt, opts.frame)

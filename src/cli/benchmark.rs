@@ -18,6 +18,7 @@ use crate::bench::runner::{
 use crate::imgproc::{GrayImage, ImageSize, RgbImage};
 use crate::io::atomic::write_bytes_atomic;
 use crate::io::images::write_png_rgb;
+use crate::layout::OutputLayout;
 use crate::synth::rig::RigPreset;
 
 /// Flags of `aquamvs benchmark`.
@@ -225,7 +226,8 @@ fn depth_maps(
     let mut maps = Vec::new();
     let mut camera: Option<String> = None;
     for p in report.pathways.iter().filter(|p| p.status == PathwayStatus::Ran && p.mode == "full") {
-        let dir = crate::pipeline::frame_dir(Path::new(&p.output_dir), frame).join("depth_maps");
+        let out = OutputLayout::new(&p.output_dir).frame(frame);
+        let dir = out.sub_dir(crate::layout::sub::DEPTH_MAPS);
         let cam = camera.clone().or_else(|| {
             let mut names: Vec<String> = std::fs::read_dir(&dir)
                 .ok()?
@@ -236,15 +238,14 @@ fn depth_maps(
             names.into_iter().next()
         });
         let Some(cam) = cam else { continue };
-        if let Some(map) = read(&dir.join(format!("{cam}.npz"))) {
+        if let Some(map) = out.depth_map(&cam).ok().and_then(|f| read(&f.path)) {
             maps.push((format!("{} {cam}", p.name), map));
             camera = Some(cam);
         }
     }
     if let (Some(gt), Some(cam)) = (ground_truth, &camera) {
-        let path =
-            gt.join(format!("frame_{frame:06}")).join("depth_maps").join(format!("{cam}.npz"));
-        if let Some(map) = read(&path) {
+        let truth = OutputLayout::new(gt).frame(frame).depth_map(cam).ok();
+        if let Some(map) = truth.and_then(|f| read(&f.path)) {
             maps.push((format!("ground truth {cam}"), map));
         }
     }

@@ -61,10 +61,11 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     println!("3/3  Comparing with the ground truth…");
-    let frame_dir = loaded.config.output_dir.join("frame_000000");
-    let cloud = frame_dir.join("point_cloud").join("fused.ply");
+    let frame_out = crate::layout::OutputLayout::new(&loaded.config.output_dir).frame(0);
+    let cloud = frame_out.fused_cloud().path;
     let gt = args.out.join("ground_truth");
-    let eval = evaluate(&cloud, &gt, 0, 3, Some(&frame_dir.join("depth_maps")))?;
+    let depth_maps = frame_out.sub_dir(crate::layout::sub::DEPTH_MAPS);
+    let eval = evaluate(&cloud, &gt, 0, 3, Some(&depth_maps))?;
     let json = serde_json::to_string_pretty(&eval)?;
     crate::io::atomic::write_bytes_atomic(&cloud.with_extension("metrics.json"), json.as_bytes())?;
     println!();

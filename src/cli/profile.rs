@@ -85,6 +85,8 @@ pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<
             ctx.n_frames_available
         );
     }
+    // The frame folder is aquamvs's (a folder of someone else's there is refused, not mixed).
+    crate::layout::OutputLayout::new(&loaded.config.output_dir).frame(args.frame).claim()?;
     let report = process_frame(&ctx, args.frame, &Quiet)?;
     // What `reconstruct` adds after the frame: the content hashes `frame.json` records.
     let dir = frame_dir(&ctx.config.output_dir, args.frame);

@@ -20,9 +20,13 @@ pub struct SynthArgs {
     /// The rig: tank (12 ring cameras + fisheye centre, 1600×1200) or tiny (3 + 1, 320×240).
     #[arg(long, default_value = "tank", value_parser = ["tank", "tiny"])]
     pub rig: String,
-    /// Output folder (created; files of the same names are replaced).
+    /// Output folder (created); a folder that is not empty is refused unless --force is given.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Write into a folder that is not empty, replacing files of the same names
+    /// (calibration.json, config.yaml, images/, ground_truth/).
+    #[arg(long)]
+    pub force: bool,
     /// Image size WIDTHxHEIGHT; focal lengths scale with the width unless --focal is given.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_size)]
     pub size: Option<ImageSize>,
@@ -165,9 +169,30 @@ pub fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
     Ok(spec)
 }
 
+/// Refuses an output folder that exists and holds anything (a file is refused too).
+fn refuse_non_empty(out: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => anyhow::ensure!(
+            entries.next().is_none(),
+            "--out {} is not empty; pass --force to replace files of the same names in it, or \
+             choose a new folder",
+            out.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if out.is_file() => {
+            anyhow::bail!("--out {} is a file ({e}); choose a folder", out.display())
+        }
+        Err(e) => anyhow::bail!("--out {}: {e}", out.display()),
+    }
+    Ok(())
+}
+
 /// Writes the scene and says what is where.
 pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let spec = spec_from_args(&args)?;
+    if !args.force {
+        refuse_non_empty(&args.out)?;
+    }
     let bar = super::progress::bar(0, "images", quiet);
     let progress = |what: &str, done: usize, total: usize| {
         bar.set_length(total as u64);

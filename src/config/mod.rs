@@ -841,8 +841,12 @@ fn check_cross_fields(c: &Config, ctx: &mut Ctx) {
         );
     }
     for (name, input) in &c.camera_input_map {
-        if input.as_os_str().is_empty() {
-            let p = format!("camera_input_map.{name}");
+        let p = format!("camera_input_map.{name}");
+        // The name becomes file names: the same rule as for the calibration's cameras.
+        if let Err(e) = crate::layout::check_camera_name(name) {
+            let at = pos(ctx, &p).or_else(|| pos(ctx, "camera_input_map"));
+            ctx.error("camera_input_map", at, e.to_string());
+        } else if input.as_os_str().is_empty() {
             let at = pos(ctx, &p);
             ctx.error(&p, at, "is empty: give the camera's image folder or video file");
         }

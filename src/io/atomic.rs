@@ -4,6 +4,10 @@
 //! The rename is atomic on POSIX file systems when source and destination are in the same
 //! folder, which is why the temporary file is created next to the destination and not in the
 //! system temp folder.
+//!
+//! File modes: a new file gets the mode an ordinary `create` would (0666 less the umask, so
+//! colleagues on a shared file system can read results when the umask allows it); a file
+//! being replaced keeps its mode.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -34,11 +38,8 @@ where
     };
     std::fs::create_dir_all(dir).map_err(wrap)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(wrap)?;
+    let tmp = temp_builder(&format!(".{file_name}."), ".tmp").tempfile_in(dir).map_err(wrap)?;
+    keep_mode(path, tmp.path()).map_err(wrap)?;
     let (file, tmp_path) = tmp.into_parts();
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     write(&mut writer).map_err(wrap)?;
@@ -75,12 +76,11 @@ impl PendingFile {
             .and_then(|e| e.to_str())
             .map(|e| format!(".tmp.{e}"))
             .unwrap_or_else(|| ".tmp".into());
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(&suffix)
+        let tmp = temp_builder(&format!(".{file_name}."), &suffix)
             .tempfile_in(dir)
             .map_err(wrap)?
             .into_temp_path();
+        keep_mode(path, &tmp).map_err(wrap)?;
         Ok(Self { path: path.to_path_buf(), tmp })
     }
 
@@ -100,6 +100,28 @@ impl PendingFile {
         File::open(&self.tmp).and_then(|f| f.sync_all()).map_err(wrap)?;
         self.tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
         Ok(())
+    }
+}
+
+/// A temporary-file builder whose files get the mode of an ordinary new file: 0666 less the
+/// umask on Unix (tempfile's default is 0600 whatever the umask).
+fn temp_builder<'a>(prefix: &'a str, suffix: &'a str) -> tempfile::Builder<'a, 'a> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+}
+
+/// Gives the temporary file `tmp` the mode of `dest` when `dest` exists (a replaced file keeps
+/// its mode).
+fn keep_mode(dest: &Path, tmp: &Path) -> io::Result<()> {
+    match std::fs::metadata(dest) {
+        Ok(meta) if meta.is_file() => std::fs::set_permissions(tmp, meta.permissions()),
+        _ => Ok(()),
     }
 }
 
@@ -132,6 +154,30 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_follow_the_umask_and_replaced_files_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // The umask of this process is unknown here; a new file must at least be readable by
+        // its owner and get exactly what an ordinary create gets.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let fresh = dir.path().join("fresh");
+        write_bytes_atomic(&fresh, b"x").unwrap();
+        assert_eq!(mode(&fresh), mode(&plain));
+        let pending = PendingFile::new(&dir.path().join("p.mp4")).unwrap();
+        assert_eq!(mode(pending.temp_path()), mode(&plain));
+
+        let kept = dir.path().join("kept");
+        std::fs::write(&kept, b"old").unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_bytes_atomic(&kept, b"new").unwrap();
+        assert_eq!(mode(&kept), 0o640);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"new");
     }
 
     #[test]

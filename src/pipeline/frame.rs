@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nalgebra::Point3;
@@ -28,6 +27,7 @@ use crate::fusion::{
 };
 use crate::imgproc::{GrayImage, RgbImage, rgb_to_gray};
 use crate::io::npz::{ArrayRef, Compression, write_npz_with};
+use crate::layout::{FrameLayout, OutputLayout, sub};
 use crate::mesh::TriangleMesh;
 use crate::sparse::{
     ColourView, DepthRangeOptions, SparseCloud, TriangulationOptions, best_view_colours,
@@ -118,11 +118,6 @@ impl Stages<'_> {
     }
 }
 
-/// The folder of frame `index` under `output_dir`.
-pub fn frame_dir(output_dir: &Path, index: usize) -> PathBuf {
-    output_dir.join(format!("frame_{index:06}"))
-}
-
 /// Runs every stage on frame `index` and writes its outputs.
 pub fn process_frame(
     ctx: &Context,
@@ -131,7 +126,8 @@ pub fn process_frame(
 ) -> Result<FrameReport, PipelineError> {
     let _span = tracing::info_span!("frame", index).entered();
     let config = &ctx.config;
-    let dir = frame_dir(&config.output_dir, index);
+    let out = OutputLayout::new(&config.output_dir).frame(index);
+    let dir = &out;
     let mut report = FrameReport { index, ..FrameReport::default() };
     let mut stages = Stages { report: &mut report };
 
@@ -156,7 +152,7 @@ pub fn process_frame(
         let frame_matches = stages.run("sparse_matching", |_| match_frame(ctx, &views))?;
         let matches = matches.insert(frame_matches);
         if config.runtime.save_features {
-            save_features(matches, &dir, &mut stages.report.outputs)?;
+            save_features(matches, dir, &mut stages.report.outputs)?;
         }
         let cloud =
             stages.run("triangulation", |report| -> Result<SparseCloud, PipelineError> {
@@ -169,10 +165,10 @@ pub fn process_frame(
                     cloud.points.len(),
                     cloud.stats.n_multi_view
                 );
-                let path = dir.join("sparse").join("sparse.ply");
-                let _export = tracing::debug_span!("export", file = "sparse/sparse.ply").entered();
-                crate::io::ply::write_point_cloud(&path, &cloud.to_point_cloud())?;
-                report.outputs.push("sparse/sparse.ply".into());
+                let file = dir.sparse_points();
+                let _export = tracing::debug_span!("export", file = file.rel.as_str()).entered();
+                crate::io::ply::write_point_cloud(&file.path, &cloud.to_point_cloud())?;
+                report.outputs.push(file.rel);
                 Ok(cloud)
             })?;
         Some(cloud)
@@ -184,25 +180,25 @@ pub fn process_frame(
     let (cloud, mesh) = if config.pipeline_mode == PipelineMode::Sparse {
         let sparse = sparse.as_ref().map(SparseCloud::to_point_cloud).unwrap_or_default();
         stages.run("surface_reconstruction", |report| {
-            sparse_outputs(ctx, &views, &ring, sparse, &dir, report)
+            sparse_outputs(ctx, &views, &ring, sparse, dir, report)
         })?
     } else {
         maps = if let Some(roma) = roma {
             let rgb = views.iter().map(|(n, v)| (n.as_str(), &v.rgb)).collect();
             stages.run("dense_matching", |report| {
-                roma_depth_maps(ctx, roma, &rgb, &ring, &dir, report, observer)
+                roma_depth_maps(ctx, roma, &rgb, &ring, dir, report, observer)
             })?
         } else {
             let ranges = stages.run("depth_ranges", |report| {
                 depth_ranges(ctx, &views, &ring, sparse.as_ref(), report)
             })?;
             stages.run("depth_estimation", |report| {
-                sweep_all(ctx, &views, &ring, &ranges, &dir, report, observer)
+                sweep_all(ctx, &views, &ring, &ranges, dir, report, observer)
             })?
         };
-        let fused = stages.run("fusion", |report| fuse(ctx, &views, &ring, &maps, &dir, report))?;
+        let fused = stages.run("fusion", |report| fuse(ctx, &views, &ring, &maps, dir, report))?;
         let mesh = stages.run("surface_reconstruction", |report| {
-            surface_outputs(ctx, &views, &ring, &fused, &dir, report)
+            surface_outputs(ctx, &views, &ring, &fused, dir, report)
         })?;
         (fused, mesh)
     };
@@ -219,7 +215,7 @@ pub fn process_frame(
             cloud: &cloud,
             mesh: mesh.as_ref(),
         };
-        stages.run("visualization", |report| draw_frame(ctx, &drawn, &dir, report));
+        stages.run("visualization", |report| draw_frame(ctx, &drawn, dir, report));
     }
     Ok(report)
 }
@@ -235,7 +231,12 @@ struct FrameDrawing<'a> {
 
 /// Draws the frame's pictures (`runtime.viz_stages`) into `frame_NNNNNN/viz/`. A picture
 /// that cannot be written is a warning, never a failed frame: the reconstruction is done.
-fn draw_frame(ctx: &Context, drawn: &FrameDrawing<'_>, dir: &Path, report: &mut FrameReport) {
+fn draw_frame(
+    ctx: &Context,
+    drawn: &FrameDrawing<'_>,
+    dir: &FrameLayout,
+    report: &mut FrameReport,
+) {
     use crate::viz::output::{FrameViz, KeypointsViz, PairViz, write_frame_viz};
     let keypoints: Vec<KeypointsViz<'_>> = drawn
         .matches
@@ -293,7 +294,7 @@ fn draw_frame(ctx: &Context, drawn: &FrameDrawing<'_>, dir: &Path, report: &mut 
     match write_frame_viz(dir, &ctx.config.runtime.viz_stages, &inputs) {
         Ok(paths) => {
             for path in paths {
-                if let Ok(rel) = path.strip_prefix(dir) {
+                if let Ok(rel) = path.strip_prefix(dir.dir()) {
                     report.outputs.push(rel.to_string_lossy().into_owned());
                 }
             }
@@ -397,16 +398,16 @@ fn match_frame(
 /// `keypoint_b` (M,) int32 with −1 where the matcher has no keypoint).
 fn save_features(
     matches: &crate::features::FrameMatches,
-    dir: &Path,
+    dir: &FrameLayout,
     outputs: &mut Vec<String>,
 ) -> Result<(), PipelineError> {
     use crate::io::npz::{ArrayData, write_npz};
-    let features = dir.join("features");
     for (name, kp) in &matches.keypoints {
         let xy: Vec<f64> = kp.positions().iter().flat_map(|p| [p.x, p.y]).collect();
         let n = kp.len();
+        let file = dir.features(name)?;
         write_npz(
-            &features.join(format!("{name}.npz")),
+            &file.path,
             &[
                 ("keypoints", ArrayRef::new(&[n, 2], ArrayData::F64(&xy))?),
                 ("scores", ArrayRef::new(&[n], ArrayData::F32(kp.scores()))?),
@@ -416,7 +417,7 @@ fn save_features(
                 ),
             ],
         )?;
-        outputs.push(format!("features/{name}.npz"));
+        outputs.push(file.rel);
     }
     for pair in &matches.pairs {
         let m = pair.matches.len();
@@ -426,9 +427,9 @@ fn save_features(
         let index = |k: Option<u32>| k.map_or(-1, |k| i32::try_from(k).unwrap_or(-1));
         let ka: Vec<i32> = pair.matches.iter().map(|x| index(x.keypoint_a)).collect();
         let kb: Vec<i32> = pair.matches.iter().map(|x| index(x.keypoint_b)).collect();
-        let file = format!("{}_{}.npz", pair.pair.a, pair.pair.b);
+        let file = dir.feature_pair(&pair.pair.a, &pair.pair.b)?;
         write_npz(
-            &features.join(&file),
+            &file.path,
             &[
                 ("pixels_a", ArrayRef::new(&[m, 2], ArrayData::F64(&a))?),
                 ("pixels_b", ArrayRef::new(&[m, 2], ArrayData::F64(&b))?),
@@ -437,7 +438,7 @@ fn save_features(
                 ("keypoint_b", ArrayRef::new(&[m], ArrayData::I32(&kb))?),
             ],
         )?;
-        outputs.push(format!("features/{file}"));
+        outputs.push(file.rel);
     }
     Ok(())
 }
@@ -551,7 +552,7 @@ fn sweep_all(
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
     ranges: &BTreeMap<String, (f64, f64)>,
-    dir: &Path,
+    dir: &FrameLayout,
     report: &mut FrameReport,
     observer: &dyn Observer,
 ) -> Result<BTreeMap<String, DepthMap>, PipelineError> {
@@ -571,9 +572,10 @@ fn sweep_all(
         if let Some(mask) = ctx.masks.get(name) {
             map.apply_mask(mask)?;
         }
-        tracing::debug_span!("export", file = "depth_maps/CAM.npz")
-            .in_scope(|| map.write_npz(&dir.join("depth_maps").join(format!("{name}.npz"))))?;
-        report.outputs.push(format!("depth_maps/{name}.npz"));
+        let file = dir.depth_map(name)?;
+        tracing::debug_span!("export", file = file.rel.as_str())
+            .in_scope(|| map.write_npz(&file.path))?;
+        report.outputs.push(file.rel);
         maps.insert(name.clone(), map);
         observer.camera_done(name);
     }
@@ -587,7 +589,7 @@ fn fuse(
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
     maps: &BTreeMap<String, DepthMap>,
-    dir: &Path,
+    dir: &FrameLayout,
     report: &mut FrameReport,
 ) -> Result<PointCloud, PipelineError> {
     let rc = &ctx.config.reconstruction;
@@ -620,9 +622,9 @@ fn fuse(
         {
             let size = filtered.depth.size();
             let array = ArrayRef::i32_2d(size.height, size.width, &filtered.consistency)?;
-            let path = dir.join("consistency_maps").join(format!("{name}.npz"));
-            write_npz_with(&path, &[("consistency", array)], Compression::Deflated)?;
-            report.outputs.push(format!("consistency_maps/{name}.npz"));
+            let file = dir.consistency_map(name)?;
+            write_npz_with(&file.path, &[("consistency", array)], Compression::Deflated)?;
+            report.outputs.push(file.rel);
         }
         let part = tracing::debug_span!("backproject")
             .in_scope(|| backproject(ctx.camera(name), depth, &views[name].rgb));
@@ -639,14 +641,14 @@ fn fuse(
     // Normals and the outlier test share one neighbour query per point.
     let (cloud, inliers) = tracing::debug_span!("normals_and_outliers")
         .in_scope(|| normals_and_outliers(ctx, cloud, rc.voxel_size))?;
-    tracing::debug_span!("export", file = "point_cloud/fused.ply").in_scope(|| {
-        crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("fused.ply"), &cloud)
-    })?;
-    report.outputs.push("point_cloud/fused.ply".into());
+    let file = dir.fused_cloud();
+    tracing::debug_span!("export", file = file.rel.as_str())
+        .in_scope(|| crate::io::ply::write_point_cloud(&file.path, &cloud))?;
+    report.outputs.push(file.rel);
     report.record_cloud(&cloud);
     if !ctx.config.runtime.keep_intermediates {
-        for sub in ["depth_maps", "consistency_maps"] {
-            let sub_dir = dir.join(sub);
+        for sub in [sub::DEPTH_MAPS, sub::CONSISTENCY_MAPS] {
+            let sub_dir = dir.sub_dir(sub);
             if sub_dir.is_dir() {
                 std::fs::remove_dir_all(&sub_dir)
                     .map_err(|e| PipelineError::Frame(format!("{}: {e}", sub_dir.display())))?;
@@ -736,7 +738,7 @@ fn sparse_outputs(
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
     sparse: PointCloud,
-    dir: &Path,
+    dir: &FrameLayout,
     report: &mut FrameReport,
 ) -> Result<(PointCloud, Option<TriangleMesh>), PipelineError> {
     let voxel = ctx.config.reconstruction.voxel_size;
@@ -755,10 +757,10 @@ fn sparse_outputs(
         with_normals(cloud, &opts)?
     };
     let cloud = tracing::debug_span!("colour").in_scope(|| colour_cloud(ctx, views, ring, cloud));
-    tracing::debug_span!("export", file = "point_cloud/sparse.ply").in_scope(|| {
-        crate::io::ply::write_point_cloud(&dir.join("point_cloud").join("sparse.ply"), &cloud)
-    })?;
-    report.outputs.push("point_cloud/sparse.ply".into());
+    let file = dir.sparse_cloud();
+    tracing::debug_span!("export", file = file.rel.as_str())
+        .in_scope(|| crate::io::ply::write_point_cloud(&file.path, &cloud))?;
+    report.outputs.push(file.rel);
     report.record_cloud(&cloud);
     let cloud = remove_outliers(ctx, cloud, report)?;
     let mesh = surface_outputs(ctx, views, ring, &cloud, dir, report)?;
@@ -796,7 +798,7 @@ fn surface_outputs(
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
     cloud: &PointCloud,
-    dir: &Path,
+    dir: &FrameLayout,
     report: &mut FrameReport,
 ) -> Result<Option<TriangleMesh>, PipelineError> {
     if cloud.len() < 4 {
@@ -821,9 +823,10 @@ fn surface_outputs(
         return Ok(None);
     }
     let mesh = tracing::debug_span!("colour").in_scope(|| colour_mesh(ctx, views, ring, mesh));
-    tracing::debug_span!("export", file = "mesh/surface.ply")
-        .in_scope(|| crate::io::ply::write_mesh(&dir.join("mesh").join("surface.ply"), &mesh))?;
-    report.outputs.push("mesh/surface.ply".into());
+    let file = dir.mesh();
+    tracing::debug_span!("export", file = file.rel.as_str())
+        .in_scope(|| crate::io::ply::write_mesh(&file.path, &mesh))?;
+    report.outputs.push(file.rel);
     report.n_mesh_faces = mesh.n_faces();
     Ok(Some(mesh))
 }

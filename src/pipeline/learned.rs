@@ -5,7 +5,6 @@
 //! consistency filter unless `dense_matching.roma_consistency_filter` is on.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::config::{Config, MatcherType};
 use crate::dense::DepthMap;
@@ -49,7 +48,7 @@ pub(super) fn roma_depth_maps(
     roma: &RomaMatcher,
     rgb: &BTreeMap<&str, &RgbImage>,
     ring: &[String],
-    dir: &Path,
+    dir: &crate::layout::FrameLayout,
     report: &mut FrameReport,
     observer: &dyn Observer,
 ) -> Result<BTreeMap<String, DepthMap>, PipelineError> {
@@ -82,17 +81,18 @@ pub(super) fn roma_depth_maps(
             observer.camera_done(name);
             continue;
         };
-        map.write_npz(&dir.join("depth_maps").join(format!("{name}.npz")))?;
-        report.outputs.push(format!("depth_maps/{name}.npz"));
+        let file = dir.depth_map(name)?;
+        map.write_npz(&file.path)?;
+        report.outputs.push(file.rel);
         // With the consistency filter on, fusion writes its own counts instead.
         if ctx.config.runtime.save_consistency_maps
             && !ctx.config.dense_matching.roma_consistency_filter
         {
             let size = map.size();
             let array = ArrayRef::i32_2d(size.height, size.width, &consistency)?;
-            let path = dir.join("consistency_maps").join(format!("{name}.npz"));
-            write_npz_with(&path, &[("consistency", array)], Compression::Deflated)?;
-            report.outputs.push(format!("consistency_maps/{name}.npz"));
+            let file = dir.consistency_map(name)?;
+            write_npz_with(&file.path, &[("consistency", array)], Compression::Deflated)?;
+            report.outputs.push(file.rel);
         }
         maps.insert(name.clone(), map);
         observer.camera_done(name);

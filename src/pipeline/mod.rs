@@ -30,7 +30,7 @@ pub mod run;
 pub mod summary;
 
 pub use context::Context;
-pub use frame::{FrameReport, frame_dir, process_frame};
+pub use frame::{FrameReport, process_frame};
 pub use run::{FrameOutcome, FrameStatus, RunOptions, RunReport, Shard, reconstruct};
 
 /// Receives progress from a run (the CLI draws progress bars with it). Every method has an
@@ -84,6 +84,9 @@ pub enum PipelineError {
     /// A file could not be written.
     #[error(transparent)]
     Write(#[from] crate::io::atomic::WriteError),
+    /// An output path or the output folder is unusable (camera name, foreign folder, lock).
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// Dense depth failed.
     #[error(transparent)]
     Dense(#[from] crate::dense::DenseError),

@@ -422,11 +422,10 @@ fn check_models(loaded: &LoadedConfig, v: &mut Validation) {
     }
 }
 
-/// The output folder. Branch `files` owns the full writability check (read-only folders,
-/// a path below a file, symlink loops); it belongs here, so `check` and the run share it.
+/// The output folder, by the one output-folder check (`layout::check_output_dir`: not a root,
+/// creatable, writable), without leaving a folder behind.
 fn check_output(config: &Config, v: &mut Validation) {
-    if config.output_dir.is_file() {
-        v.problems
-            .push(format!("output_dir: {} is a file, not a folder", config.output_dir.display()));
+    if let Err(e) = crate::layout::check_output_dir(&config.output_dir, false) {
+        v.problems.push(e.to_string());
     }
 }

@@ -24,7 +24,7 @@ use super::context::Context;
 use super::frame::FrameReport;
 
 /// File name of the completion marker inside a frame folder.
-pub const FRAME_MARKER: &str = "frame.json";
+pub const FRAME_MARKER: &str = crate::layout::FRAME_RECORD;
 
 /// FNV-1a (64 bit) over length-prefixed fields: cheap, stable across platforms and versions,
 /// and enough to notice a change (this is not a security hash).
@@ -405,21 +405,18 @@ pub fn check_frame(dir: &Path, current: &Fingerprint) -> FrameState {
 }
 
 /// Removes a frame folder before the frame is recomputed, so that no output of an earlier
-/// config or an interrupted run survives next to the new ones. The marker goes first: if this
-/// is interrupted, what is left is recognisably incomplete.
+/// config or an interrupted run survives next to the new ones; only a folder aquamvs marked as
+/// its own (see [`crate::layout::FrameLayout::clear`]). The marker goes first: if this is
+/// interrupted, what is left is recognisably incomplete.
 pub fn clear_frame(dir: &Path) -> Result<(), PipelineError> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    let err = |e: std::io::Error| {
-        PipelineError::Frame(format!("cannot clear old outputs in {}: {e}", dir.display()))
-    };
-    match std::fs::remove_file(dir.join(FRAME_MARKER)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    std::fs::remove_dir_all(dir).map_err(err)
+    crate::layout::FrameLayout::from_dir(dir).clear().map_err(|e| match e {
+        crate::layout::LayoutError::Io { path, source } => PipelineError::Frame(format!(
+            "cannot clear old outputs in {}: {}: {source}",
+            dir.display(),
+            path.display()
+        )),
+        other => other.into(),
+    })
 }
 
 #[cfg(test)]

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LoadedConfig, PipelineMode};
 use crate::io::atomic::write_bytes_atomic;
+use crate::layout::{LockMode, OutputLayout, OutputLock};
 
 use super::context::Context;
-use super::frame::{FrameReport, frame_dir, process_frame};
+use super::frame::{FrameReport, process_frame};
 use super::resume::{FrameRecord, FrameState, RunFingerprint, check_frame, clear_frame};
 use super::{Observer, PipelineError};
 
@@ -75,7 +76,7 @@ impl Shard {
 
     /// `run_shard_K_of_N.json`: the report file of this shard.
     pub fn report_name(&self) -> String {
-        format!("run_shard_{}_of_{}.json", self.index, self.count)
+        crate::layout::run_report_name(Some((self.index, self.count)))
     }
 }
 
@@ -190,7 +191,7 @@ impl RunReport {
 
     /// The report's file name in the output folder.
     pub fn file_name(&self) -> String {
-        self.shard.map_or_else(|| "run.json".into(), |s| s.report_name())
+        crate::layout::run_report_name(self.shard.map(|s| (s.index, s.count)))
     }
 }
 
@@ -226,14 +227,17 @@ pub fn reconstruct(
         )));
     }
     let frames = opts.shard.map_or_else(|| ctx.frames.clone(), |s| s.select(&ctx.frames));
-    std::fs::create_dir_all(&config.output_dir).map_err(|e| {
-        PipelineError::Setup(format!(
-            "cannot create output_dir {}: {e}",
-            config.output_dir.display()
-        ))
-    })?;
-    // Shards sharing the output folder all write the same bytes here; each write is a rename.
-    write_bytes_atomic(&config.output_dir.join("config.yaml"), config.to_yaml().as_bytes())?;
+    let layout = OutputLayout::new(&config.output_dir);
+    crate::layout::check_output_dir(layout.root(), true)?;
+    // One writer per output folder: shards of a run share it (and lock each frame), anything
+    // else refuses at once.
+    let mode = if opts.shard.is_some() { LockMode::Shared } else { LockMode::Exclusive };
+    let _lock = OutputLock::folder(&layout, mode)?;
+    // Refuse before any work a frame folder that aquamvs did not write (it is never cleared).
+    for &index in &frames {
+        layout.frame(index).check_owned()?;
+    }
+    write_used_config(&loaded, &ctx, &layout)?;
     let fingerprint = RunFingerprint::of(&ctx)?;
     match opts.shard {
         Some(shard) => tracing::info!(
@@ -306,7 +310,23 @@ fn run_frame(
     force: bool,
     observer: &dyn Observer,
 ) -> FrameOutcome {
-    let dir = frame_dir(&ctx.config.output_dir, index);
+    let layout = OutputLayout::new(&ctx.config.output_dir);
+    let frame_out = layout.frame(index);
+    let dir = frame_out.dir().to_path_buf();
+    // Overlapping shards wait here, then find the frame up to date.
+    let _frame_lock = match OutputLock::frame(&layout, index) {
+        Ok(lock) => lock,
+        Err(e) => {
+            return FrameOutcome {
+                index,
+                status: FrameStatus::Failed,
+                reason: None,
+                error: Some(e.to_string()),
+                seconds: 0.0,
+                report: None,
+            };
+        }
+    };
     let current = fingerprint.frame(ctx, index);
     let reason = match check_frame(&dir, &current) {
         FrameState::UpToDate(record) if !force => {
@@ -328,7 +348,8 @@ fn run_frame(
         tracing::info!("frame {index}: {why}; recomputing");
     }
     let frame_start = Instant::now();
-    let result = clear_frame(&dir).map_err(|e| e.to_string()).and_then(|()| {
+    let cleared = clear_frame(&dir).and_then(|()| frame_out.claim().map_err(PipelineError::from));
+    let result = cleared.map_err(|e| e.to_string()).and_then(|()| {
         // A panic inside a frame is a bug, but it must not take the other frames down.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             process_frame(ctx, index, observer)
@@ -463,7 +484,69 @@ fn draw_gallery(ctx: &Context, report: &RunReport) {
 fn write_run_json(report: &RunReport) -> Result<(), PipelineError> {
     let json =
         serde_json::to_string_pretty(report).map_err(|e| PipelineError::Frame(e.to_string()))?;
-    write_bytes_atomic(&report.output_dir.join(report.file_name()), json.as_bytes())?;
+    let layout = OutputLayout::new(&report.output_dir);
+    write_bytes_atomic(
+        &layout.run_report(report.shard.map(|s| (s.index, s.count))),
+        json.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// First line of the config actually used, as a run writes it into the output folder: a file
+/// there that starts otherwise is not aquamvs's to replace.
+const USED_CONFIG_MARK: &str =
+    "# The config actually used by aquamvs for this output folder; each run rewrites it.";
+
+/// Writes the config actually used as `OUTPUT/config.yaml`, with absolute paths (and
+/// `output_dir: .`, its own folder), so that it runs from any working directory. Never over an
+/// input (the config itself, the calibration, masks, images) or a file aquamvs did not write
+/// there: those are left alone with a note in the log.
+fn write_used_config(
+    loaded: &LoadedConfig,
+    ctx: &Context,
+    layout: &OutputLayout,
+) -> Result<(), PipelineError> {
+    use crate::config::schema::ConfigValue;
+    let dest = layout.used_config();
+    let config = &ctx.config;
+    let mut inputs: Vec<(&std::path::Path, &str)> = vec![
+        (loaded.path.as_path(), "the config"),
+        (config.calibration_path.as_path(), "calibration_path"),
+    ];
+    if let Some(masks) = &config.mask_dir {
+        inputs.push((masks.as_path(), "mask_dir"));
+    }
+    for input in config.camera_input_map.values() {
+        inputs.push((input.as_path(), "camera_input_map"));
+    }
+    if let Some((_, what)) = inputs.iter().find(|(input, _)| crate::layout::overlaps(&dest, input))
+    {
+        tracing::info!(
+            "the config actually used is not written: {} is an input ({what})",
+            dest.display()
+        );
+        return Ok(());
+    }
+    if dest.exists() {
+        let first =
+            std::fs::read_to_string(&dest).ok().and_then(|t| t.lines().next().map(str::to_owned));
+        if first.as_deref() != Some(USED_CONFIG_MARK) {
+            tracing::warn!(
+                "{} was not written by aquamvs as the config actually used; it is left as it is \
+                 (move it away to have the used config written there)",
+                dest.display()
+            );
+            return Ok(());
+        }
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| PipelineError::Setup(format!("cannot read the working directory: {e}")))?;
+    let mut used = config.clone();
+    used.resolve_paths(&cwd);
+    used.output_dir = ".".into();
+    // Shards sharing the output folder all write the same bytes here; each write is a rename.
+    let text = format!("{USED_CONFIG_MARK}\n{}", used.to_yaml());
+    write_bytes_atomic(&dest, text.as_bytes())?;
     Ok(())
 }
 

@@ -114,7 +114,7 @@ impl Summary {
 
 /// Whether `name` is a run report's file name.
 fn is_report_name(name: &str) -> bool {
-    name == "run.json" || (name.starts_with("run_shard_") && name.ends_with(".json"))
+    crate::layout::OutputLayout::is_run_report(name)
 }
 
 /// Reads and merges the run reports of `output_dir`.
@@ -294,12 +294,12 @@ pub fn timeseries_csv(summary: &Summary) -> String {
 /// Writes `summary/summary.json` and `summary/timeseries.csv` into the summary's output
 /// folder; returns their paths.
 pub fn write_summary(summary: &Summary) -> Result<Vec<PathBuf>, PipelineError> {
-    let dir = summary.output_dir.join("summary");
+    let layout = crate::layout::OutputLayout::new(&summary.output_dir);
     let json =
         serde_json::to_string_pretty(summary).map_err(|e| PipelineError::Frame(e.to_string()))?;
-    let json_path = dir.join("summary.json");
+    let json_path = layout.summary_file("summary.json");
     write_bytes_atomic(&json_path, json.as_bytes())?;
-    let csv_path = dir.join("timeseries.csv");
+    let csv_path = layout.summary_file("timeseries.csv");
     write_bytes_atomic(&csv_path, timeseries_csv(summary).as_bytes())?;
     Ok(vec![json_path, csv_path])
 }

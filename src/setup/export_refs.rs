@@ -17,9 +17,10 @@ use crate::config::ConfigError;
 use crate::frames::{FrameReader, FramesError, InputSet};
 use crate::imgproc::ImageSize;
 use crate::io::images::{ImageIoError, write_png_rgb};
+use crate::layout::OutputLayout;
 
 /// Folder of the reference images inside the output folder.
-pub const REFERENCE_DIR: &str = "reference_images";
+pub const REFERENCE_DIR: &str = crate::layout::REFERENCE_DIR;
 
 /// What [`export_reference_images`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +103,9 @@ pub enum ExportRefsError {
     /// An image could not be written.
     #[error(transparent)]
     Write(#[from] ImageIoError),
+    /// The output folder is unusable, or the reference images would replace an input.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
 }
 
 /// Writes frame `frame` of every camera of the config at `config_path`, undistorted, to
@@ -113,6 +117,8 @@ pub fn export_reference_images(
     let loaded = crate::config::load(config_path)?;
     loaded.log_remarks();
     let config = &loaded.config;
+    let layout = OutputLayout::new(&config.output_dir);
+    refuse_inputs(&layout.reference_dir(), &loaded)?;
     let rig = load_rig(&config.calibration_path)?;
     let mut skipped = Vec::new();
     let mut inputs = BTreeMap::new();
@@ -159,7 +165,8 @@ pub fn export_reference_images(
         return Err(ExportRefsError::NoImages { frame, reasons });
     }
     skipped.extend(failures);
-    let dir = config.output_dir.join(REFERENCE_DIR);
+    crate::layout::check_output_dir(layout.root(), true)?;
+    let dir = layout.reference_dir();
     let written = images
         .into_par_iter()
         .map(|(camera, img)| {
@@ -180,13 +187,49 @@ pub fn export_reference_images(
                 actual: img.size(),
                 expected: map.size(),
             })?;
-            let path = dir.join(format!("{camera}.png"));
+            let path = layout.reference_image(&camera)?;
             write_png_rgb(&path, &undistorted)?;
             Ok((camera, path))
         })
         .collect::<Result<BTreeMap<_, _>, _>>()?;
     skipped.sort();
     Ok(ExportedRefs { dir, frame, images: written, skipped })
+}
+
+/// Refuses when `refs` (the folder the images go to) is, is inside, or contains the masks'
+/// folder (masks are drawn by hand on these very images), or is or contains another input (a
+/// camera's images or video, the calibration, the config).
+fn refuse_inputs(refs: &Path, loaded: &crate::config::LoadedConfig) -> Result<(), ExportRefsError> {
+    let config = &loaded.config;
+    let mut inputs: Vec<(&Path, String)> = Vec::new();
+    if let Some(masks) = &config.mask_dir {
+        inputs.push((masks.as_path(), "mask_dir".into()));
+    }
+    for (camera, input) in &config.camera_input_map {
+        inputs.push((input.as_path(), format!("camera_input_map.{camera}")));
+    }
+    inputs.push((config.calibration_path.as_path(), "calibration_path".into()));
+    inputs.push((loaded.path.as_path(), "the config".into()));
+    for (i, (input, what)) in inputs.into_iter().enumerate() {
+        let is_masks = i == 0 && config.mask_dir.is_some();
+        let clash = if is_masks {
+            crate::layout::overlaps(refs, input)
+        } else {
+            crate::layout::contains(refs, input)
+        };
+        if clash {
+            return Err(crate::layout::LayoutError::Input {
+                path: refs.to_path_buf(),
+                what: format!("{what} is {}", input.display()),
+                hint: format!(
+                    "export-refs writes {REFERENCE_DIR}/ into output_dir; point {what} or \
+                     output_dir elsewhere"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

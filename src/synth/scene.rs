@@ -206,6 +206,8 @@ pub fn write_scene(
     let total = spec.frames * names.len();
     let mut done = 0;
     let mut fishes = Vec::new();
+    // The ground truth is laid out as an output folder is (`frame_NNNNNN/depth_maps/CAM.npz`).
+    let truth = crate::layout::OutputLayout::new(&gt_dir);
     for frame in 0..spec.frames {
         let surface = spec.surface_at(frame);
         let fish = spec.fish_at(frame);
@@ -225,17 +227,13 @@ pub fn write_scene(
             )
             .map_err(io_err)?;
             let depth = ground_truth_depth(cam, &surface);
-            let path = gt_dir
-                .join(format!("frame_{frame:06}"))
-                .join("depth_maps")
-                .join(format!("{name}.npz"));
+            let path = truth.frame(frame).depth_map(name).map_err(io_err)?.path;
             write_npz(&path, &[("depth", ArrayRef::image(&depth))]).map_err(io_err)?;
             done += 1;
         }
         let half = view_half_width(&undistorted, &surface);
         let mesh = surface_mesh(&surface, half, mesh_step(half));
-        write_mesh(&gt_dir.join(format!("frame_{frame:06}")).join("surface.ply"), &mesh)
-            .map_err(io_err)?;
+        write_mesh(&truth.frame(frame).truth_surface().path, &mesh).map_err(io_err)?;
         surfaces.push(surface);
         fishes.push(fish);
     }
@@ -385,13 +383,10 @@ impl GroundTruth {
         self.rig
             .cameras()
             .iter()
-            .map(|c| {
-                let p = self
-                    .dir
-                    .join(format!("frame_{frame:06}"))
-                    .join("depth_maps")
-                    .join(format!("{}.npz", c.name));
-                (c.name.clone(), p)
+            .filter_map(|c| {
+                let layout = crate::layout::OutputLayout::new(&self.dir);
+                let p = layout.frame(frame).depth_map(&c.name).ok()?.path;
+                Some((c.name.clone(), p))
             })
             .collect()
     }

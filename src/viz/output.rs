@@ -33,6 +33,7 @@ use crate::dense::DepthMap;
 use crate::imgproc::RgbImage;
 use crate::io::images::{ImageIoError, write_png_rgb};
 use crate::io::ply::{read_mesh, read_point_cloud};
+use crate::layout::{FrameLayout, OutputLayout, sub};
 use crate::mesh::TriangleMesh;
 
 /// Errors that stop the pictures from being written at all. (A single unreadable input in
@@ -42,6 +43,9 @@ pub enum VizError {
     /// A picture could not be encoded or written (the error names the file).
     #[error(transparent)]
     Write(#[from] ImageIoError),
+    /// A picture's path cannot be built (a camera name that cannot be a file name).
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// The output folder does not exist.
     #[error("output folder {} does not exist or is not a folder", path.display())]
     NoOutput {
@@ -73,52 +77,42 @@ pub fn stage_enabled(stages: &[VizStage], stage: VizStage) -> bool {
     stages.is_empty() || stages.contains(&stage)
 }
 
-/// The folder of frame `frame` in an output folder: `OUTPUT/frame_NNNNNN`.
-pub fn frame_dir(output_dir: &Path, frame: usize) -> PathBuf {
-    output_dir.join(format!("frame_{frame:06}"))
-}
-
-/// The pictures folder of a frame folder: `frame_NNNNNN/viz`.
-pub fn viz_dir(frame_dir: &Path) -> PathBuf {
-    frame_dir.join("viz")
-}
-
-/// Writes `depth_CAM.png` and `confidence_CAM.png` of one depth map into `viz_dir`. `range`
+/// Writes `viz/depth_CAM.png` and `viz/confidence_CAM.png` of one depth map. `range`
 /// fixes the depth colours (pass one range to all cameras of a frame to compare them);
 /// `None` uses each map's own 1st-99th percentile.
 pub fn write_depth_viz(
-    viz_dir: &Path,
+    frame: &FrameLayout,
     camera: &str,
     map: &DepthMap,
     range: Option<ValueRange>,
 ) -> Result<Vec<PathBuf>, VizError> {
     let (depth, confidence) = depth_map_images(map, camera, range);
     write_all(vec![
-        (viz_dir.join(format!("depth_{camera}.png")), depth),
-        (viz_dir.join(format!("confidence_{camera}.png")), confidence),
+        (frame.viz_camera("depth", camera)?, depth),
+        (frame.viz_camera("confidence", camera)?, confidence),
     ])
 }
 
 /// Writes `sparse_CAM.png`: the keypoints over the undistorted image.
 pub fn write_keypoints_viz(
-    viz_dir: &Path,
+    frame: &FrameLayout,
     camera: &str,
     image: &RgbImage,
     keypoints: &[Point2<f64>],
 ) -> Result<PathBuf, VizError> {
-    let path = viz_dir.join(format!("sparse_{camera}.png"));
+    let path = frame.viz_camera("sparse", camera)?;
     write_png_rgb(&path, &keypoints_image(image, keypoints, camera))?;
     Ok(path)
 }
 
 /// Writes `matches_REF_SRC.png`: the two undistorted images side by side with the matches.
 pub fn write_matches_viz(
-    viz_dir: &Path,
+    frame: &FrameLayout,
     names: (&str, &str),
     images: (&RgbImage, &RgbImage),
     matches: &[(Point2<f64>, Point2<f64>)],
 ) -> Result<PathBuf, VizError> {
-    let path = viz_dir.join(format!("matches_{}_{}.png", names.0, names.1));
+    let path = frame.viz_pair("matches", names.0, names.1)?;
     write_png_rgb(&path, &matches_image(images.0, images.1, matches, names))?;
     Ok(path)
 }
@@ -126,7 +120,7 @@ pub fn write_matches_viz(
 /// Writes `fused_{top,oblique,side}.png` for the cloud and `mesh_{top,oblique,side}.png` for
 /// the mesh (whichever is given).
 pub fn write_scene_viz(
-    viz_dir: &Path,
+    frame: &FrameLayout,
     cloud: Option<&PointCloud>,
     mesh: Option<&TriangleMesh>,
 ) -> Result<Vec<PathBuf>, VizError> {
@@ -134,13 +128,13 @@ pub fn write_scene_viz(
     if let Some(cloud) = cloud {
         let _span = tracing::debug_span!("viz_cloud", points = cloud.len()).entered();
         for (name, img) in cloud_views(cloud) {
-            pictures.push((viz_dir.join(format!("fused_{name}.png")), img));
+            pictures.push((frame.viz_file(&format!("fused_{name}.png")), img));
         }
     }
     if let Some(mesh) = mesh {
         let _span = tracing::debug_span!("viz_mesh", faces = mesh.n_faces()).entered();
         for (name, img) in mesh_views(mesh) {
-            pictures.push((viz_dir.join(format!("mesh_{name}.png")), img));
+            pictures.push((frame.viz_file(&format!("mesh_{name}.png")), img));
         }
     }
     write_all(pictures)
@@ -148,21 +142,21 @@ pub fn write_scene_viz(
 
 /// Writes `rig.png`.
 pub fn write_rig_viz(
-    viz_dir: &Path,
+    frame: &FrameLayout,
     rig: &Rig,
     cloud: Option<&PointCloud>,
 ) -> Result<PathBuf, VizError> {
-    let path = viz_dir.join("rig.png");
+    let path = frame.viz_file("rig.png");
     write_png_rgb(&path, &rig_image(rig, cloud))?;
     Ok(path)
 }
 
 /// Writes `OUTPUT/summary/timeseries_gallery.png` from per-frame height grids.
 pub fn write_timeseries_gallery(
-    output_dir: &Path,
+    output: &OutputLayout,
     frames: &[(usize, HeightGrid)],
 ) -> Result<PathBuf, VizError> {
-    let path = output_dir.join("summary").join("timeseries_gallery.png");
+    let path = output.summary_file("timeseries_gallery.png");
     write_png_rgb(&path, &timeseries_gallery(frames))?;
     Ok(path)
 }
@@ -211,18 +205,18 @@ pub struct FrameViz<'a> {
 /// Draws every picture of one frame that `stages` asks for and `inputs` allows into
 /// `frame_dir/viz/`, in parallel; returns the files written, in a fixed order.
 pub fn write_frame_viz(
-    frame_dir: &Path,
+    frame: &FrameLayout,
     stages: &[VizStage],
     inputs: &FrameViz<'_>,
 ) -> Result<Vec<PathBuf>, VizError> {
-    let dir = viz_dir(frame_dir);
+    let dir = frame;
     let mut written = Vec::new();
     if stage_enabled(stages, VizStage::Depth) && !inputs.depth_maps.is_empty() {
         let _span = tracing::info_span!("viz_depth", maps = inputs.depth_maps.len()).entered();
         let per_camera: Vec<Result<Vec<PathBuf>, VizError>> = inputs
             .depth_maps
             .par_iter()
-            .map(|(cam, map)| write_depth_viz(&dir, cam, map, inputs.depth_range))
+            .map(|(cam, map)| write_depth_viz(dir, cam, map, inputs.depth_range))
             .collect();
         for paths in per_camera {
             written.extend(paths?);
@@ -233,12 +227,12 @@ pub fn write_frame_viz(
         let kp: Vec<Result<PathBuf, VizError>> = inputs
             .keypoints
             .par_iter()
-            .map(|k| write_keypoints_viz(&dir, k.camera, k.image, k.keypoints))
+            .map(|k| write_keypoints_viz(dir, k.camera, k.image, k.keypoints))
             .collect();
         let pairs: Vec<Result<PathBuf, VizError>> = inputs
             .pairs
             .par_iter()
-            .map(|p| write_matches_viz(&dir, p.names, p.images, p.matches))
+            .map(|p| write_matches_viz(dir, p.names, p.images, p.matches))
             .collect();
         for path in kp.into_iter().chain(pairs) {
             written.push(path?);
@@ -246,13 +240,13 @@ pub fn write_frame_viz(
     }
     if stage_enabled(stages, VizStage::Scene) && (inputs.cloud.is_some() || inputs.mesh.is_some()) {
         let _span = tracing::info_span!("viz_scene").entered();
-        written.extend(write_scene_viz(&dir, inputs.cloud, inputs.mesh)?);
+        written.extend(write_scene_viz(dir, inputs.cloud, inputs.mesh)?);
     }
     if stage_enabled(stages, VizStage::Rig)
         && let Some(rig) = inputs.rig
     {
         let _span = tracing::info_span!("viz_rig").entered();
-        written.push(write_rig_viz(&dir, rig, inputs.cloud)?);
+        written.push(write_rig_viz(dir, rig, inputs.cloud)?);
     }
     Ok(written)
 }
@@ -313,11 +307,12 @@ pub fn redraw(
     if !output_dir.is_dir() {
         return Err(VizError::NoOutput { path: output_dir.to_path_buf() });
     }
+    let layout = OutputLayout::new(output_dir);
     let frames = match frame {
         Some(f) => {
-            let dir = frame_dir(output_dir, f);
-            if !dir.is_dir() {
-                return Err(VizError::NoFrame { frame: f, path: dir });
+            let dir = layout.frame(f);
+            if !dir.dir().is_dir() {
+                return Err(VizError::NoFrame { frame: f, path: dir.dir().to_path_buf() });
             }
             vec![f]
         }
@@ -337,13 +332,13 @@ pub fn redraw(
         None
     };
     for &f in &frames {
-        let dir = frame_dir(output_dir, f);
+        let dir = layout.frame(f);
         let skip = |report: &mut RedrawReport, stage, reason: String| {
             report.skipped.push(Skipped { frame: Some(f), stage, reason });
         };
         let mut depth_maps = Vec::new();
         if want(VizStage::Depth) {
-            match read_depth_maps(&dir.join("depth_maps")) {
+            match read_depth_maps(&dir.sub_dir(sub::DEPTH_MAPS)) {
                 Ok((maps, failures)) => {
                     if maps.is_empty() && failures.is_empty() {
                         skip(&mut report, VizStage::Depth, "no depth_maps/*.npz".into());
@@ -378,7 +373,7 @@ pub fn redraw(
             None
         };
         let mesh = if want(VizStage::Scene) {
-            let path = dir.join("mesh").join("surface.ply");
+            let path = dir.mesh().path;
             if path.is_file() {
                 match read_mesh(&path) {
                     Ok(mesh) => Some(mesh),
@@ -420,7 +415,7 @@ pub fn redraw(
             let mut cell = None;
             for &f in &frames {
                 // One cloud in memory at a time: grid it and let it go.
-                if let Ok(Some(cloud)) = read_cloud(&frame_dir(output_dir, f)) {
+                if let Ok(Some(cloud)) = read_cloud(&layout.frame(f)) {
                     cell = cell.or_else(|| HeightGrid::suggested_cell(cloud.points()));
                     if let Some(grid) =
                         cell.and_then(|c| HeightGrid::from_points(cloud.points(), c))
@@ -437,7 +432,7 @@ pub fn redraw(
                 });
             } else {
                 let _span = tracing::info_span!("viz_summary", frames = grids.len()).entered();
-                report.written.push(write_timeseries_gallery(output_dir, &grids)?);
+                report.written.push(write_timeseries_gallery(&layout, &grids)?);
             }
         }
     }
@@ -451,8 +446,7 @@ fn list_frames(output_dir: &Path) -> Result<Vec<usize>, VizError> {
     for entry in std::fs::read_dir(output_dir).map_err(list_err)? {
         let entry = entry.map_err(list_err)?;
         let name = entry.file_name();
-        let Some(number) = name.to_str().and_then(|n| n.strip_prefix("frame_")) else { continue };
-        if let Ok(f) = number.parse::<usize>()
+        if let Some(f) = name.to_str().and_then(OutputLayout::parse_frame_dir)
             && entry.path().is_dir()
         {
             frames.push(f);
@@ -497,9 +491,9 @@ fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<String>), String> 
 }
 
 /// The frame's cloud: `point_cloud/fused.ply`, else `point_cloud/sparse.ply`, else `None`.
-fn read_cloud(frame_dir: &Path) -> Result<Option<PointCloud>, String> {
-    for name in ["fused.ply", "sparse.ply"] {
-        let path = frame_dir.join("point_cloud").join(name);
+fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, String> {
+    for file in [frame.fused_cloud(), frame.sparse_cloud()] {
+        let path = file.path;
         if path.is_file() {
             return read_point_cloud(&path).map(Some).map_err(|e| e.to_string());
         }
@@ -514,7 +508,7 @@ fn read_cloud(frame_dir: &Path) -> Result<Option<PointCloud>, String> {
 /// [`crate::config::load`] resolves), as written (relative to the working directory) and
 /// relative to the output folder's parent (the usual place of the original config).
 fn load_run_rig(output_dir: &Path) -> Result<Rig, String> {
-    let config_path = output_dir.join("config.yaml");
+    let config_path = OutputLayout::new(output_dir).used_config();
     if !config_path.is_file() {
         return Err(format!("no {} to find the calibration in", config_path.display()));
     }
@@ -571,16 +565,16 @@ mod tests {
             ..Config::default()
         };
         write_bytes_atomic(&out.join("config.yaml"), config.to_yaml().as_bytes()).unwrap();
-        let f0 = frame_dir(out, 0);
+        let layout = OutputLayout::new(out);
+        let f0 = layout.frame(0);
         for cam in ["cam00", "cam01"] {
             let map = true_depth_map(&spec, 0, cam).unwrap();
-            map.write_npz(&f0.join("depth_maps").join(format!("{cam}.npz"))).unwrap();
+            map.write_npz(&f0.depth_map(cam).unwrap().path).unwrap();
         }
-        write_point_cloud(&f0.join("point_cloud/fused.ply"), &tiny_cloud(0)).unwrap();
-        write_mesh(&f0.join("mesh/surface.ply"), &tiny_mesh()).unwrap();
-        write_point_cloud(&frame_dir(out, 1).join("point_cloud/fused.ply"), &tiny_cloud(1))
-            .unwrap();
-        let bad = frame_dir(out, 2).join("depth_maps/cam00.npz");
+        write_point_cloud(&f0.fused_cloud().path, &tiny_cloud(0)).unwrap();
+        write_mesh(&f0.mesh().path, &tiny_mesh()).unwrap();
+        write_point_cloud(&layout.frame(1).fused_cloud().path, &tiny_cloud(1)).unwrap();
+        let bad = layout.frame(2).depth_map("cam00").unwrap().path;
         write_bytes_atomic(&bad, b"not an npz").unwrap();
         std::fs::create_dir_all(out.join("frame_junk")).unwrap();
         dir

@@ -19,7 +19,7 @@ use crate::cli::{aquamvs, texts};
 
 /// The smallest scene the whole pipeline runs on: the tiny rig with 2 ring cameras and the
 /// centre one at 96 × 72, `frames` frames, 16 depth planes.
-fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tiny, 5);
