@@ -130,7 +130,14 @@ mod tests {
         // A camera that is not calibrated, an image of the wrong size, a frame range past the
         // end, a missing mask folder.
         let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str("  ghost: images/cam00\nmask_dir: masks\npreprocessing:\n  frame_start: 5\n");
+        // The uncalibrated camera has its own folder (a copy): one folder for two cameras is
+        // refused.
+        std::fs::create_dir_all(root.join("images/ghost")).unwrap();
+        for e in std::fs::read_dir(root.join("images/cam00")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, root.join("images/ghost").join(p.file_name().unwrap())).unwrap();
+        }
+        text.push_str("  ghost: images/ghost\nmask_dir: masks\npreprocessing:\n  frame_start: 5\n");
         std::fs::write(&config, text).unwrap();
         write_png_rgb(
             &root.join("images/cam01/frame_000001.png"),

@@ -278,7 +278,14 @@ mod tests {
         let config = tiny_scene(dir.path());
         let mut text = std::fs::read_to_string(&config).unwrap();
         text =
-            text.replace("camera_input_map:\n", "camera_input_map:\n  ghost: \"images/cam00\"\n");
+            text.replace("camera_input_map:\n", "camera_input_map:\n  ghost: \"images/ghost\"\n");
+        // Its own folder (a copy of cam00's): one folder for two cameras is refused.
+        std::fs::create_dir_all(dir.path().join("images/ghost")).unwrap();
+        for e in std::fs::read_dir(dir.path().join("images/cam00")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, dir.path().join("images/ghost").join(p.file_name().unwrap()))
+                .unwrap();
+        }
         std::fs::write(&config, &text).unwrap();
         std::fs::write(dir.path().join("images/cam01/frame_000000.png"), b"broken").unwrap();
         let refs = export_reference_images(&config, 0).unwrap();
