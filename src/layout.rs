@@ -251,6 +251,8 @@ pub mod sub {
     pub const SPARSE: &str = "sparse";
     /// Pictures.
     pub const VIZ: &str = "viz";
+    /// Undistorted input images (with feature pictures on, as AquaMVS writes them).
+    pub const UNDISTORTED: &str = "undistorted";
 }
 
 impl FrameLayout {
@@ -302,6 +304,11 @@ impl FrameLayout {
     /// `features/CAM.npz`: one camera's keypoints.
     pub fn features(&self, camera: &str) -> Result<FrameFile, LayoutError> {
         self.camera_file(sub::FEATURES, camera, "npz")
+    }
+
+    /// `undistorted/CAM.png`: the undistorted image a camera's stages saw.
+    pub fn undistorted(&self, camera: &str) -> Result<FrameFile, LayoutError> {
+        self.camera_file(sub::UNDISTORTED, camera, "png")
     }
 
     /// `features/A_B.npz`: the matches of a pair.

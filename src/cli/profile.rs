@@ -13,7 +13,7 @@ use crate::bench::trace::SpanRecorder;
 use crate::imgproc::ImageSize;
 use crate::io::atomic::write_bytes_atomic;
 use crate::pipeline::resume::hash_outputs;
-use crate::pipeline::{Context, FrameReport, Quiet, frame_dir, process_frame};
+use crate::pipeline::{Context, FrameReport, Quiet, process_frame};
 use crate::synth::rig::RigPreset;
 
 /// Flags of `aquamvs profile`.
@@ -86,11 +86,11 @@ pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<
         );
     }
     // The frame folder is aquamvs's (a folder of someone else's there is refused, not mixed).
-    crate::layout::OutputLayout::new(&loaded.config.output_dir).frame(args.frame).claim()?;
+    let frame = crate::layout::OutputLayout::new(&loaded.config.output_dir).frame(args.frame);
+    frame.claim()?;
     let report = process_frame(&ctx, args.frame, &Quiet)?;
     // What `reconstruct` adds after the frame: the content hashes `frame.json` records.
-    let dir = frame_dir(&ctx.config.output_dir, args.frame);
-    hash_outputs(&dir, &report.outputs)?;
+    hash_outputs(frame.dir(), &report.outputs)?;
     let profile = Profile::from_records(&recorder.records());
     println!();
     print!("{}", profile.format());

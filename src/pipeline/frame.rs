@@ -271,9 +271,13 @@ fn draw_frame(
         // As AquaMVS does with feature pictures on: `undistorted/CAM.png`, the images the
         // matchers and the plane sweep saw.
         for (name, view) in drawn.views {
-            let rel = format!("undistorted/{name}.png");
-            match crate::io::images::write_png_rgb(&dir.join(&rel), &view.rgb) {
-                Ok(()) => report.outputs.push(rel),
+            let written = dir.undistorted(name).map_err(|e| e.to_string()).and_then(|file| {
+                crate::io::images::write_png_rgb(&file.path, &view.rgb)
+                    .map(|()| file.rel)
+                    .map_err(|e| e.to_string())
+            });
+            match written {
+                Ok(rel) => report.outputs.push(rel),
                 Err(e) => tracing::warn!(
                     "pictures of frame {}: {e}; the reconstruction is kept",
                     report.index
