@@ -446,7 +446,7 @@ fn validate_camera_plausible(
     }
     let centre = cam.centre();
     let far = centre.coords.amax();
-    if !(far <= MAX_RIG_EXTENT_M) {
+    if far.is_nan() || far > MAX_RIG_EXTENT_M {
         return implausible(
             "extrinsics.t",
             format!(
