@@ -33,6 +33,8 @@ pub const REFERENCE_DIR: &str = "reference_images";
 pub const USED_CONFIG: &str = "config.yaml";
 /// Folder of the summaries inside the output folder.
 pub const SUMMARY_DIR: &str = "summary";
+/// Comparisons of frames' height maps (`aquamvs change`).
+pub const CHANGE_DIR: &str = "change";
 /// Folder of aquamvs's lock files inside the output folder.
 pub const LOCK_DIR: &str = ".aquamvs";
 /// The first line of every config aquamvs writes (see `Config::to_yaml`).
@@ -184,6 +186,11 @@ impl OutputLayout {
         self.summary_dir().join(name)
     }
 
+    /// A comparison of two frames' height maps: `OUTPUT/change/AAAAAA_BBBBBB.EXT`.
+    pub fn change_file(&self, from: usize, to: usize, ext: &'static str) -> PathBuf {
+        self.root.join(CHANGE_DIR).join(format!("{from:06}_{to:06}.{ext}"))
+    }
+
     /// The reference images folder: `OUTPUT/reference_images`.
     pub fn reference_dir(&self) -> PathBuf {
         self.root.join(REFERENCE_DIR)
@@ -251,6 +258,8 @@ pub mod sub {
     pub const SPARSE: &str = "sparse";
     /// Pictures.
     pub const VIZ: &str = "viz";
+    /// The height map on the run's grid (`runtime.heightmap`).
+    pub const HEIGHTMAP: &str = "heightmap";
     /// Undistorted input images (with feature pictures on, as AquaMVS writes them).
     pub const UNDISTORTED: &str = "undistorted";
 }
@@ -304,6 +313,11 @@ impl FrameLayout {
     /// `features/CAM.npz`: one camera's keypoints.
     pub fn features(&self, camera: &str) -> Result<FrameFile, LayoutError> {
         self.camera_file(sub::FEATURES, camera, "npz")
+    }
+
+    /// `heightmap/NAME`: a file of the frame's height map (`height.npz`, `height.tif`).
+    pub fn heightmap(&self, name: &'static str) -> FrameFile {
+        self.file(format!("{}/{name}", sub::HEIGHTMAP))
     }
 
     /// `undistorted/CAM.png`: the undistorted image a camera's stages saw.

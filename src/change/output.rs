@@ -19,6 +19,7 @@ use crate::heightmap::vector;
 use crate::io::atomic::write_bytes_atomic;
 use crate::io::images::write_png_rgb;
 use crate::io::npz::{ArrayRef, Compression, write_npz_with};
+use crate::layout::{OutputLayout, sub};
 use crate::viz::change::picture;
 pub use crate::viz::change::series_plot;
 
@@ -44,16 +45,15 @@ pub enum ChangeFile {
     SeriesPlot,
 }
 
-/// Where `file` lives under the output folder `output`.
+/// Where `file` lives under the output folder `output` (built by the output layout).
 pub fn path(output: &Path, file: ChangeFile) -> PathBuf {
+    let layout = OutputLayout::new(output);
     match file {
-        ChangeFile::HeightMapDir(f) => output.join(format!("frame_{f:06}")).join("heightmap"),
-        ChangeFile::HeightMap(f) => path(output, ChangeFile::HeightMapDir(f)).join("height.npz"),
-        ChangeFile::Pair { from, to, ext } => {
-            output.join("change").join(format!("{from:06}_{to:06}.{ext}"))
-        }
-        ChangeFile::SeriesCsv => output.join("summary").join("change.csv"),
-        ChangeFile::SeriesPlot => output.join("summary").join("change.png"),
+        ChangeFile::HeightMapDir(f) => layout.frame(f).sub_dir(sub::HEIGHTMAP),
+        ChangeFile::HeightMap(f) => layout.frame(f).heightmap("height.npz").path,
+        ChangeFile::Pair { from, to, ext } => layout.change_file(from, to, ext),
+        ChangeFile::SeriesCsv => layout.summary_file("change.csv"),
+        ChangeFile::SeriesPlot => layout.summary_file("change.png"),
     }
 }
 
@@ -62,7 +62,7 @@ pub fn frames_with_height_maps(output: &Path) -> Vec<usize> {
     let Ok(entries) = std::fs::read_dir(output) else { return Vec::new() };
     let mut frames: Vec<usize> = entries
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("frame_")?.parse().ok())
+        .filter_map(|e| OutputLayout::parse_frame_dir(e.file_name().to_str()?))
         .filter(|&f| path(output, ChangeFile::HeightMap(f)).is_file())
         .collect();
     frames.sort_unstable();

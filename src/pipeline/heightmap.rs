@@ -44,8 +44,9 @@ pub fn write_frame_height_map(
     let map = HeightMap::from_points(grid, cloud.points());
     let dir = path(output, ChangeFile::HeightMapDir(index));
     map.write(&dir).map_err(|e| PipelineError::Frame(e.to_string()))?;
+    let frame = crate::layout::OutputLayout::new(output).frame(index);
     for f in ["height.npz", "height.tif"] {
-        report.outputs.push(format!("heightmap/{f}"));
+        report.outputs.push(frame.heightmap(f).rel);
     }
     tracing::info!(
         "height map: {} of {} cells supported ({} cells of {:.1} mm)",
