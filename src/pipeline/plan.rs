@@ -350,6 +350,22 @@ fn check_inputs(loaded: &LoadedConfig, v: &mut Validation) {
             pre.frame_start
         ));
     }
+    // A selected frame's folder that aquamvs did not write makes the run refuse (it is never
+    // cleared or mixed with): say so here too.
+    let layout = crate::layout::OutputLayout::new(&config.output_dir);
+    let foreign: Vec<String> =
+        select_frames(available, pre.frame_start, pre.frame_stop, pre.frame_step)
+            .into_iter()
+            .filter_map(|f| layout.frame(f).check_owned().err())
+            .map(|e| e.to_string())
+            .collect();
+    if let Some(first) = foreign.first() {
+        let more = match foreign.len() {
+            1 => String::new(),
+            n => format!(" (and {} more frame folder(s) like it)", n - 1),
+        };
+        v.problems.push(format!("output_dir: {first}{more}"));
+    }
 }
 
 fn check_masks(loaded: &LoadedConfig, v: &mut Validation) {

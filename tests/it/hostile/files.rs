@@ -155,7 +155,12 @@ fn a_foreign_frame_folder_survives() {
     let capture = root.join("output/frame_000000/capture_0001.png");
     std::fs::create_dir_all(capture.parent().unwrap()).unwrap();
     std::fs::write(&capture, b"a user's capture").unwrap();
-    for args in [&["reconstruct", "config.yaml"][..], &["reconstruct", "config.yaml", "--force"]] {
+    // `check` says so too: the run would refuse at setup.
+    for args in [
+        &["check", "config.yaml"][..],
+        &["reconstruct", "config.yaml"],
+        &["reconstruct", "config.yaml", "--force"],
+    ] {
         let out = aquamvs(&root, args);
         assert_refused(&out, &["frame_000000", "not written by aquamvs"]);
         assert_eq!(std::fs::read(&capture).unwrap(), b"a user's capture");
