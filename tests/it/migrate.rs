@@ -8,13 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use aquamvs::imgproc::ImageSize;
-use aquamvs::synth::render::RenderOptions;
-use aquamvs::synth::rig::RigPreset;
-use aquamvs::synth::scene::{SceneSpec, write_scene};
-use aquamvs::synth::surface::SurfaceKind;
+use aquamvs::synth::scene::write_scene;
 
 use crate::cli::{aquamvs, texts};
+use crate::resume::tiny_spec;
 
 /// The AquaMVS 1.7.3 configs, as its `init` wrote them (tests/data/aquamvs/generate.py).
 const FIXTURES: [&str; 4] = ["default", "fast", "balanced", "quality"];
@@ -28,14 +25,7 @@ fn fixture(name: &str) -> PathBuf {
 fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tiny, 5);
-    spec.rig.size = ImageSize::new(96, 72);
-    spec.rig.focal_px *= 96.0 / 320.0;
-    spec.rig.centre_focal_px *= 96.0 / 320.0;
-    spec.rig.n_ring = 2;
-    spec.frames = frames;
-    spec.render = RenderOptions { supersample: 1, ..RenderOptions::default() };
-    write_scene(&spec, &root, &|_, _, _| {}).unwrap();
+    write_scene(&tiny_spec(frames), &root, &|_, _, _| {}).unwrap();
     (dir, root)
 }
 

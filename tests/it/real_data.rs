@@ -19,6 +19,7 @@ use aquamvs::synth::scene::{SceneSpec, write_scene};
 use aquamvs::synth::surface::SurfaceKind;
 
 use crate::cli::{aquamvs, texts};
+use crate::resume::tiny_spec;
 
 fn ffmpeg_or_skip(test: &str) -> bool {
     if ffmpeg_available() {
@@ -49,14 +50,7 @@ fn write_video(path: &Path, frames: &[RgbImage], codec: VideoCodec) {
 fn scene_with_videos(frames: usize) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tiny, 5);
-    spec.rig.size = ImageSize::new(96, 72);
-    spec.rig.focal_px *= 96.0 / 320.0;
-    spec.rig.centre_focal_px *= 96.0 / 320.0;
-    spec.rig.n_ring = 2;
-    spec.frames = frames;
-    spec.render = RenderOptions { supersample: 1, ..RenderOptions::default() };
-    let summary = write_scene(&spec, &root, &|_, _, _| {}).unwrap();
+    let summary = write_scene(&tiny_spec(frames), &root, &|_, _, _| {}).unwrap();
     let containers =
         [("mp4", VideoCodec::H264LosslessRgb), ("avi", VideoCodec::Ffv1), ("mov", VideoCodec::Png)];
     let mut config = std::fs::read_to_string(&summary.config_path).unwrap();

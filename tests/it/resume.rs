@@ -17,11 +17,9 @@ use aquamvs::synth::surface::SurfaceKind;
 
 use crate::cli::{aquamvs, texts};
 
-/// The smallest scene the whole pipeline runs on: the tiny rig with 2 ring cameras and the
-/// centre one at 96 × 72, `frames` frames, 16 depth planes.
-pub(crate) fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
+/// The smallest scene the whole pipeline runs on: the tiny rig with 2 ring cameras (`cam00`,
+/// `cam01`) and `center` at 96 × 72, `frames` frames.
+pub(crate) fn tiny_spec(frames: usize) -> SceneSpec {
     let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tiny, 5);
     spec.rig.size = ImageSize::new(96, 72);
     spec.rig.focal_px *= 96.0 / 320.0;
@@ -29,7 +27,14 @@ pub(crate) fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
     spec.rig.n_ring = 2;
     spec.frames = frames;
     spec.render = RenderOptions { supersample: 1, ..RenderOptions::default() };
-    let summary = write_scene(&spec, &root, &|_, _, _| {}).unwrap();
+    spec
+}
+
+/// [`tiny_spec`] written to a temporary folder, with 16 depth planes in its config.
+pub(crate) fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let summary = write_scene(&tiny_spec(frames), &root, &|_, _, _| {}).unwrap();
     let config = std::fs::read_to_string(&summary.config_path).unwrap();
     assert!(config.contains("num_depths: 128"), "{config}");
     std::fs::write(&summary.config_path, config.replace("num_depths: 128", "num_depths: 16"))

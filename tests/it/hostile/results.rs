@@ -14,34 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use aquamvs::cloud::PointCloud;
-use aquamvs::imgproc::ImageSize;
 use aquamvs::io::ply::write_point_cloud;
-use aquamvs::synth::render::RenderOptions;
-use aquamvs::synth::rig::RigPreset;
-use aquamvs::synth::scene::{SceneSpec, write_scene};
-use aquamvs::synth::surface::SurfaceKind;
 use nalgebra::Point3;
 
 use crate::cli::{aquamvs, texts};
-
-/// The tiny rig with 2 ring cameras and the centre one at 96 × 72, `frames` frames, 16 depth
-/// planes.
-fn scene(frames: usize) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tiny, 5);
-    spec.rig.size = ImageSize::new(96, 72);
-    spec.rig.focal_px *= 96.0 / 320.0;
-    spec.rig.centre_focal_px *= 96.0 / 320.0;
-    spec.rig.n_ring = 2;
-    spec.frames = frames;
-    spec.render = RenderOptions { supersample: 1, ..RenderOptions::default() };
-    let summary = write_scene(&spec, &root, &|_, _, _| {}).unwrap();
-    let config = std::fs::read_to_string(&summary.config_path).unwrap();
-    std::fs::write(&summary.config_path, config.replace("num_depths: 128", "num_depths: 16"))
-        .unwrap();
-    (dir, root)
-}
+use crate::resume::scene;
 
 fn image(root: &Path, camera: &str, frame: usize) -> PathBuf {
     root.join(format!("images/{camera}/frame_{frame:06}.png"))
