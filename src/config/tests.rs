@@ -384,7 +384,7 @@ fn override_problems_name_the_flag() {
     let text = err.to_string();
     assert!(
         text.contains(
-            "reconstruction.window_size: must be odd and ≥ 3, got 4 (given by `--set window_size=4`)"
+            "reconstruction.window_size: must be odd, ≥ 3 and ≤ 99, got 4 (given by `--set window_size=4`)"
         ),
         "{text}"
     );
