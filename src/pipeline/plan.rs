@@ -429,8 +429,14 @@ fn check_models(loaded: &LoadedConfig, v: &mut Validation) {
         if let (Some(path), true) = (path, used)
             && !path.is_file()
         {
+            let hint = match field {
+                "runtime.onnxruntime_library" => {
+                    format!("; {}", crate::features::onnx::runtime::INSTALL_HINT)
+                }
+                _ => String::new(),
+            };
             v.problems.push(format!(
-                "{field} ({}): file not found: {}",
+                "{field} ({}): file not found: {}{hint}",
                 loaded.locate(field),
                 path.display()
             ));

@@ -202,10 +202,8 @@ fn missing_or_wrong_runtime_and_models_are_clear_errors() {
     config.sparse_matching.matcher_model = Some(model("lightglue.onnx"));
     let cases: Vec<(Option<PathBuf>, &str)> = vec![
         (None, "the shared library was not found"),
-        (
-            Some(root.join("missing.so")),
-            "missing.so (from runtime.onnxruntime_library) does not exist",
-        ),
+        // Found by the setup's validation (as `check` finds it), with the same install hint.
+        (Some(root.join("missing.so")), "runtime.onnxruntime_library (lightglue.yaml:"),
         (Some(junk), "could not be loaded as a shared library"),
     ];
     for (library, expected) in cases {

@@ -51,7 +51,18 @@ fn aquamvs_init_configs_check_and_run() {
         assert!(stdout.contains("--set matcher_type=classical"), "{stdout}");
         assert!(!stdout.contains("unknown key"), "{stdout}");
 
-        let (stdout, _) = run_ok(&root, &["check", &file, "--set", "matcher_type=classical"]);
+        // AquaMVS's `min_consistent_views: 3` needs 4 ring cameras; this scene has 2, and
+        // `check` says so as the run would (the fixtures' camera map is AquaMVS's own output).
+        let out = aquamvs(&root, &["check", &file, "--set", "matcher_type=classical"]);
+        let (stdout, _) = texts(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("reconstruction.min_consistent_views"), "{stdout}");
+        assert!(!stdout.contains("unknown key"), "{stdout}");
+
+        let (stdout, _) = run_ok(
+            &root,
+            &["check", &file, "--set", "matcher_type=classical", "--set", "min_consistent_views=1"],
+        );
         assert!(stdout.contains("OK: ready to run"), "{stdout}");
         // Keys accepted but not honoured: one information line each, saying what happens.
         for key in ["runtime.benchmark_extractors", "runtime.benchmark_clahe"] {
