@@ -433,7 +433,9 @@ fn check_models(loaded: &LoadedConfig, v: &mut Validation) {
                 "runtime.onnxruntime_library" => {
                     format!("; {}", crate::features::onnx::runtime::INSTALL_HINT)
                 }
-                _ => String::new(),
+                _ => "; see docs/learned-matchers.md for how to export or obtain it, or run the \
+                      classical matcher (`--set matcher_type=classical`)"
+                    .to_string(),
             };
             v.problems.push(format!(
                 "{field} ({}): file not found: {}{hint}",

@@ -237,8 +237,10 @@ fn missing_or_wrong_runtime_and_models_are_clear_errors() {
     write_config(&root, "lightglue.yaml", &config);
     let out = run(&root, &["reconstruct", "lightglue.yaml"], Some(&ort));
     let stderr = texts(&out).1;
+    // Found by the setup's validation (as `check` finds it), naming the field and the way on.
+    assert!(stderr.contains("sparse_matching.matcher_model (lightglue.yaml:"), "{stderr}");
     assert!(
-        stderr.contains("nope.onnx (`sparse_matching.matcher_model`): does not exist"),
+        stderr.contains("nope.onnx") && stderr.contains("docs/learned-matchers.md"),
         "{stderr}"
     );
     config.sparse_matching.matcher_model = Some(model("roma.onnx"));
