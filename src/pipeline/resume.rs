@@ -335,9 +335,13 @@ pub fn check_frame(dir: &Path, current: &Fingerprint) -> FrameState {
         return FrameState::New;
     }
     let marker = dir.join(FRAME_MARKER);
-    let text = match std::fs::read_to_string(&marker) {
+    // Through the one capped reader: a record replaced by a device or a huge file is stale,
+    // never read whole.
+    let text = match crate::io::limits::read_text(&marker) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(crate::io::limits::ReadError::Io { source: e })
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
             return FrameState::Stale(format!(
                 "incomplete outputs (no {FRAME_MARKER}: interrupted or failed)"
             ));
