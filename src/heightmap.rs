@@ -7,7 +7,9 @@
 //! deepest plane the run searches: `water_z` plus the upper end of an explicit
 //! `reconstruction.depth_range`, otherwise as far below the water as the ring cameras are above
 //! it (at least 0.5 m). Heights are metres **up** from that plane (`height = datum_z − z`, so a
-//! mound is positive even though world +Z points down); world Z is stored too.
+//! mound is positive even though world +Z points down); world Z is stored too. A frame's map
+//! holds only the window of that grid its cloud reaches ([`HeightMap::from_points`]); windows
+//! of one grid align cell for cell ([`Grid::union`], [`HeightMap::placed`]).
 //!
 //! Per cell: the mean world Z of the supporting points, their number, and an uncertainty: the
 //! spread (standard deviation) of the points about their cell's mean, pooled over the 3 × 3
@@ -138,6 +140,51 @@ impl Grid {
         self.spacing * self.spacing
     }
 
+    /// Whether `other`'s cells are this grid's cells: the same spacing and datum, origins a
+    /// whole number of cells apart (to a millionth of a cell). Windows of one run's grid are.
+    pub fn aligned_with(&self, other: &Grid) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let whole = |d: f64| (d / self.spacing - (d / self.spacing).round()).abs() < 1e-6;
+        close(self.spacing, other.spacing)
+            && close(self.datum_z, other.datum_z)
+            && whole(other.origin[0] - self.origin[0])
+            && whole(other.origin[1] - self.origin[1])
+    }
+
+    /// Offset of `other`'s cell (0, 0) in this grid's cells (columns, rows); the grids must be
+    /// [aligned](Self::aligned_with).
+    fn offset_of(&self, other: &Grid) -> (i64, i64) {
+        (
+            ((other.origin[0] - self.origin[0]) / self.spacing).round() as i64,
+            ((other.origin[1] - self.origin[1]) / self.spacing).round() as i64,
+        )
+    }
+
+    /// Cells `i0 .. i0 + size.width` × `j0 .. j0 + size.height` of this grid, as a grid.
+    pub fn window(&self, i0: usize, j0: usize, size: ImageSize) -> Grid {
+        let (x, y) = self.centre(i0, j0);
+        Grid { origin: [x, y], size, ..*self }
+    }
+
+    /// The smallest grid holding both grids' cells, or `None` when they are not
+    /// [aligned](Self::aligned_with).
+    pub fn union(&self, other: &Grid) -> Option<Grid> {
+        if !self.aligned_with(other) {
+            return None;
+        }
+        let (di, dj) = self.offset_of(other);
+        let (i0, j0) = (di.min(0), dj.min(0));
+        let i1 = (self.size.width as i64).max(di + other.size.width as i64);
+        let j1 = (self.size.height as i64).max(dj + other.size.height as i64);
+        let (x, y) =
+            (self.origin[0] + i0 as f64 * self.spacing, self.origin[1] + j0 as f64 * self.spacing);
+        Some(Grid {
+            origin: [x, y],
+            size: ImageSize::new((i1 - i0) as usize, (j1 - j0) as usize),
+            ..*self
+        })
+    }
+
     /// Whether `other` is the same grid (to a nanometre).
     pub fn same_as(&self, other: &Grid) -> bool {
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
@@ -180,8 +227,30 @@ pub struct HeightMap {
 }
 
 impl HeightMap {
-    /// Grids `points` (world coordinates): points off the grid are ignored.
+    /// Grids `points` (world coordinates) on `grid`, keeping the smallest window of it that
+    /// holds every cell with a point (a 1 × 1 window at cell (0, 0) when no point is on the
+    /// grid): the run's grid spans every camera's view of the datum plane, most of which the
+    /// bed never reaches. Points off the grid are ignored.
     pub fn from_points(grid: Grid, points: &[Point3<f64>]) -> Self {
+        let (mut lo, mut hi) = ([usize::MAX; 2], [0usize; 2]);
+        for p in points {
+            if let Some((i, j)) = grid.cell(p.x, p.y)
+                && p.z.is_finite()
+            {
+                lo = [lo[0].min(i), lo[1].min(j)];
+                hi = [hi[0].max(i), hi[1].max(j)];
+            }
+        }
+        let grid = if lo[0] == usize::MAX {
+            grid.window(0, 0, ImageSize::new(1, 1))
+        } else {
+            grid.window(lo[0], lo[1], ImageSize::new(hi[0] - lo[0] + 1, hi[1] - lo[1] + 1))
+        };
+        Self::grid_window(grid, points)
+    }
+
+    /// Grids `points` on exactly `grid`.
+    fn grid_window(grid: Grid, points: &[Point3<f64>]) -> Self {
         let (w, h) = (grid.size.width, grid.size.height);
         let n = w * h;
         let mut count = vec![0i32; n];
@@ -235,6 +304,39 @@ impl HeightMap {
             }
         }
         Self { grid, height, z, count, sigma }
+    }
+
+    /// This map on `grid`, an [aligned](Grid::aligned_with) grid (typically the
+    /// [union](Grid::union) of two maps' windows): cells this map does not cover are empty
+    /// (NaN, no points).
+    pub fn placed(&self, grid: Grid) -> Self {
+        let mut out = Self {
+            grid,
+            height: GrayImage::from_elem(grid.size, f32::NAN),
+            z: GrayImage::from_elem(grid.size, f32::NAN),
+            count: vec![0; grid.size.area()],
+            sigma: GrayImage::from_elem(grid.size, f32::NAN),
+        };
+        let (di, dj) = grid.offset_of(&self.grid);
+        let (w, h) = (self.grid.size.width, self.grid.size.height);
+        for j in 0..h {
+            let (jj, row) = (j as i64 + dj, j * w);
+            if jj < 0 || jj >= grid.size.height as i64 {
+                continue;
+            }
+            for i in 0..w {
+                let ii = i as i64 + di;
+                if ii < 0 || ii >= grid.size.width as i64 {
+                    continue;
+                }
+                let (src, dst) = (row + i, jj as usize * grid.size.width + ii as usize);
+                out.height.as_mut_slice()[dst] = self.height.as_slice()[src];
+                out.z.as_mut_slice()[dst] = self.z.as_slice()[src];
+                out.sigma.as_mut_slice()[dst] = self.sigma.as_slice()[src];
+                out.count[dst] = self.count[src];
+            }
+        }
+        out
     }
 
     /// Whether cell `k` (row-major) has a height.
@@ -393,6 +495,69 @@ mod tests {
         for v in m.sigma.as_slice() {
             assert!((v - 2e-6f32.sqrt()).abs() < 1e-6, "{v}");
         }
+    }
+
+    fn bits(image: &GrayImage) -> Vec<u32> {
+        image.as_slice().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Two points per cell over columns `cols` and rows `rows` of `g`, heights varying.
+    fn patch(
+        g: &Grid,
+        cols: std::ops::Range<usize>,
+        rows: std::ops::Range<usize>,
+    ) -> Vec<Point3<f64>> {
+        let mut pts = Vec::new();
+        for j in rows {
+            for i in cols.clone() {
+                let (x, y) = g.centre(i, j);
+                let z = 1.45 + 1e-4 * (i + 3 * j) as f64;
+                pts.push(Point3::new(x, y, z - 5e-4));
+                pts.push(Point3::new(x, y, z + 5e-4));
+            }
+        }
+        pts
+    }
+
+    #[test]
+    fn a_map_keeps_the_window_its_points_reach_and_places_back_exactly() {
+        let g = grid();
+        let pts = patch(&g, 2..5, 3..7);
+        let m = HeightMap::from_points(g, &pts);
+        assert_eq!(m.grid.size, ImageSize::new(3, 4));
+        assert_eq!(m.grid.centre(0, 0), g.centre(2, 3));
+        assert!(m.grid.aligned_with(&g) && !m.grid.same_as(&g));
+        // Placed back on the run's grid it is the map gridded there directly, bit for bit.
+        let full = HeightMap::grid_window(g, &pts);
+        let back = m.placed(g);
+        assert_eq!(back.grid, g);
+        assert_eq!(back.count, full.count);
+        for (a, b) in [(&back.height, &full.height), (&back.z, &full.z), (&back.sigma, &full.sigma)]
+        {
+            assert_eq!(bits(a), bits(b));
+        }
+        // No point on the grid: one empty cell.
+        let empty = HeightMap::from_points(g, &[Point3::new(9.0, 9.0, 1.0)]);
+        assert_eq!((empty.grid.size, empty.n_supported()), (ImageSize::new(1, 1), 0));
+    }
+
+    #[test]
+    fn windows_of_one_grid_unite_and_other_grids_do_not() {
+        let g = grid();
+        let a = HeightMap::from_points(g, &patch(&g, 0..3, 0..2));
+        let b = HeightMap::from_points(g, &patch(&g, 6..10, 15..20));
+        let u = a.grid.union(&b.grid).unwrap();
+        assert!(u.same_as(&g), "{u:?}");
+        assert_eq!(b.grid.union(&a.grid).unwrap(), u);
+        let (pa, pb) = (a.placed(u), b.placed(u));
+        assert_eq!((pa.n_supported(), pb.n_supported()), (6, 20));
+        let k = 17 * 10 + 8;
+        assert!(pb.supported(k) && !pa.supported(k));
+        // Another cell size, another datum, or a lattice shifted by half a cell: not aligned.
+        assert!(a.grid.union(&Grid { spacing: 0.004, ..a.grid }).is_none());
+        assert!(a.grid.union(&Grid { datum_z: 1.6, ..a.grid }).is_none());
+        let shifted = Grid { origin: [a.grid.origin[0] + 0.001, a.grid.origin[1]], ..a.grid };
+        assert!(a.grid.union(&shifted).is_none());
     }
 
     #[test]

@@ -11,9 +11,13 @@
 //! volume's uncertainty is `cell area · √(Σ σ_Δ²)` over the cells it sums (errors of different
 //! cells taken as independent).
 //!
-//! Occluders: a cell whose support (points in the cell) fell below
-//! [`ChangeOptions::support_drop`] of the other frame's is not compared: something (a fish)
-//! hid the bed from cameras in one frame, and its points, if any, are not the bed's.
+//! Occluders: where the points summed over a square of [`ChangeOptions::occluder_window_m`]
+//! around a cell fell below [`ChangeOptions::support_drop`] of the other frame's, something
+//! (a fish) hid the bed from cameras in one frame: those cells, and a margin of
+//! [`ChangeOptions::occluder_margin_m`] around them (where the sweep's window mixed the
+//! occluder's depth with the bed's), are reported as occluded and not compared. The sum over
+//! a window, not a single cell's count, decides: a 2 mm cell holds a handful of points, and its
+//! count alone halves by chance between frames without anything in the way.
 
 pub mod output;
 pub mod roi;
@@ -23,7 +27,7 @@ pub mod truth;
 use serde::{Deserialize, Serialize};
 
 use crate::heightmap::{Grid, HeightMap};
-use crate::imgproc::GrayImage;
+use crate::imgproc::{GrayImage, ImageSize};
 
 /// Default `t` of the level of detection (two-sided 95 %).
 pub const DEFAULT_T: f64 = 1.96;
@@ -31,20 +35,86 @@ pub const DEFAULT_T: f64 = 1.96;
 /// Default fraction of the other frame's support below which a cell counts as occluded.
 pub const DEFAULT_SUPPORT_DROP: f64 = 0.5;
 
+/// Default side of the square over which support is summed to find an occluder (m).
+pub const DEFAULT_OCCLUDER_WINDOW_M: f64 = 0.01;
+
+/// Default margin around an occluder's footprint that is not compared either (m): the
+/// footprint of the plane sweep's window on the bed, where depths mix the occluder's and the
+/// bed's.
+pub const DEFAULT_OCCLUDER_MARGIN_M: f64 = 0.01;
+
 /// How to compare two height maps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChangeOptions {
     /// Multiplier of `σ_Δ` in the level of detection.
     pub t: f64,
     /// A cell is occluded in a frame when its support is below this fraction of its support
-    /// in the other frame.
+    /// in the other frame, alone or summed over the occluder window.
     pub support_drop: f64,
+    /// Side of the square over which support is summed to find occluders (m).
+    pub occluder_window_m: f64,
+    /// Margin around an occluder's footprint that is not compared either (m).
+    pub occluder_margin_m: f64,
 }
 
 impl Default for ChangeOptions {
     fn default() -> Self {
-        Self { t: DEFAULT_T, support_drop: DEFAULT_SUPPORT_DROP }
+        Self {
+            t: DEFAULT_T,
+            support_drop: DEFAULT_SUPPORT_DROP,
+            occluder_window_m: DEFAULT_OCCLUDER_WINDOW_M,
+            occluder_margin_m: DEFAULT_OCCLUDER_MARGIN_M,
+        }
     }
+}
+
+/// Sums of `values` (a `size` grid, row-major) over the `(2r + 1)²` cells around each cell,
+/// clipped at the borders, through a summed-area table.
+fn box_sums(values: &[i64], size: ImageSize, r: usize) -> Vec<i64> {
+    let (w, h) = (size.width, size.height);
+    // table[(j)(w + 1) + i] = sum over rows < j, columns < i.
+    let mut table = vec![0i64; (w + 1) * (h + 1)];
+    for j in 0..h {
+        let mut row = 0;
+        for i in 0..w {
+            row += values[j * w + i];
+            table[(j + 1) * (w + 1) + i + 1] = table[j * (w + 1) + i + 1] + row;
+        }
+    }
+    let mut out = vec![0i64; w * h];
+    for j in 0..h {
+        let (j0, j1) = (j.saturating_sub(r), (j + r + 1).min(h));
+        for i in 0..w {
+            let (i0, i1) = (i.saturating_sub(r), (i + r + 1).min(w));
+            out[j * w + i] =
+                table[j1 * (w + 1) + i1] - table[j0 * (w + 1) + i1] - table[j1 * (w + 1) + i0]
+                    + table[j0 * (w + 1) + i0];
+        }
+    }
+    out
+}
+
+/// Cells not compared because an occluder hid the bed in one frame: where the points summed
+/// over the occluder window fell below `support_drop` of the other frame's (the denser frame
+/// holding at least half a point per cell of the window, so that sparse data alone is no
+/// occluder), grown by the margin.
+fn occluder_region(a: &HeightMap, b: &HeightMap, opts: &ChangeOptions) -> Vec<bool> {
+    let grid = &a.grid;
+    // A square of 2r + 1 cells as near the window's side as the cells allow.
+    let r = ((opts.occluder_window_m / grid.spacing - 1.0) / 2.0).round().max(0.0) as usize;
+    let margin = (opts.occluder_margin_m / grid.spacing).round().max(0.0) as usize;
+    let counts = |m: &HeightMap| m.count.iter().map(|&c| i64::from(c.max(0))).collect::<Vec<_>>();
+    let (sa, sb) = (box_sums(&counts(a), grid.size, r), box_sums(&counts(b), grid.size, r));
+    let least = ((2 * r + 1) * (2 * r + 1)) as f64 / 2.0;
+    let dropped: Vec<i64> = sa
+        .iter()
+        .zip(&sb)
+        .map(|(&x, &y)| {
+            let (lo, hi) = (x.min(y) as f64, x.max(y) as f64);
+            i64::from(hi >= least && lo < opts.support_drop * hi)
+        })
+        .collect();
+    box_sums(&dropped, grid.size, margin).into_iter().map(|n| n > 0).collect()
 }
 
 /// What happened to a cell, as stored in `status` of `change/A_B.npz`.
@@ -98,6 +168,12 @@ pub struct ChangeStats {
     pub t: f64,
     /// Support fraction below which a cell counts as occluded.
     pub support_drop: f64,
+    /// Side of the square over which support is summed to find occluders (m).
+    #[serde(default)]
+    pub occluder_window_m: f64,
+    /// Margin around an occluder's footprint that is not compared (m).
+    #[serde(default)]
+    pub occluder_margin_m: f64,
     /// Cell side (m).
     pub cell_m: f64,
     /// Cells in the region of interest.
@@ -108,7 +184,7 @@ pub struct ChangeStats {
     pub area_compared_m2: f64,
     /// Cells without a height in one frame or both.
     pub cells_unsupported: usize,
-    /// Cells not compared because their support dropped in one frame (occluders).
+    /// Cells not compared because an occluder hid the bed in one frame (with data or not).
     pub cells_occluded: usize,
     /// Compared cells whose change exceeds the level of detection.
     pub cells_significant: usize,
@@ -173,8 +249,25 @@ fn describe(g: &Grid) -> String {
     )
 }
 
+/// Frames `a` and `b` placed on one grid: the union of their windows of the run's grid
+/// (each map covers only the cells its cloud reached). Fails when they were gridded on
+/// different grids (another cell size, datum or alignment).
+pub fn on_common_grid(
+    (from, a): (usize, &HeightMap),
+    (to, b): (usize, &HeightMap),
+) -> Result<(HeightMap, HeightMap), ChangeError> {
+    let grid = a.grid.union(&b.grid).ok_or_else(|| ChangeError::GridMismatch {
+        from,
+        to,
+        a: describe(&a.grid),
+        b: describe(&b.grid),
+    })?;
+    Ok((a.placed(grid), b.placed(grid)))
+}
+
 /// Compares frame `a` to frame `b` (indices only name them in errors) within `roi` (one flag
-/// per cell, row-major; `None` is the whole grid).
+/// per cell, row-major; `None` is the whole grid). Both maps must be on the same grid
+/// ([`on_common_grid`] puts them there).
 pub fn compare(
     (from, a): (usize, &HeightMap),
     (to, b): (usize, &HeightMap),
@@ -203,6 +296,8 @@ pub fn compare(
     let mut stats = ChangeStats {
         t: opts.t,
         support_drop: opts.support_drop,
+        occluder_window_m: opts.occluder_window_m,
+        occluder_margin_m: opts.occluder_margin_m,
         cell_m: grid.spacing,
         ..ChangeStats::default()
     };
@@ -218,6 +313,7 @@ pub fn compare(
     }
     let (mut raw, mut thr) = (Acc::default(), Acc::default());
     let mut lods = Vec::new();
+    let occluded = occluder_region(a, b, opts);
     let (ha, hb) = (a.height.as_slice(), b.height.as_slice());
     let (sa, sb) = (a.sigma.as_slice(), b.sigma.as_slice());
     for k in 0..n {
@@ -225,15 +321,15 @@ pub fn compare(
             continue;
         }
         stats.cells_in_roi += 1;
+        // An occluder explains missing data too: its cells are occluded, with data or not.
+        if occluded[k] {
+            status[k] = CellStatus::Occluded as i32;
+            stats.cells_occluded += 1;
+            continue;
+        }
         if !(a.supported(k) && b.supported(k)) {
             status[k] = CellStatus::Unsupported as i32;
             stats.cells_unsupported += 1;
-            continue;
-        }
-        let (ca, cb) = (a.count[k] as f64, b.count[k] as f64);
-        if ca < opts.support_drop * cb || cb < opts.support_drop * ca {
-            status[k] = CellStatus::Occluded as i32;
-            stats.cells_occluded += 1;
             continue;
         }
         let d = (hb[k] - ha[k]) as f64;
@@ -288,7 +384,6 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imgproc::ImageSize;
     use nalgebra::Point3;
 
     /// A grid of 2 mm cells over ±0.1 m, datum at Z = 1.5.
@@ -389,20 +484,65 @@ mod tests {
     fn cells_whose_support_dropped_are_occluded_not_change() {
         // Frame B: a "fish" 3 cm above the bed over a 2 cm square, where only one camera of
         // four still sees the bed: one point per cell instead of four, and it is the fish's.
+        // Around it, a 6 mm band where the sweep mixed the fish's depth with the bed's: full
+        // support, heights 4 mm too high.
         let fish = |x: f64, y: f64| x.abs() < 0.01 && y.abs() < 0.01;
+        let band = |x: f64, y: f64| x.abs() < 0.016 && y.abs() < 0.016;
         let a = map(|_, _| 0.0, 0.0003, |_, _| 4);
         let b = map(
-            |x, y| if fish(x, y) { 0.03 } else { 0.0 },
+            |x, y| {
+                if fish(x, y) {
+                    0.03
+                } else if band(x, y) {
+                    0.004
+                } else {
+                    0.0
+                }
+            },
             0.0003,
             |x, y| if fish(x, y) { 1 } else { 4 },
         );
         let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
         let s = &c.stats;
         assert_eq!(s.cells_significant, 0, "{s:?}");
-        assert!(s.cells_occluded + s.cells_unsupported >= 100, "{s:?}");
-        let centre = c.grid.cell(0.0, 0.0).map(|(i, j)| j * 101 + i).unwrap();
-        assert_ne!(c.status[centre], CellStatus::Gain as i32);
-        assert!(c.dz.as_slice()[centre].is_nan());
+        // The fish (10 × 10 cells) and the band around it (16 × 16) are occluded, and the
+        // margin of 1 cm beyond the fish too: at most 20 × 20 cells plus the window's reach.
+        assert!(s.cells_occluded >= 16 * 16 && s.cells_occluded <= 26 * 26, "{s:?}");
+        let at = |x: f64, y: f64| c.grid.cell(x, y).map(|(i, j)| j * 101 + i).unwrap();
+        assert_eq!(c.status[at(0.0, 0.0)], CellStatus::Occluded as i32);
+        assert!(c.dz.as_slice()[at(0.0, 0.0)].is_nan());
+        assert_eq!(c.status[at(0.014, 0.0)], CellStatus::Occluded as i32);
+        // Away from it the bed is compared.
+        assert_eq!(c.status[at(0.04, 0.0)], CellStatus::NoChange as i32);
+        assert_eq!(c.status[at(-0.05, 0.05)], CellStatus::NoChange as i32);
+        // Without a margin the band shows up as a mound: the margin is what removes it.
+        let no_margin = ChangeOptions { occluder_margin_m: 0.0, ..ChangeOptions::default() };
+        let c = compare((0, &a), (1, &b), None, &no_margin).unwrap();
+        assert!(c.stats.cells_significant > 0, "{:?}", c.stats);
+    }
+
+    #[test]
+    fn counts_that_vary_by_chance_are_not_occluders() {
+        // Two to four points per cell, drawn independently in each frame: a cell's count
+        // often halves between frames with nothing in the way. The cone is measured whole.
+        let draw = |salt: u64| {
+            move |x: f64, y: f64| {
+                let key = ((x * 1e4).round() as i64 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ ((y * 1e4).round() as i64 as u64)
+                        .wrapping_add(salt)
+                        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                2 + (key >> 61) as usize % 3
+            }
+        };
+        let a = map(|_, _| 0.0, 0.0002, draw(1));
+        let b = map(cone, 0.0002, draw(2));
+        let halved = (0..a.count.len()).filter(|&k| 2 * a.count[k] <= b.count[k]).count();
+        assert!(halved > 500, "{halved}");
+        let c = compare((0, &a), (1, &b), None, &ChangeOptions::default()).unwrap();
+        let s = &c.stats;
+        assert_eq!(s.cells_occluded, 0, "{s:?}");
+        let truth = std::f64::consts::PI * 25.0 * 2.0 / 3.0;
+        assert!((s.thresholded.gained_cm3 - truth).abs() < 0.02 * truth, "{s:?}");
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl Request {
         let start = Instant::now();
         let a = read_height_map(&self.output, from)?;
         let b = read_height_map(&self.output, to)?;
+        let (a, b) = super::on_common_grid((from, &a), (to, &b))?;
         let flags = self.region_flags(&a, &b)?;
         let change = compare((from, &a), (to, &b), flags.as_deref(), &self.options)?;
         let ground_truth = match &self.truth {

@@ -9,7 +9,10 @@ use clap::Args;
 use crate::change::output::PairReport;
 use crate::change::roi::parse_polygon;
 use crate::change::series::{Region, Request};
-use crate::change::{ChangeOptions, DEFAULT_SUPPORT_DROP, DEFAULT_T};
+use crate::change::{
+    ChangeOptions, DEFAULT_OCCLUDER_MARGIN_M, DEFAULT_OCCLUDER_WINDOW_M, DEFAULT_SUPPORT_DROP,
+    DEFAULT_T,
+};
 use crate::synth::scene::GroundTruth;
 
 /// Flags of `aquamvs change`.
@@ -35,10 +38,18 @@ pub struct ChangeArgs {
     /// (1.96: 95 % two-sided; Wheaton et al. 2010).
     #[arg(long, default_value_t = DEFAULT_T, value_name = "T")]
     pub t: f64,
-    /// A cell whose point count fell below this fraction of the other frame's is occluded
-    /// (a fish) and not compared.
+    /// Where the points summed over the occluder window fell below this fraction of the
+    /// other frame's, the bed is occluded (a fish) and not compared.
     #[arg(long, default_value_t = DEFAULT_SUPPORT_DROP, value_name = "FRACTION")]
     pub support_drop: f64,
+    /// Side of the square (m) over which point counts are summed to find an occluder: where
+    /// the sum fell below --support-drop of the other frame's, the bed is not compared.
+    #[arg(long, default_value_t = DEFAULT_OCCLUDER_WINDOW_M, value_name = "METRES")]
+    pub occluder_window: f64,
+    /// Margin (m) around an occluder's footprint that is not compared either (depths there mix
+    /// the occluder's and the bed's).
+    #[arg(long, default_value_t = DEFAULT_OCCLUDER_MARGIN_M, value_name = "METRES")]
+    pub occluder_margin: f64,
     /// Region of interest: a polygon in world metres, `x,y;x,y;x,y…`.
     #[arg(long, value_name = "POLYGON", conflicts_with = "roi_mask")]
     pub roi_polygon: Option<String>,
@@ -107,6 +118,14 @@ pub fn run(args: ChangeArgs) -> anyhow::Result<ExitCode> {
         "--support-drop must be between 0 and 1, got {}",
         args.support_drop
     );
+    for (name, v) in
+        [("--occluder-window", args.occluder_window), ("--occluder-margin", args.occluder_margin)]
+    {
+        anyhow::ensure!(
+            v.is_finite() && (0.0..=1.0).contains(&v),
+            "{name} must be a length in metres between 0 and 1, got {v}"
+        );
+    }
     anyhow::ensure!(
         args.output.is_dir(),
         "{}: no such output folder; pass the `output_dir` of a reconstruct run",
@@ -127,7 +146,12 @@ pub fn run(args: ChangeArgs) -> anyhow::Result<ExitCode> {
     };
     let request = Request {
         output: args.output.clone(),
-        options: ChangeOptions { t: args.t, support_drop: args.support_drop },
+        options: ChangeOptions {
+            t: args.t,
+            support_drop: args.support_drop,
+            occluder_window_m: args.occluder_window,
+            occluder_margin_m: args.occluder_margin,
+        },
         region,
         truth,
     };

@@ -49,9 +49,9 @@ pub fn write_frame_height_map(
         report.outputs.push(frame.heightmap(f).rel);
     }
     tracing::info!(
-        "height map: {} of {} cells supported ({} cells of {:.1} mm)",
+        "height map: {} cells supported in a window of {} of the run's {} cells of {:.1} mm",
         map.n_supported(),
-        grid.size.area(),
+        map.grid.size,
         grid.size,
         grid.spacing * 1e3
     );
