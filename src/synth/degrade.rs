@@ -614,7 +614,7 @@ mod tests {
         assert!((mean(&fa) - 1.0).abs() < 0.03, "{}", mean(&fa));
         let max = fa.iter().cloned().fold(0.0, f32::max);
         let min = fa.iter().cloned().fold(9.0, f32::min);
-        assert!(max > 1.6 && min < 0.95 && min >= 0.0, "{min} {max}");
+        assert!(max > 1.6 && (0.0..0.95).contains(&min), "{min} {max}");
         // The next frame's pattern is a different one.
         let diff =
             fa.iter().zip(&fb).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / fa.len() as f64;
@@ -746,14 +746,14 @@ mod tests {
             let ray = cam.cast_ray(x as f64, y as f64).unwrap();
             let path = 0.5 / ray.dir.z;
             let want = Water::new(t).apply([0.5; 3], path);
-            for c in 0..3 {
+            for (c, want) in want.iter().enumerate() {
                 let got = img.get(x, y)[c] as f32;
-                assert!((got - want[c] * 255.0).abs() <= 0.5 + 1e-3, "({x},{y},{c}) {got}");
+                assert!((got - want * 255.0).abs() <= 0.5 + 1e-3, "({x},{y},{c}) {got}");
             }
         }
         // Longer paths at the edge: closer to the veil in every channel than in the centre.
-        for c in 0..3 {
-            let off = |x: usize, y: usize| (img.get(x, y)[c] as f32 - VEIL[c] * 255.0).abs();
+        for (c, veil) in VEIL.iter().enumerate() {
+            let off = |x: usize, y: usize| (img.get(x, y)[c] as f32 - veil * 255.0).abs();
             assert!(off(0, 0) < off(31, 23), "channel {c}");
         }
     }
