@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::imgproc::ImageSize;
+use crate::synth::degrade::Degradations;
 use crate::synth::rig::RigPreset;
 use crate::synth::scene::{SceneSpec, write_scene};
 use crate::synth::surface::SurfaceKind;
@@ -75,6 +76,37 @@ pub struct SynthArgs {
     /// Sub-pixel rays per pixel along each axis.
     #[arg(long, allow_negative_numbers = true)]
     pub supersample: Option<usize>,
+    /// Turn on every degradation of real footage at plausible strengths: JPEG q80, blur 0.7 px,
+    /// 300 particles, caustics 0.5, vignetting 0.3, turbidity 0.4 /m, calibration 0.33 px off
+    /// (each flag below overrides its value; 0 turns one off).
+    #[arg(long)]
+    pub realistic: bool,
+    /// Write frames as JPEG of quality Q (1-100) instead of PNG: lossy 8×8-block compression,
+    /// as cameras and recorders store footage.
+    #[arg(long, value_name = "Q", allow_negative_numbers = true)]
+    pub jpeg_quality: Option<i64>,
+    /// Lens blur: Gaussian point spread of standard deviation PX pixels (defocus, soft optics).
+    #[arg(long, value_name = "PX", allow_negative_numbers = true)]
+    pub blur: Option<f32>,
+    /// Suspended particles (marine snow, silt) seen by each camera per frame, on average:
+    /// small bright or dark spheres at real 3-D positions in the water, drifting between frames.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub particles: Option<i64>,
+    /// Caustics: a moving network of focused sunlight on the bed; the brightest ridges reach
+    /// about 1 + A times the mean light (which stays the same).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub caustics: Option<f32>,
+    /// Vignetting: radial light fall-off of the lens, brightness 1 − V in the image corners.
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    pub vignetting: Option<f32>,
+    /// Turbidity: attenuation of light per metre of water path (green; red 1.4×, blue 0.8×),
+    /// plus the backscatter veil that replaces it.
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    pub turbidity: Option<f64>,
+    /// Write a calibration that reprojects the bed PX pixels RMS off (each camera moved at
+    /// random); images and ground truth keep the true one.
+    #[arg(long, value_name = "PX", allow_negative_numbers = true)]
+    pub calibration_error: Option<f64>,
 }
 
 /// Most ring cameras `synth --cameras` builds (the tank rig has 12).
@@ -166,7 +198,42 @@ pub fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
         anyhow::ensure!((1..=8).contains(&v), "--supersample must be between 1 and 8");
         spec.render.supersample = v;
     }
+    spec.render.degrade = degradations_from_args(args)?;
     Ok(spec)
+}
+
+/// The degradations the flags ask for: the `--realistic` preset (or none), with each flag
+/// given overriding its value.
+pub fn degradations_from_args(args: &SynthArgs) -> anyhow::Result<Degradations> {
+    let mut d = if args.realistic { Degradations::realistic() } else { Degradations::default() };
+    if let Some(q) = args.jpeg_quality {
+        anyhow::ensure!(
+            (0..=100).contains(&q),
+            "--jpeg-quality must be between 1 and 100 (0 writes PNG), got {q}"
+        );
+        d.jpeg_quality = (q > 0).then_some(q as u8);
+    }
+    if let Some(v) = args.blur {
+        d.blur_px = v;
+    }
+    if let Some(n) = args.particles {
+        anyhow::ensure!(n >= 0, "--particles must be ≥ 0, got {n}");
+        d.particles = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = args.caustics {
+        d.caustics = v;
+    }
+    if let Some(v) = args.vignetting {
+        d.vignetting = v;
+    }
+    if let Some(v) = args.turbidity {
+        d.turbidity = v;
+    }
+    if let Some(v) = args.calibration_error {
+        d.calibration_error_px = v;
+    }
+    d.validate().map_err(anyhow::Error::msg)?;
+    Ok(d)
 }
 
 /// Refuses an output folder that exists and holds anything (a file is refused too).
@@ -219,5 +286,43 @@ pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         "  config.yaml             run it: aquamvs reconstruct {}",
         summary.config_path.display()
     );
+    let d = &spec.render.degrade;
+    if !d.is_off() {
+        println!("Degradations: {}", describe(d));
+    }
+    if !summary.calibration_error_px.is_empty() {
+        let e = &summary.calibration_error_px;
+        let rms = (e.iter().map(|v| v * v).sum::<f64>() / e.len() as f64).sqrt();
+        println!(
+            "  calibration.json is {rms:.2} px RMS off (the truth: ground_truth/calibration.json)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line naming the degradations that are on.
+fn describe(d: &Degradations) -> String {
+    let mut parts = Vec::new();
+    if let Some(q) = d.jpeg_quality {
+        parts.push(format!("JPEG q{q}"));
+    }
+    if d.blur_px > 0.0 {
+        parts.push(format!("lens blur σ {} px", d.blur_px));
+    }
+    if d.particles > 0 {
+        parts.push(format!("{} particles per view", d.particles));
+    }
+    if d.caustics > 0.0 {
+        parts.push(format!("caustics {}", d.caustics));
+    }
+    if d.vignetting > 0.0 {
+        parts.push(format!("vignetting {}", d.vignetting));
+    }
+    if d.turbidity > 0.0 {
+        parts.push(format!("turbidity {} /m", d.turbidity));
+    }
+    if d.calibration_error_px > 0.0 {
+        parts.push(format!("calibration {} px off", d.calibration_error_px));
+    }
+    parts.join(", ")
 }

@@ -4,6 +4,7 @@
 //! Everything is seeded and deterministic, so tests, benchmarks and the demo see the same
 //! scene on every machine.
 
+pub mod degrade;
 pub mod render;
 pub mod rig;
 pub mod rng;

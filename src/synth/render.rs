@@ -19,6 +19,9 @@ use crate::geom::camera::Intrinsics;
 use crate::geom::refraction::{Ray, RefractiveCamera};
 use crate::imgproc::{GrayImage, ImageSize, RgbImage};
 
+use super::degrade::{
+    Degradations, Particle, SplatCamera, gaussian_blur, splat_particles, vignette,
+};
 use super::rng::hash_unit;
 use super::surface::{Fish, SurfaceModel};
 use super::texture::Texture;
@@ -43,13 +46,21 @@ pub struct RenderOptions {
     pub gain_spread: f32,
     /// Seed of the noise and the gains.
     pub seed: u64,
+    /// What real footage adds (water, caustics, lens, compression; all off by default).
+    pub degrade: Degradations,
 }
 
 impl Default for RenderOptions {
     /// 2×2 supersampling, 1.5 grey levels of noise, ±8 % gain differences: what a set of
     /// similar machine-vision cameras with auto-exposure off looks like.
     fn default() -> Self {
-        Self { supersample: 2, noise_sigma: 1.5, gain_spread: 0.08, seed: 0 }
+        Self {
+            supersample: 2,
+            noise_sigma: 1.5,
+            gain_spread: 0.08,
+            seed: 0,
+            degrade: Degradations::default(),
+        }
     }
 }
 
@@ -266,7 +277,28 @@ pub fn render_camera_with_fish(
     opts: &RenderOptions,
     fish: Option<&Fish>,
 ) -> Result<RgbImage, RigError> {
+    render_frame(rig, name, surface, texture, opts, fish, 0, &[])
+}
+
+/// [`render_camera_with_fish`] for frame `frame` of a sequence, with the degradations of
+/// `opts.degrade` (see [`super::degrade`]): caustics on the bed (moving with `frame`),
+/// attenuation and backscatter of turbid water, `particles` in the water, lens blur,
+/// vignetting, then sensor noise. With every degradation off the image is the clean render.
+/// JPEG compression is applied when the frame is written.
+#[allow(clippy::too_many_arguments)]
+pub fn render_frame(
+    rig: &Rig,
+    name: &str,
+    surface: &SurfaceModel,
+    texture: &Texture,
+    opts: &RenderOptions,
+    fish: Option<&Fish>,
+    frame: usize,
+    particles: &[Particle],
+) -> Result<RgbImage, RigError> {
     let cam = RenderCamera::new(rig, name)?;
+    let water = opts.degrade.water();
+    let caustics = opts.degrade.caustics_at(opts.seed, frame);
     let size = cam.calib.image_size;
     let (w, h) = (size.width, size.height);
     let ss = opts.supersample.max(1);
@@ -279,8 +311,9 @@ pub fn render_camera_with_fish(
     let centres: Vec<Option<Point2<f64>>> =
         (0..w * h).into_par_iter().map(|i| cam.undistort((i % w) as f64, (i / w) as f64)).collect();
     let centre = |x: usize, y: usize| centres[y * w + x];
-    let mut data = vec![0u8; size.area() * 3];
-    data.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
+    // Linear radiance on the 0-255 scale, with the camera's gains; quantised at the end.
+    let mut rad = vec![0.0f32; size.area() * 3];
+    rad.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
         for x in 0..w {
             // Derivatives of the undistortion by differences of neighbouring centres.
             let (xa, xb) = (x.saturating_sub(1), (x + 1).min(w - 1));
@@ -317,7 +350,10 @@ pub fn render_camera_with_fish(
                     if let Some((f, tf)) = fish_t
                         && t.is_none_or(|t| tf < t)
                     {
-                        let rgb = f.colour(&ray.point_at(tf));
+                        let mut rgb = f.colour(&ray.point_at(tf));
+                        if let Some(water) = &water {
+                            rgb = water.apply(rgb, tf);
+                        }
                         acc.iter_mut().zip(rgb).for_each(|(a, c)| *a += c);
                         continue;
                     }
@@ -329,13 +365,34 @@ pub fn render_camera_with_fish(
                     // detail on steep slopes).
                     let air = (ray.origin - cam.normalised.centre()).norm();
                     let footprint = (air + t) / (focal * ss as f64);
-                    let rgb = texture.sample(hit.x, hit.y, footprint);
+                    let mut rgb = texture.sample(hit.x, hit.y, footprint);
+                    if let Some(caustics) = &caustics {
+                        let light = caustics.factor(hit.x, hit.y);
+                        rgb.iter_mut().for_each(|v| *v *= light);
+                    }
+                    if let Some(water) = &water {
+                        rgb = water.apply(rgb, t);
+                    }
                     acc.iter_mut().zip(rgb).for_each(|(a, c)| *a += c);
                 }
             }
             let n = (ss * ss) as f32;
             for c in 0..3 {
-                let mut value = acc[c] / n * gains[c] * 255.0;
+                row[3 * x + c] = acc[c] / n * gains[c] * 255.0;
+            }
+        }
+    });
+    if !particles.is_empty() {
+        let splat = SplatCamera { calib: cam.calib, normalised: &cam.normalised };
+        splat_particles(&mut rad, size, &splat, particles, water.as_ref(), gains);
+    }
+    gaussian_blur(&mut rad, size, 3, opts.degrade.blur_px);
+    vignette(&mut rad, size, 3, opts.degrade.vignetting);
+    let mut data = vec![0u8; size.area() * 3];
+    data.par_chunks_mut(w * 3).zip(rad.par_chunks(w * 3)).enumerate().for_each(|(y, (row, r))| {
+        for x in 0..w {
+            for c in 0..3 {
+                let mut value = r[3 * x + c];
                 if opts.noise_sigma > 0.0 {
                     value += opts.noise_sigma * gaussian(opts.seed, cam_index, x, y, c);
                 }

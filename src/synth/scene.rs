@@ -4,8 +4,11 @@
 //! ```text
 //! DIR/calibration.json                        AquaCal calibration of the rig
 //! DIR/images/CAM/frame_NNNNNN.png             distorted renders, one folder per camera
+//!                                             (`.jpg` with `--jpeg-quality`)
 //! DIR/config.yaml                             ready for `aquamvs reconstruct` (output_dir: output)
 //! DIR/ground_truth/scene.json                 surface models per frame (evaluate anywhere)
+//! DIR/ground_truth/calibration.json           the true calibration, only when the written one
+//!                                             is perturbed (`--calibration-error`)
 //! DIR/ground_truth/frame_NNNNNN/surface.ply   the true surface as a mesh
 //! DIR/ground_truth/frame_NNNNNN/depth_maps/CAM.npz   true ray depths (undistorted geometry)
 //! ```
@@ -27,12 +30,17 @@ use crate::io::npz::{ArrayRef, write_npz};
 use crate::io::ply::write_mesh;
 use crate::mesh::TriangleMesh;
 
+use super::degrade::{Degradations, encode_jpeg, particles_at, perturb_rig};
 use super::render::{
-    RenderOptions, ground_truth_depth, render_camera_with_fish, undistorted_camera, visible_samples,
+    RenderOptions, ground_truth_depth, render_frame, undistorted_camera, visible_samples,
 };
 use super::rig::{RigParams, RigPreset};
 use super::surface::{Fish, SurfaceKind, SurfaceModel};
 use super::texture::Texture;
+
+/// File name, in the `ground_truth` folder, of the true calibration when the one written for
+/// the pipeline is perturbed.
+pub const TRUE_CALIBRATION: &str = "calibration.json";
 
 /// Format tag of `scene.json`.
 pub const SCENE_FORMAT: &str = "aquamvs-synthetic-scene";
@@ -141,6 +149,9 @@ pub struct SceneFile {
     /// without fish). It occludes the bed in the images; it is not part of the surface.
     #[serde(default)]
     pub fish: Vec<Option<Fish>>,
+    /// The degradations the images were rendered with (absent for clean renders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degradations: Option<Degradations>,
 }
 
 /// Errors while writing or reading a synthetic scene.
@@ -183,6 +194,9 @@ pub struct SceneSummary {
     pub n_images: usize,
     /// The config file.
     pub config_path: PathBuf,
+    /// RMS reprojection error (px) of the written calibration per camera, in rig order, when
+    /// it was perturbed (`--calibration-error`); empty otherwise.
+    pub calibration_error_px: Vec<f64>,
 }
 
 /// Progress callback: (what is being done, done, total).
@@ -196,10 +210,22 @@ pub fn write_scene(
     progress: Progress<'_>,
 ) -> Result<SceneSummary, SceneError> {
     let rig = spec.rig.build()?;
-    save_rig(&dir.join("calibration.json"), &rig).map_err(io_err)?;
+    let degrade = &spec.render.degrade;
+    degrade.validate().map_err(SceneError::Io)?;
+    let gt_dir = dir.join("ground_truth");
+    // A perturbed calibration is what the pipeline gets; the truth goes with the ground truth.
+    let (written, calibration_error_px) = if degrade.calibration_error_px > 0.0 {
+        let (perturbed, reached) =
+            perturb_rig(&rig, &spec.surface_at(0), degrade.calibration_error_px, spec.seed)?;
+        save_rig(&gt_dir.join(TRUE_CALIBRATION), &rig).map_err(io_err)?;
+        (perturbed, reached)
+    } else {
+        (rig.clone(), Vec::new())
+    };
+    save_rig(&dir.join("calibration.json"), &written).map_err(io_err)?;
     let names: Vec<String> = rig.cameras().iter().map(|c| c.name.clone()).collect();
     let texture = spec.texture();
-    let gt_dir = dir.join("ground_truth");
+    let extension = if degrade.jpeg_quality.is_some() { "jpg" } else { "png" };
     let undistorted: Vec<RefractiveCamera> =
         names.iter().map(|n| undistorted_camera(&rig, n)).collect::<Result<_, _>>()?;
     let mut surfaces = Vec::new();
@@ -211,27 +237,44 @@ pub fn write_scene(
     for frame in 0..spec.frames {
         let surface = spec.surface_at(frame);
         let fish = spec.fish_at(frame);
+        let half = view_half_width(&undistorted, &surface);
+        let particles =
+            particles_at(degrade.particles, &undistorted, &surface, half, spec.seed, frame);
         for (name, cam) in names.iter().zip(&undistorted) {
             progress("rendering", done, total);
-            let img = render_camera_with_fish(
+            let img = render_frame(
                 &rig,
                 name,
                 &surface,
                 &texture,
                 &spec.render,
                 fish.as_ref(),
+                frame,
+                &particles,
             )?;
-            write_png_rgb(
-                &dir.join("images").join(name).join(format!("frame_{frame:06}.png")),
-                &img,
-            )
-            .map_err(io_err)?;
+            let folder = dir.join("images").join(name);
+            let path = folder.join(format!("frame_{frame:06}.{extension}"));
+            let other = path.with_extension(if extension == "png" { "jpg" } else { "png" });
+            if other.exists() {
+                return Err(SceneError::Io(format!(
+                    "{} is left from an earlier scene and would be read as a second frame; \
+                     remove it or choose a new --out folder",
+                    other.display()
+                )));
+            }
+            match degrade.jpeg_quality {
+                Some(q) => {
+                    let bytes = encode_jpeg(&img, q)
+                        .map_err(|e| SceneError::Io(format!("{}: {e}", path.display())))?;
+                    write_bytes_atomic(&path, &bytes).map_err(io_err)?;
+                }
+                None => write_png_rgb(&path, &img).map_err(io_err)?,
+            }
             let depth = ground_truth_depth(cam, &surface);
             let path = truth.frame(frame).depth_map(name).map_err(io_err)?.path;
             write_npz(&path, &[("depth", ArrayRef::image(&depth))]).map_err(io_err)?;
             done += 1;
         }
-        let half = view_half_width(&undistorted, &surface);
         let mesh = surface_mesh(&surface, half, mesh_step(half));
         write_mesh(&truth.frame(frame).truth_surface().path, &mesh).map_err(io_err)?;
         surfaces.push(surface);
@@ -244,11 +287,16 @@ pub fn write_scene(
         surface_kind: spec.surface.as_str().into(),
         rig_preset: spec.rig_preset.as_str().into(),
         seed: spec.seed,
-        calibration: PathBuf::from("../calibration.json"),
+        calibration: if calibration_error_px.is_empty() {
+            PathBuf::from("../calibration.json")
+        } else {
+            PathBuf::from(TRUE_CALIBRATION)
+        },
         extent: spec.rig.extent(),
         view_half_width: view_half_width(&undistorted, &surfaces[0]),
         frames: surfaces,
         fish: if fishes.iter().any(Option::is_some) { fishes } else { Vec::new() },
+        degradations: (!degrade.is_off()).then(|| degrade.clone()),
     };
     let json = serde_json::to_string_pretty(&scene).map_err(io_err)?;
     write_bytes_atomic(&gt_dir.join("scene.json"), json.as_bytes()).map_err(io_err)?;
@@ -270,7 +318,7 @@ pub fn write_scene(
         config.reconstruction.min_consistent_views.min(n_ring.saturating_sub(1)).max(1);
     let config_path = dir.join("config.yaml");
     write_bytes_atomic(&config_path, config.to_yaml().as_bytes()).map_err(io_err)?;
-    Ok(SceneSummary { rig, n_images: total, config_path })
+    Ok(SceneSummary { rig, n_images: total, config_path, calibration_error_px })
 }
 
 /// Half-width of the square around (0, 0) that holds every camera's view of the bottom.
@@ -431,6 +479,76 @@ mod tests {
         let samples = gt.visible_samples(0, 2).unwrap();
         assert!(samples.total_area() > 0.01, "{}", samples.total_area());
         assert!(matches!(gt.surface(5), Err(SceneError::NoSuchFrame { .. })));
+    }
+
+    /// FNV-1a of the files a tiny two-frame `bower` scene writes.
+    fn scene_hash(dir: &Path, files: &[&str]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for rel in files {
+            for b in std::fs::read(dir.join(rel)).unwrap() {
+                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    fn tiny_bower() -> SceneSpec {
+        let mut spec = SceneSpec::new(SurfaceKind::Bower, RigPreset::Tiny, 7);
+        spec.rig.size = ImageSize::new(96, 72);
+        spec.rig.focal_px = 90.0;
+        spec.rig.centre_focal_px = 90.0;
+        spec.frames = 2;
+        spec
+    }
+
+    #[test]
+    fn without_degradations_the_files_are_those_written_before_they_existed() {
+        let dir = tempfile::tempdir().unwrap();
+        write_scene(&tiny_bower(), dir.path(), &|_, _, _| {}).unwrap();
+        let files = [
+            "calibration.json",
+            "ground_truth/scene.json",
+            "images/cam00/frame_000000.png",
+            "images/cam01/frame_000001.png",
+            "images/center/frame_000001.png",
+            "config.yaml",
+        ];
+        // The hash of these files as written by the renderer before degradations were added.
+        assert_eq!(scene_hash(dir.path(), &files), 0xeb86_6f53_4106_67d9);
+        assert!(!dir.path().join("ground_truth").join(TRUE_CALIBRATION).exists());
+    }
+
+    #[test]
+    fn degraded_scenes_write_jpeg_a_perturbed_calibration_and_the_true_ground_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = tiny_bower();
+        spec.render.degrade = Degradations { particles: 20, ..Degradations::realistic() };
+        let summary = write_scene(&spec, dir.path(), &|_, _, _| {}).unwrap();
+        let jpg = dir.path().join("images/cam00/frame_000001.jpg");
+        assert!(jpg.is_file() && !jpg.with_extension("png").exists());
+        // The written config reads the JPEG frames.
+        let config = crate::config::load(&summary.config_path).unwrap().config;
+        let img =
+            crate::io::images::read_rgb(&config.camera_input_map["cam00"].join("frame_000000.jpg"))
+                .unwrap();
+        assert_eq!(img.size(), ImageSize::new(96, 72));
+        // The pipeline's calibration is off by the asked RMS; the ground truth keeps the truth.
+        let written = load_rig(&dir.path().join("calibration.json")).unwrap();
+        assert_ne!(written, summary.rig);
+        assert!(summary.calibration_error_px.iter().all(|e| (e / 0.33 - 1.0).abs() < 0.02));
+        let gt = GroundTruth::load(&dir.path().join("ground_truth")).unwrap();
+        assert_eq!(gt.rig, summary.rig);
+        assert_eq!(gt.scene.degradations.as_ref(), Some(&spec.render.degrade));
+        // Same seed, same bytes.
+        let again = tempfile::tempdir().unwrap();
+        write_scene(&spec, again.path(), &|_, _, _| {}).unwrap();
+        let files =
+            ["calibration.json", "images/cam01/frame_000001.jpg", "images/center/frame_000000.jpg"];
+        assert_eq!(scene_hash(dir.path(), &files), scene_hash(again.path(), &files));
+        // A PNG frame of an earlier scene in the folder would be read as a second frame.
+        spec.render.degrade.jpeg_quality = None;
+        let err = write_scene(&spec, dir.path(), &|_, _, _| {}).unwrap_err().to_string();
+        assert!(err.contains("frame_000000.jpg") && err.contains("--out"), "{err}");
     }
 
     #[test]

@@ -14,5 +14,6 @@ mod real_data;
 mod reconstruct;
 mod resume;
 mod sparse;
+mod synth;
 mod tidy;
 mod viz;
