@@ -36,7 +36,9 @@ use super::{
     DepthAccumulator, DepthHypotheses, DepthMap, MAX_SOURCES, NccVariant, RowBlock, StripScorer,
     aggregate_costs, depth_hypotheses,
 };
+use crate::geom::camera::Intrinsics;
 use crate::geom::refraction::RefractiveCamera;
+use crate::imgproc::downscale::box_downscale;
 use crate::imgproc::sample::sample_bilinear;
 use crate::imgproc::{GrayImage, ImageSize};
 use crate::parallel::{STRIP_ROWS, column_chunks};
@@ -104,11 +106,37 @@ impl Default for SweepOptions {
 /// A view taking part in a sweep: its refractive camera (undistorted geometry) and its grey
 /// image (undistorted, intensities in [0, 1]).
 #[derive(Clone, Copy, Debug)]
-pub struct View<'a> {
+pub struct SweepView<'a> {
     /// The camera.
     pub camera: &'a RefractiveCamera,
     /// The image; its size must be the camera's.
     pub image: &'a GrayImage,
+}
+
+/// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`](crate::imgproc::downscale::box_downscale)) and the
+/// camera scaled to match (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`).
+pub fn downscaled(
+    v: &SweepView<'_>,
+    s: usize,
+) -> Result<(RefractiveCamera, GrayImage), SweepError> {
+    let image = box_downscale(v.image, s);
+    let k = v.camera.intrinsics();
+    let f = s as f64;
+    let k_small = Intrinsics {
+        fx: k.fx / f,
+        fy: k.fy / f,
+        cx: (k.cx + 0.5) / f - 0.5,
+        cy: (k.cy + 0.5) / f - 0.5,
+        skew: k.skew / f,
+    };
+    let camera = RefractiveCamera::new(
+        k_small,
+        *v.camera.rotation(),
+        *v.camera.translation(),
+        *v.camera.interface(),
+        image.size(),
+    )?;
+    Ok((camera, image))
 }
 
 /// Errors of a sweep's set-up.
@@ -151,8 +179,8 @@ pub enum SweepError {
 
 /// Sweeps `reference` against `sources` over ray depths `[d_min, d_max]`.
 pub fn plane_sweep(
-    reference: View<'_>,
-    sources: &[View<'_>],
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
     d_min: f64,
     d_max: f64,
     opts: &SweepOptions,
@@ -176,8 +204,8 @@ pub fn plane_sweep(
 /// The coarse-to-fine sweep; `None` when it does not apply (a cost other than own-window NCC,
 /// or images too small for a coarse level), and the caller sweeps every hypothesis.
 fn sweep_coarse_to_fine(
-    reference: View<'_>,
-    sources: &[View<'_>],
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
     hypotheses: &DepthHypotheses,
     opts: &SweepOptions,
     c2f: &CoarseToFine,
@@ -209,8 +237,8 @@ struct Level {
 /// Sweeps with up to `levels` coarser levels below this one: every hypothesis at the
 /// coarsest, per-tile bands at the others.
 fn sweep_level(
-    reference: View<'_>,
-    sources: &[View<'_>],
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
     hypotheses: &DepthHypotheses,
     opts: &SweepOptions,
     c2f: &CoarseToFine,
@@ -230,15 +258,15 @@ fn sweep_level(
     let _span = tracing::debug_span!("coarse_to_fine", width = size.width, downscale = f).entered();
 
     // The coarse level at 1/f of the resolution.
-    let coarse_ref = super::auto_range::downscaled(&reference, f)?;
+    let coarse_ref = downscaled(&reference, f)?;
     let coarse_sources: Vec<_> =
-        sources.iter().map(|v| super::auto_range::downscaled(v, f)).collect::<Result<_, _>>()?;
-    let coarse_views: Vec<View<'_>> =
-        coarse_sources.iter().map(|(c, i)| View { camera: c, image: i }).collect();
+        sources.iter().map(|v| downscaled(v, f)).collect::<Result<_, _>>()?;
+    let coarse_views: Vec<SweepView<'_>> =
+        coarse_sources.iter().map(|(c, i)| SweepView { camera: c, image: i }).collect();
     let coarse_size = coarse_ref.1.size();
     let coarse_opts = SweepOptions { warp_grid: (opts.warp_grid / f).max(4), ..*opts };
     let coarse = sweep_level(
-        View { camera: &coarse_ref.0, image: &coarse_ref.1 },
+        SweepView { camera: &coarse_ref.0, image: &coarse_ref.1 },
         &coarse_views,
         hypotheses,
         &coarse_opts,
@@ -369,7 +397,7 @@ fn tile_band(
 }
 
 /// Sizes agree, at least one and at most [`MAX_SOURCES`] sources.
-fn check_views(reference: View<'_>, sources: &[View<'_>]) -> Result<(), SweepError> {
+fn check_views(reference: SweepView<'_>, sources: &[SweepView<'_>]) -> Result<(), SweepError> {
     if sources.is_empty() {
         return Err(SweepError::NoSources);
     }
@@ -390,8 +418,8 @@ fn check_views(reference: View<'_>, sources: &[View<'_>]) -> Result<(), SweepErr
 
 /// Runs every hypothesis on every strip of `accumulator`.
 fn sweep_into(
-    reference: View<'_>,
-    sources: &[View<'_>],
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
     hypotheses: &DepthHypotheses,
     opts: &SweepOptions,
     accumulator: &mut DepthAccumulator,
@@ -424,7 +452,11 @@ struct Fused<'a> {
 
 impl<'a> Fused<'a> {
     /// `None` unless the cost is own-window NCC and every image can be sampled (≥ 2 × 2).
-    fn new(reference: View<'_>, sources: &[View<'a>], cost: &CostOptions) -> Option<Self> {
+    fn new(
+        reference: SweepView<'_>,
+        sources: &[SweepView<'a>],
+        cost: &CostOptions,
+    ) -> Option<Self> {
         if (cost.function, cost.ncc_variant) != (CostFunction::Ncc, NccVariant::OwnWindow) {
             return None;
         }
@@ -446,7 +478,7 @@ impl<'a> Fused<'a> {
     fn strip_work<'g>(
         &self,
         grid: &'g WarpGrid,
-        reference: View<'_>,
+        reference: SweepView<'_>,
         n_sources: usize,
         rows: std::ops::Range<usize>,
     ) -> StripWork<'g> {
@@ -473,7 +505,7 @@ impl<'a> Fused<'a> {
     fn strip_costs(
         &self,
         work: &mut StripWork<'_>,
-        sources: &[View<'_>],
+        sources: &[SweepView<'_>],
         (k, depth): (usize, f64),
         span: &std::ops::Range<usize>,
         columns: impl Iterator<Item = std::ops::Range<usize>> + Clone,
@@ -507,8 +539,8 @@ impl<'a> Fused<'a> {
     fn sweep_strip(
         &self,
         grid: &WarpGrid,
-        reference: View<'_>,
-        sources: &[View<'_>],
+        reference: SweepView<'_>,
+        sources: &[SweepView<'_>],
         hypotheses: &DepthHypotheses,
         aggregation: Aggregation,
         mut strip: AccumulatorRows<'_>,
@@ -531,8 +563,8 @@ impl<'a> Fused<'a> {
     fn sweep_strip_banded(
         &self,
         grid: &WarpGrid,
-        reference: View<'_>,
-        sources: &[View<'_>],
+        reference: SweepView<'_>,
+        sources: &[SweepView<'_>],
         hypotheses: &DepthHypotheses,
         aggregation: Aggregation,
         mut strip: BandedRows<'_>,
@@ -586,8 +618,8 @@ struct StripWork<'g> {
 fn sweep_strip_general(
     grid: &WarpGrid,
     kernel: &CostKernel,
-    reference: View<'_>,
-    sources: &[View<'_>],
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
     hypotheses: &DepthHypotheses,
     opts: &SweepOptions,
     mut strip: AccumulatorRows<'_>,
@@ -687,9 +719,9 @@ mod tests {
     fn recovers_the_depth_of_a_rendered_plane() {
         let (cams, images, truth, lo, hi) = rendered_tiny_scene();
         // No distortion: the rendered images are already in the undistorted geometry.
-        let reference = View { camera: &cams[0], image: &images[0] };
-        let sources: Vec<View> =
-            (1..cams.len()).map(|i| View { camera: &cams[i], image: &images[i] }).collect();
+        let reference = SweepView { camera: &cams[0], image: &images[0] };
+        let sources: Vec<SweepView> =
+            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
         let opts = SweepOptions {
             n_depths: 48,
             cost: CostOptions { window_size: 7, ..CostOptions::default() },
@@ -733,11 +765,11 @@ mod tests {
         let cam = undistorted_camera(&rig, "cam00").unwrap();
         let img = GrayImage::from_elem(cam.size(), 0.5);
         let small = GrayImage::from_elem(ImageSize::new(10, 10), 0.5);
-        let v = View { camera: &cam, image: &img };
+        let v = SweepView { camera: &cam, image: &img };
         let opts = SweepOptions::default();
         assert!(matches!(plane_sweep(v, &[], 0.1, 0.5, &opts), Err(SweepError::NoSources)));
         assert!(matches!(plane_sweep(v, &[v], 0.5, 0.1, &opts), Err(SweepError::BadRange { .. })));
-        let bad = View { camera: &cam, image: &small };
+        let bad = SweepView { camera: &cam, image: &small };
         assert!(matches!(
             plane_sweep(v, &[bad], 0.1, 0.5, &opts),
             Err(SweepError::SizeMismatch { view: 1, .. })

@@ -14,8 +14,8 @@ use crate::config::{
     AggregationKind, CostFunctionKind, DepthRange, MatcherType, PipelineMode, SurfaceMethodKind,
 };
 use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
-use crate::dense::sweep::{CoarseToFine, SweepOptions, View, plane_sweep};
-use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant};
+use crate::dense::sweep::{CoarseToFine, SweepOptions, SweepView, plane_sweep};
+use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant, RayDepthRange};
 use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
 use crate::features::onnx::RomaView;
 use crate::features::pairs::canonical_pairs;
@@ -455,14 +455,16 @@ fn depth_ranges(
     ring: &[String],
     sparse: Option<&SparseCloud>,
     report: &mut FrameReport,
-) -> Result<BTreeMap<String, (f64, f64)>, PipelineError> {
+) -> Result<BTreeMap<String, RayDepthRange>, PipelineError> {
     let rc = &ctx.config.reconstruction;
     let points: Vec<Point3<f64>> = sparse.map(SparseCloud::positions).unwrap_or_default();
     let mut ranges = BTreeMap::new();
     for name in ring {
         let _span = tracing::debug_span!("depth_range", camera = name.as_str()).entered();
         let (range, source) = match rc.depth_range {
-            Some(DepthRange::Fixed { min, max }) => ((min, max), "config".to_owned()),
+            Some(DepthRange::Fixed { min, max }) => {
+                (RayDepthRange { min, max }, "config".to_owned())
+            }
             Some(DepthRange::Auto) => (auto_range(ctx, views, name)?, "auto".to_owned()),
             None => {
                 let opts =
@@ -474,12 +476,16 @@ fn depth_ranges(
                     );
                     (auto_range(ctx, views, name)?, "auto (no sparse points)".to_owned())
                 } else {
-                    ((r.range.min, r.range.max), "sparse".to_owned())
+                    (r.range, "sparse".to_owned())
                 }
             }
         };
-        tracing::info!("camera `{name}`: ray depths {:.3}–{:.3} m ({source})", range.0, range.1);
-        report.depth_ranges.insert(name.clone(), (range.0, range.1, source));
+        tracing::info!(
+            "camera `{name}`: ray depths {:.3}–{:.3} m ({source})",
+            range.min,
+            range.max
+        );
+        report.depth_ranges.insert(name.clone(), (range.min, range.max, source));
         ranges.insert(name.clone(), range);
     }
     Ok(ranges)
@@ -489,7 +495,7 @@ fn auto_range(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
     name: &str,
-) -> Result<(f64, f64), PipelineError> {
+) -> Result<RayDepthRange, PipelineError> {
     let (reference, sources) = sweep_views(ctx, views, name);
     let opts = AutoRangeOptions {
         margin_m: ctx.config.reconstruction.depth_margin,
@@ -509,15 +515,15 @@ fn sweep_views<'a>(
     ctx: &'a Context,
     views: &'a BTreeMap<String, FrameView>,
     name: &str,
-) -> (View<'a>, Vec<View<'a>>) {
-    let reference = View { camera: ctx.camera(name), image: &views[name].gray };
+) -> (SweepView<'a>, Vec<SweepView<'a>>) {
+    let reference = SweepView { camera: ctx.camera(name), image: &views[name].gray };
     let sources = ctx
         .pairs
         .get(name)
         .map(|list| {
             list.iter()
                 .filter_map(|s| {
-                    views.get(s).map(|v| View { camera: ctx.camera(s), image: &v.gray })
+                    views.get(s).map(|v| SweepView { camera: ctx.camera(s), image: &v.gray })
                 })
                 .collect()
         })
@@ -555,7 +561,7 @@ fn sweep_all(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
-    ranges: &BTreeMap<String, (f64, f64)>,
+    ranges: &BTreeMap<String, RayDepthRange>,
     dir: &FrameLayout,
     report: &mut FrameReport,
     observer: &dyn Observer,
@@ -571,8 +577,8 @@ fn sweep_all(
             observer.camera_done(name);
             continue;
         }
-        let (lo, hi) = ranges[name];
-        let mut map = plane_sweep(reference, &sources, lo, hi, &opts)?;
+        let RayDepthRange { min, max } = ranges[name];
+        let mut map = plane_sweep(reference, &sources, min, max, &opts)?;
         if let Some(mask) = ctx.masks.get(name) {
             map.apply_mask(mask)?;
         }

@@ -61,6 +61,6 @@ pub use output::{
     write_depth_viz, write_frame_viz, write_keypoints_viz, write_matches_viz, write_rig_viz,
     write_scene_viz, write_timeseries_gallery,
 };
-pub use raster::{RENDER_SIZE, View, ViewCamera, render_mesh, render_points};
+pub use raster::{RENDER_SIZE, ViewCamera, Viewpoint, render_mesh, render_points};
 pub use rig::rig_image;
 pub use scene::{cloud_view, cloud_views, mesh_view, mesh_views};
