@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod geometry;
 mod hostile;
+mod layers;
 mod learned;
 mod migrate;
 mod notebooks;
