@@ -15,5 +15,6 @@ mod real_data;
 mod reconstruct;
 mod resume;
 mod sparse;
+mod surface;
 mod tidy;
 mod viz;
