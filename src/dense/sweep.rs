@@ -113,7 +113,7 @@ pub struct SweepView<'a> {
     pub image: &'a GrayImage,
 }
 
-/// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`](crate::imgproc::downscale::box_downscale)) and the
+/// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`]) and the
 /// camera scaled to match (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`).
 pub fn downscaled(
     v: &SweepView<'_>,
