@@ -17,6 +17,7 @@ use aquamvs::fusion::{
 };
 use aquamvs::imgproc::{GrayImage, ImageSize};
 use aquamvs::parallel::STRIP_ROWS;
+use aquamvs::synth::rng::SplitMix;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nalgebra::Point3;
 
@@ -26,23 +27,19 @@ const WINDOW: usize = 11;
 /// Voxel size of the fusion benchmark (the reference default, 1 mm).
 const VOXEL: f64 = 0.001;
 
-/// SplitMix64: seeded, dependency-free inputs.
-struct Rng(u64);
+/// SplitMix64 (the crate's generator): seeded, dependency-free inputs.
+struct Rng(SplitMix);
 
 impl Rng {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 }
 
 /// A textured reference and a warped source: the reference shifted by a few pixels, with
 /// noise and an invalid (NaN) band on the right, as a source seen at a wrong depth.
 fn images() -> (GrayImage, GrayImage) {
-    let mut rng = Rng(1);
+    let mut rng = Rng(SplitMix::new(1));
     let size = ImageSize::new(WIDTH, HEIGHT);
     let reference = GrayImage::from_fn(size, |_, _| [rng.uniform() as f32]);
     let source = GrayImage::from_fn(size, |x, y| {
@@ -106,7 +103,7 @@ fn costs(c: &mut Criterion) {
 
 fn accumulator(c: &mut Criterion) {
     let size = ImageSize::new(WIDTH, HEIGHT);
-    let mut rng = Rng(2);
+    let mut rng = Rng(SplitMix::new(2));
     let costs: Vec<Vec<f32>> =
         (0..4).map(|_| (0..size.area()).map(|_| 2.0 * rng.uniform() as f32).collect()).collect();
     let mut group = c.benchmark_group("accumulator");
@@ -125,7 +122,7 @@ fn accumulator(c: &mut Criterion) {
 
 /// About a million points on a gently undulating sand bed 1 m below the cameras.
 fn sand_bed(n: usize) -> Vec<Point3<f64>> {
-    let mut rng = Rng(3);
+    let mut rng = Rng(SplitMix::new(3));
     (0..n)
         .map(|_| {
             let (x, y) = (rng.uniform() - 0.5, rng.uniform() - 0.5);

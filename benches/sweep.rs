@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aquamvs::dense::DepthMap;
-use aquamvs::dense::sweep::{CoarseToFine, SweepOptions, View, plane_sweep};
+use aquamvs::dense::sweep::{CoarseToFine, SweepOptions, SweepView, plane_sweep};
 use aquamvs::features::PairOptions;
 use aquamvs::features::pairs::select_pairs_for_rig;
 use aquamvs::geom::RefractiveCamera;
@@ -48,13 +48,13 @@ struct Scene {
 }
 
 impl Scene {
-    fn reference(&self) -> View<'_> {
-        View { camera: &self.cameras[0], image: &self.images[0] }
+    fn reference(&self) -> SweepView<'_> {
+        SweepView { camera: &self.cameras[0], image: &self.images[0] }
     }
 
-    fn sources(&self) -> Vec<View<'_>> {
+    fn sources(&self) -> Vec<SweepView<'_>> {
         (1..self.cameras.len())
-            .map(|i| View { camera: &self.cameras[i], image: &self.images[i] })
+            .map(|i| SweepView { camera: &self.cameras[i], image: &self.images[i] })
             .collect()
     }
 }

@@ -120,8 +120,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None,
         &format!("depth {}", ring[0]),
     );
-    let render =
-        aquamvs::viz::cloud_view(&cloud, aquamvs::viz::View::Oblique, ImageSize::new(720, 540));
+    let render = aquamvs::viz::cloud_view(
+        &cloud,
+        aquamvs::viz::Viewpoint::Oblique,
+        ImageSize::new(720, 540),
+    );
     for (name, img) in [("depth", depth), ("fused_oblique", render)] {
         let path = out.join(format!("readme_{name}.png"));
         write_png_rgb(&path, &img)?;

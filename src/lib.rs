@@ -68,6 +68,7 @@ pub mod preprocess;
 pub mod setup;
 pub mod sparse;
 pub mod spatial;
+pub mod stats;
 pub mod surface;
 pub mod synth;
 pub mod viz;

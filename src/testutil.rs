@@ -1,35 +1,30 @@
 //! Helpers shared by the unit tests: a small seeded PRNG and random test images.
 //!
-//! Tests must be reproducible, and `rand` is not a dependency, so this is a SplitMix64
-//! generator (tiny, fast, good enough statistically for test inputs). Every test seeds its own.
+//! Tests must be reproducible, and `rand` is not a dependency, so this is the crate's SplitMix64
+//! generator ([`crate::synth::rng::SplitMix`]: tiny, fast, good enough statistically for test
+//! inputs). Every test seeds its own.
 
 use crate::imgproc::{GrayImage, Image, ImageSize};
+use crate::synth::rng::SplitMix;
 
-/// A seeded SplitMix64 pseudo-random generator.
+/// A seeded SplitMix64 pseudo-random generator: [`SplitMix`] (the crate's one generator) with
+/// the few extras tests want.
 #[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
+pub(crate) struct Rng(SplitMix);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Self(SplitMix::new(seed))
     }
 
     /// Uniform in [0, 1).
     pub(crate) fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 
     /// Uniform in [lo, hi).
     pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
+        self.0.range(lo, hi)
     }
 
     /// Uniform integer in [0, n).
@@ -39,9 +34,7 @@ impl Rng {
 
     /// Standard normal (Box-Muller).
     pub(crate) fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(f64::MIN_POSITIVE);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        self.0.normal()
     }
 
     /// Fisher-Yates shuffle.

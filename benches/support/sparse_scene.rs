@@ -59,7 +59,17 @@ pub fn render_frame(
     seed: u64,
     cache: Option<&Path>,
 ) -> Frame {
-    let params = RigParams::preset(preset);
+    render_frame_of(RigParams::preset(preset), preset.as_str(), kind, seed, cache)
+}
+
+/// [`render_frame`] with explicit rig parameters (`label` names the render cache folder).
+pub fn render_frame_of(
+    params: RigParams,
+    label: &str,
+    kind: SurfaceKind,
+    seed: u64,
+    cache: Option<&Path>,
+) -> Frame {
     let rig = params.build().expect("preset rig is valid");
     let surface = SurfaceModel::generate(kind, params.bottom_z(), params.extent(), seed, 0);
     let texture = Texture::Sand { seed };
@@ -77,7 +87,7 @@ pub fn render_frame(
     for cam in rig.cameras() {
         let name = cam.name.clone();
         let cached = cache.map(|dir| {
-            dir.join(format!("{}-{}-{seed}-ss{}", preset.as_str(), kind.as_str(), opts.supersample))
+            dir.join(format!("{label}-{}-{seed}-ss{}", kind.as_str(), opts.supersample))
                 .join(format!("{name}.png"))
         });
         let distorted = match cached.as_deref().map(read_rgb) {

@@ -261,7 +261,7 @@ fn run_pathway(
         return not_run(PathwayStatus::Failed, format!("cannot clear the previous outputs: {e}"));
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_frame(&ctx, opts.frame, &Quiet)
+        process_frame(&ctx, opts.frame, &Quiet, &crate::viz::Painter)
     }));
     let report = match outcome {
         Ok(Ok(report)) => report,

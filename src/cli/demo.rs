@@ -53,7 +53,12 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     println!("2/3  Reconstructing (sparse matching, refractive plane sweep, fusion, surface)…");
     let loaded = crate::config::load(&scene.config_path)?;
     let t0 = Instant::now();
-    let report = reconstruct(&loaded, &RunOptions::default(), &crate::pipeline::Quiet)?;
+    let report = reconstruct(
+        &loaded,
+        &RunOptions::default(),
+        &crate::pipeline::Quiet,
+        &crate::viz::Painter,
+    )?;
     let t_reconstruct = t0.elapsed().as_secs_f64();
     let Some(frame) = report.frames.first() else { anyhow::bail!("the demo scene has no frame") };
     if let Some(err) = &frame.error {

@@ -4,7 +4,11 @@
 //! user, or decides exit codes. Each subcommand parses its flags into plain values and calls one
 //! library function; `--help` and `--version` return before anything that can fail.
 //!
-//! Exit codes: 0 success, 1 failure (bad input, failed run), 2 usage error (from clap).
+//! Exit codes: 0 success; 1 failure (bad input, a run that cannot start); 2 usage error (from
+//! clap). Two commands add their own: `reconstruct` exits with 2 + the number of failed or
+//! degraded frames (at most 125, `reconstruct::exit_code`) when some frames are not complete,
+//! and `benchmark --compare` with [`REGRESSION_EXIT_CODE`](crate::bench::report::REGRESSION_EXIT_CODE)
+//! (3) on a regression; `summarize` exits with 1 when frames failed, are degraded or missing.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

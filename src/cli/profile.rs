@@ -88,7 +88,7 @@ pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<
     // The frame folder is aquamvs's (a folder of someone else's there is refused, not mixed).
     let frame = crate::layout::OutputLayout::new(&loaded.config.output_dir).frame(args.frame);
     frame.claim()?;
-    let report = process_frame(&ctx, args.frame, &Quiet)?;
+    let report = process_frame(&ctx, args.frame, &Quiet, &crate::viz::Painter)?;
     // What `reconstruct` adds after the frame: the content hashes `frame.json` records.
     hash_outputs(frame.dir(), &report.outputs)?;
     let profile = Profile::from_records(&recorder.records());

@@ -127,7 +127,8 @@ pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let threads = loaded.config.runtime.threads;
     let bars = Bars::new(quiet);
     let opts = RunOptions { frames: args.frames, shard: args.shard, force: args.force };
-    let report = with_threads(threads, || reconstruct(&loaded, &opts, &bars))??;
+    let report =
+        with_threads(threads, || reconstruct(&loaded, &opts, &bars, &crate::viz::Painter))??;
     bars.cameras.finish_and_clear();
     bars.frames.finish_and_clear();
     print_summary(&report);

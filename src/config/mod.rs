@@ -148,6 +148,14 @@ config_enum! {
     }
 }
 
+impl VizStage {
+    /// True when this stage is among `stages`; an empty list means every stage (the config's
+    /// `runtime.viz_stages` convention).
+    pub fn enabled_in(self, stages: &[VizStage]) -> bool {
+        stages.is_empty() || stages.contains(&self)
+    }
+}
+
 /// An explicit ray-depth search range for the plane sweep.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum DepthRange {

@@ -23,29 +23,10 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
-/// Optimal-string-alignment distance between two strings (by characters).
+/// Optimal-string-alignment distance between two strings (by characters): `strsim`'s
+/// `osa_distance`, the crate clap already uses for its own suggestions.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let (n, m) = (a.len(), b.len());
-    let mut d = vec![vec![0usize; m + 1]; n + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=n {
-        for j in 1..=m {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[n][m]
+    strsim::osa_distance(a, b)
 }
 
 #[cfg(test)]
@@ -58,6 +39,10 @@ mod tests {
         assert_eq!(edit_distance("num_depth", "num_depths"), 1);
         assert_eq!(edit_distance("ab", "ba"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
+        // Optimal string alignment, not full Damerau: a transposed pair is not edited again.
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        // Characters, not bytes.
+        assert_eq!(edit_distance("Zürich", "Zurich"), 1);
     }
 
     #[test]

@@ -3,18 +3,17 @@
 //! the fallback when the sparse stage finds nothing for a camera).
 //!
 //! The images are box-averaged by [`AutoRangeOptions::downscale`] and the cameras scaled to
-//! match (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`). The sweep spans ray depths
+//! match ([`downscaled`]) (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`). The sweep spans ray depths
 //! from just below the surface to where the most oblique pixel's ray is
 //! [`AutoRangeOptions::max_depth_below_water_m`] deep. The 2nd-98th percentiles of the depths
 //! with confidence ≥ [`AutoRangeOptions::min_confidence`], widened by one coarse step and the
 //! margin, are the range.
 
-use super::CostOptions;
-use super::sweep::{SweepError, SweepOptions, View, plane_sweep};
-use crate::eval::quantile_sorted;
-use crate::geom::camera::Intrinsics;
+use super::sweep::{SweepError, SweepOptions, SweepView, downscaled, plane_sweep};
+use super::{CostOptions, RayDepthRange};
 use crate::geom::refraction::RefractiveCamera;
-use crate::imgproc::{GrayImage, ImageSize};
+use crate::imgproc::GrayImage;
+use crate::stats::quantile_sorted;
 
 /// Options of the coarse sweep.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,17 +48,17 @@ impl Default for AutoRangeOptions {
 
 /// The estimated ray-depth range of `reference`, or `None` when too few pixels are confident.
 pub fn auto_depth_range(
-    reference: View<'_>,
-    sources: &[View<'_>],
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
     opts: &AutoRangeOptions,
-) -> Result<Option<(f64, f64)>, SweepError> {
+) -> Result<Option<RayDepthRange>, SweepError> {
     let s = opts.downscale.max(1);
-    let scaled = |v: &View<'_>| downscaled(v, s);
+    let scaled = |v: &SweepView<'_>| downscaled(v, s);
     let (ref_cam, ref_img) = scaled(&reference)?;
     let small: Vec<(RefractiveCamera, GrayImage)> =
         sources.iter().map(scaled).collect::<Result<_, _>>()?;
-    let source_views: Vec<View<'_>> =
-        small.iter().map(|(c, i)| View { camera: c, image: i }).collect();
+    let source_views: Vec<SweepView<'_>> =
+        small.iter().map(|(c, i)| SweepView { camera: c, image: i }).collect();
     let d_max = opts.max_depth_below_water_m / min_vertical(&ref_cam);
     let d_min = 0.005;
     let sweep = SweepOptions {
@@ -69,7 +68,7 @@ pub fn auto_depth_range(
         ..SweepOptions::default()
     };
     let map = plane_sweep(
-        View { camera: &ref_cam, image: &ref_img },
+        SweepView { camera: &ref_cam, image: &ref_img },
         &source_views,
         d_min,
         d_max,
@@ -91,7 +90,7 @@ pub fn auto_depth_range(
     let step = (d_max - d_min) / (opts.n_depths - 1) as f64;
     let lo = quantile_sorted(&depths, 0.02) - step - opts.margin_m;
     let hi = quantile_sorted(&depths, 0.98) + step + opts.margin_m;
-    Ok(Some((lo.max(0.0), hi)))
+    Ok(Some(RayDepthRange { min: lo.max(0.0), max: hi }))
 }
 
 /// The smallest vertical component of the camera's rays in water (over the image border,
@@ -107,49 +106,6 @@ fn min_vertical(camera: &RefractiveCamera) -> f64 {
         .max(0.05)
 }
 
-/// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`]) and the
-/// camera scaled to match (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`).
-pub(crate) fn downscaled(
-    v: &View<'_>,
-    s: usize,
-) -> Result<(RefractiveCamera, GrayImage), SweepError> {
-    let image = box_downscale(v.image, s);
-    let k = v.camera.intrinsics();
-    let f = s as f64;
-    let k_small = Intrinsics {
-        fx: k.fx / f,
-        fy: k.fy / f,
-        cx: (k.cx + 0.5) / f - 0.5,
-        cy: (k.cy + 0.5) / f - 0.5,
-        skew: k.skew / f,
-    };
-    let camera = RefractiveCamera::new(
-        k_small,
-        *v.camera.rotation(),
-        *v.camera.translation(),
-        *v.camera.interface(),
-        image.size(),
-    )?;
-    Ok((camera, image))
-}
-
-/// Mean of each `s × s` block (the last partial blocks are dropped).
-pub fn box_downscale(image: &GrayImage, s: usize) -> GrayImage {
-    let size = ImageSize::new((image.width() / s).max(1), (image.height() / s).max(1));
-    let inv = 1.0 / (s * s) as f32;
-    GrayImage::from_fn(size, |x, y| {
-        let mut sum = 0.0f32;
-        for dy in 0..s {
-            for dx in 0..s {
-                let (sx, sy) =
-                    ((x * s + dx).min(image.width() - 1), (y * s + dy).min(image.height() - 1));
-                sum += image.get(sx, sy)[0];
-            }
-        }
-        [sum * inv]
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,14 +116,6 @@ mod tests {
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::{SurfaceKind, SurfaceModel};
     use crate::synth::texture::Texture;
-
-    #[test]
-    fn box_downscale_averages_blocks() {
-        let img = GrayImage::from_fn(ImageSize::new(4, 2), |x, _| [x as f32]);
-        let small = box_downscale(&img, 2);
-        assert_eq!(small.size(), ImageSize::new(2, 1));
-        assert_eq!(small.as_slice(), &[0.5, 2.5]);
-    }
 
     #[test]
     fn coarse_range_contains_the_true_depths() {
@@ -188,11 +136,12 @@ mod tests {
                 )
             })
             .collect();
-        let reference = View { camera: &cams[0], image: &images[0] };
-        let sources: Vec<View> =
-            (1..cams.len()).map(|i| View { camera: &cams[i], image: &images[i] }).collect();
+        let reference = SweepView { camera: &cams[0], image: &images[0] };
+        let sources: Vec<SweepView> =
+            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
         let opts = AutoRangeOptions { downscale: 2, ..AutoRangeOptions::default() };
-        let (lo, hi) = auto_depth_range(reference, &sources, &opts).unwrap().expect("a range");
+        let RayDepthRange { min: lo, max: hi } =
+            auto_depth_range(reference, &sources, &opts).unwrap().expect("a range");
         let truth = ground_truth_depth(&cams[0], &surface);
         let mut t: Vec<f64> =
             truth.as_slice().iter().filter(|d| d.is_finite()).map(|&d| d as f64).collect();

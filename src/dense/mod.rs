@@ -79,7 +79,19 @@ pub use score::StripScorer;
 use crate::imgproc::{GrayImage, ImageSize, MaskImage};
 use crate::io::npz::{ArrayBuf, ArrayData, ArrayRef, NpzError, read_npz, write_npz};
 
-/// The depth hypotheses a depth map was swept over (ray depth, metres).
+/// A range of ray depths (metres along the refracted ray from the water surface): the one
+/// interval type of the depth-range stage, whatever found it (the sparse cloud, the coarse
+/// automatic sweep, the configuration).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RayDepthRange {
+    /// Nearest depth.
+    pub min: f64,
+    /// Farthest depth.
+    pub max: f64,
+}
+
+/// The depth hypotheses a depth map was swept over (ray depth, metres): a [`RayDepthRange`]
+/// and the number of hypotheses, as stored with the map.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DepthRange {
     /// Nearest hypothesis.

@@ -446,23 +446,15 @@ fn check_views<'v>(views: &'v [View<'_>]) -> Result<BTreeMap<&'v str, usize>, Fe
 
 /// The keypoint mask rule: `mask[round(v), round(u)] > 0`, with the rounded coordinates
 /// clipped into the image and halves rounded to even (numpy's `round`). Non-finite positions
-/// are rejected.
+/// are rejected. The rule itself is [`crate::masks::keeps_keypoint`].
 pub fn mask_keeps(mask: &MaskImage, p: &Point2<f64>) -> bool {
-    mask_at(mask, p.x.round_ties_even(), p.y.round_ties_even())
+    crate::masks::keeps_keypoint(mask, p.x, p.y)
 }
 
 /// The dense-matcher mask rule: like [`mask_keeps`] but truncating the coordinates toward
-/// zero (the reference's `.long()`).
+/// zero (the reference's `.long()`): [`crate::masks::keeps_correspondence`].
 pub fn mask_keeps_truncated(mask: &MaskImage, p: &Point2<f64>) -> bool {
-    mask_at(mask, p.x.trunc(), p.y.trunc())
-}
-
-fn mask_at(mask: &MaskImage, x: f64, y: f64) -> bool {
-    if !(x.is_finite() && y.is_finite()) {
-        return false;
-    }
-    let clip = |v: f64, n: usize| v.clamp(0.0, n.saturating_sub(1) as f64) as usize;
-    mask.get(clip(x, mask.width()), clip(y, mask.height()))[0] > 0
+    crate::masks::keeps_correspondence(mask, p.x, p.y)
 }
 
 #[cfg(test)]

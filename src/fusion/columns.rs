@@ -11,7 +11,7 @@
 
 use nalgebra::Point3;
 
-use super::knn::Neighbour;
+use crate::spatial::SquaredNeighbour;
 
 /// Most columns the grid may have per point (beyond it the cell grows: a far outlier must not
 /// make the grid huge).
@@ -77,7 +77,7 @@ impl ColumnIndex {
 
     /// The `k` nearest points to `q` (fewer when the cloud is smaller), sorted by distance then
     /// index, into `out` (cleared first).
-    pub(super) fn nearest(&self, q: &Point3<f64>, k: usize, out: &mut Vec<Neighbour>) {
+    pub(super) fn nearest(&self, q: &Point3<f64>, k: usize, out: &mut Vec<SquaredNeighbour>) {
         out.clear();
         let k = k.min(self.order.len());
         if k == 0 {
@@ -98,13 +98,13 @@ impl ColumnIndex {
                 for j in a as usize..b as usize {
                     let [x, y, z] = self.xyz[j];
                     let d = (x - q.x) * (x - q.x) + (y - q.y) * (y - q.y) + (z - q.z) * (z - q.z);
-                    out.push(Neighbour { index: self.order[j] as usize, distance_sq: d });
+                    out.push(SquaredNeighbour { index: self.order[j] as usize, distance_sq: d });
                 }
             }
             let whole =
                 ix0 == 0 && iy0 == 0 && ix1 == self.nx as isize - 1 && iy1 == self.ny as isize - 1;
             if out.len() >= k {
-                let by = |a: &Neighbour, b: &Neighbour| {
+                let by = |a: &SquaredNeighbour, b: &SquaredNeighbour| {
                     a.distance_sq.total_cmp(&b.distance_sq).then(a.index.cmp(&b.index))
                 };
                 out.select_nth_unstable_by(k - 1, by);
@@ -143,7 +143,7 @@ impl ColumnIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fusion::knn::PointIndex;
+    use crate::spatial::PointIndex;
     use crate::testutil::Rng;
     use std::num::NonZeroUsize;
 
@@ -163,14 +163,14 @@ mod tests {
         points.extend(
             (0..300).map(|_| Point3::new(0.02, rng.range(0.0, 0.07), rng.range(1.45, 1.55))),
         );
-        let tree = PointIndex::new(&points).unwrap();
+        let tree = PointIndex::try_new(&points).unwrap();
         let mut out = Vec::new();
         for cell in [0.002, 0.0005, 0.05, 10.0] {
             let grid = ColumnIndex::new(&points, cell);
             for k in [1usize, 20, 30, 400] {
                 for q in points.iter().step_by(37) {
                     grid.nearest(q, k, &mut out);
-                    let want = tree.nearest(q, NonZeroUsize::new(k).unwrap());
+                    let want = tree.nearest_sq(q, NonZeroUsize::new(k).unwrap());
                     let got: Vec<usize> = out.iter().map(|n| n.index).collect();
                     let expected: Vec<usize> = want.iter().map(|n| n.index).collect();
                     assert_eq!(got, expected, "cell {cell}, k {k}, q {q:?}");

@@ -11,7 +11,6 @@
 
 mod columns;
 pub mod consistency;
-mod knn;
 pub mod neighbourhood;
 pub mod normals;
 pub mod outliers;
@@ -45,11 +44,8 @@ pub enum FusionError {
         index: usize,
     },
     /// The KD-tree could not be built.
-    #[error("cannot build the neighbour index: {message}")]
-    Index {
-        /// The index's error.
-        message: String,
-    },
+    #[error("cannot build the neighbour index: {0}")]
+    Index(#[from] crate::spatial::IndexError),
     /// A voxel size so small that voxel indices overflow 32 bits.
     #[error("voxel size {voxel_size} is too small for a cloud spanning {extent} m")]
     VoxelTooSmall {

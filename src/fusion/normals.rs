@@ -15,10 +15,10 @@ use std::num::NonZeroUsize;
 use nalgebra::{Matrix3, Point3, SymmetricEigen, Vector3};
 use rayon::prelude::*;
 
-use super::knn::PointIndex;
 use super::{FusionError, check_finite};
 use crate::cloud::PointCloud;
 use crate::parallel::POINTS_PER_TASK;
+use crate::spatial::PointIndex;
 
 /// Minimum neighbours (the point included) for a PCA plane; below it the normal is the fallback.
 pub const MIN_PCA_NEIGHBORS: usize = 3;
@@ -100,13 +100,13 @@ pub fn estimate_normals(
 ) -> Result<Vec<Vector3<f64>>, FusionError> {
     let max_neighbors = options.validate()?;
     check_finite(points)?;
-    let index = PointIndex::new(points)?;
+    let index = PointIndex::try_new(points)?;
     let mut normals = vec![Vector3::zeros(); points.len()];
     normals.par_chunks_mut(POINTS_PER_TASK).enumerate().for_each(|(chunk_idx, out)| {
         let first = chunk_idx * POINTS_PER_TASK;
         for (i, n) in (first..).zip(out.iter_mut()) {
             let p = &points[i];
-            let neighbours = index.nearest_within(p, max_neighbors, options.radius);
+            let neighbours = index.nearest_within_sq(p, max_neighbors, options.radius);
             let normal = if neighbours.len() >= MIN_PCA_NEIGHBORS {
                 pca_normal(p, neighbours.iter().map(|nb| &points[nb.index]))
             } else {

@@ -18,10 +18,10 @@ use std::num::NonZeroUsize;
 use nalgebra::Point3;
 use rayon::prelude::*;
 
-use super::knn::PointIndex;
 use super::{FusionError, check_finite};
 use crate::cloud::PointCloud;
 use crate::parallel::POINTS_PER_TASK;
+use crate::spatial::PointIndex;
 
 /// Options of statistical outlier removal.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,12 +68,12 @@ pub fn statistical_inlier_mask(
     if points.is_empty() {
         return Ok(Vec::new());
     }
-    let index = PointIndex::new(points)?;
+    let index = PointIndex::try_new(points)?;
     let mut mean_distance = vec![0.0f64; points.len()];
     mean_distance.par_chunks_mut(POINTS_PER_TASK).enumerate().for_each(|(chunk_idx, out)| {
         let first = chunk_idx * POINTS_PER_TASK;
         for (i, d) in (first..).zip(out.iter_mut()) {
-            let neighbours = index.nearest(&points[i], k);
+            let neighbours = index.nearest_sq(&points[i], k);
             // Never empty: the point itself is in the index.
             let total: f64 = neighbours.iter().map(|nb| nb.distance_sq.sqrt()).sum();
             *d = total / neighbours.len() as f64;

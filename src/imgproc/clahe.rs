@@ -179,6 +179,51 @@ mod tests {
         assert!(g.as_slice().iter().all(|v| (0.0..=1.0).contains(v)));
     }
 
+    /// Known answers, worked by hand from OpenCV's definition. 24 × 24 gives 3 × 3 tiles of
+    /// area 9, so a table entry is `round(255 · count / 9)` (never a tie).
+    #[test]
+    fn known_answers_of_identical_tiles() {
+        // Every tile: 0 three times, 100 four times, 200 and 255 once.
+        let tile = [0u8, 0, 0, 100, 100, 100, 100, 200, 255];
+        let img = MaskImage::from_fn(ImageSize::new(24, 24), |x, y| [tile[(y % 3) * 3 + x % 3]]);
+        let value_of = |out: &MaskImage, v: u8| {
+            let i = tile.iter().position(|&t| t == v).unwrap();
+            out.get(i % 3, i / 3)[0]
+        };
+        // No clipping: cumulative counts 3, 7, 8, 9 → 85, 198.3, 226.7, 255.
+        let plain = clahe_u8(&img, 0.0);
+        assert_eq!([0, 100, 200, 255].map(|v| value_of(&plain, v)), [85, 198, 227, 255]);
+        assert!(
+            img.as_slice().iter().zip(plain.as_slice()).all(|(&v, &o)| o == value_of(&plain, v))
+        );
+        // Clip limit 2: 2 · 9 / 256 < 1, so every bin is clipped to 1 and the excess (2 + 3)
+        // goes one count each to bins 0, 51, 102, 153, 204 (step 256 / 5). Cumulative counts
+        // at 0, 100, 200, 255: 2, 4, 7, 9 → 56.7, 113.3, 198.3, 255.
+        let clipped = clahe_u8(&img, 2.0);
+        assert_eq!([0, 100, 200, 255].map(|v| value_of(&clipped, v)), [57, 113, 198, 255]);
+    }
+
+    /// Known answers of the bilinear blend between tile tables, worked by hand: the left half
+    /// is all 100 (table: 100 → 255); the right half's tiles hold 100 on their top row and 200
+    /// elsewhere (table: 100 → round(255 · 3/9) = 85, 200 → 255). OpenCV's tile coordinate is
+    /// `x / 3 − ½`, so column 11 weighs its right neighbour tile 1/6, column 12 1/2, column 13
+    /// 5/6.
+    #[test]
+    fn known_answers_between_tiles() {
+        let img = MaskImage::from_fn(ImageSize::new(24, 24), |x, y| {
+            [if x < 12 || y % 3 == 0 { 100 } else { 200 }]
+        });
+        let out = clahe_u8(&img, 0.0);
+        for y in [0, 3, 12, 21] {
+            let row: Vec<u8> = (9..16).map(|x| out.get(x, y)[0]).collect();
+            // 255, 255, 255·5/6 + 85/6, (255 + 85)/2, 255/6 + 85·5/6, 85, 85.
+            assert_eq!(row, [255, 255, 227, 170, 113, 85, 85], "row {y}");
+        }
+        // 200 maps to 255 in every table.
+        assert_eq!(out.get(12, 1), [255]);
+        assert_eq!(out.get(0, 0), [255]);
+    }
+
     #[test]
     fn reflection_and_tiles() {
         assert_eq!((0..7).map(|i| reflect101(i, 4)).collect::<Vec<_>>(), [0, 1, 2, 3, 2, 1, 0]);

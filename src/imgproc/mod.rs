@@ -11,6 +11,7 @@
 use std::fmt;
 
 pub mod clahe;
+pub mod downscale;
 pub mod sample;
 pub mod triangle;
 

@@ -5,7 +5,11 @@
 //! stores entries uncompressed, `np.savez_compressed` deflates them; we write both (see
 //! [`Compression`]) and read both. The ZIP subset is small enough to implement here rather than
 //! pull in a general archive crate: local file headers, the central directory, the end record
-//! and CRC-32 (`crc32fast`); raw deflate comes from `flate2`.
+//! and CRC-32 (`crc32fast`); raw deflate comes from `flate2`. The `zip` crate was considered and
+//! not taken: its writer sets its own "version made by", attributes and flags, so every depth,
+//! confidence and consistency map would change bytes (the run's content hashes and the
+//! byte-identical outputs promised across versions depend on them), and reading needs only the
+//! subset numpy writes.
 //!
 //! # Formats, as written
 //!

@@ -14,8 +14,8 @@ use crate::config::{
     AggregationKind, CostFunctionKind, DepthRange, MatcherType, PipelineMode, SurfaceMethodKind,
 };
 use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
-use crate::dense::sweep::{CoarseToFine, SweepOptions, View, plane_sweep};
-use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant};
+use crate::dense::sweep::{CoarseToFine, SweepOptions, SweepView, plane_sweep};
+use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant, RayDepthRange};
 use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
 use crate::features::onnx::RomaView;
 use crate::features::pairs::canonical_pairs;
@@ -36,63 +36,11 @@ use crate::sparse::{
 use crate::surface::{SurfaceMethod, SurfaceOptions, reconstruct_surface};
 
 use super::context::Context;
-use super::learned::{Learned, roma_depth_maps};
+use super::learned::Learned;
+use super::pictures::{FrameProducts, Pictures};
+use super::report::FrameReport;
+use super::roma::roma_depth_maps;
 use super::{Observer, PipelineError};
-
-/// What happened to one frame.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct FrameReport {
-    /// Frame index.
-    pub index: usize,
-    /// Wall time of each stage (seconds), in run order.
-    pub stage_seconds: Vec<(String, f64)>,
-    /// Cameras whose image could not be read (skipped): the frame is *degraded*.
-    pub skipped_cameras: Vec<String>,
-    /// Why each camera of `skipped_cameras` was skipped, in the same order.
-    pub camera_errors: Vec<String>,
-    /// Sparse points after triangulation (0 when the sparse stage did not run).
-    pub n_sparse_points: usize,
-    /// Ray-depth range used per ring camera (metres) and where it came from.
-    pub depth_ranges: BTreeMap<String, (f64, f64, String)>,
-    /// Fraction of pixels with a depth after the consistency filter, per ring camera.
-    pub depth_valid_fraction: BTreeMap<String, f64>,
-    /// Points of the fused (or sparse) cloud as written.
-    pub n_cloud_points: usize,
-    /// Mean height (world Z, m) of the cloud as written; `None` when it is empty.
-    pub height_mean: Option<f64>,
-    /// Standard deviation (population) of the height of the cloud as written.
-    pub height_std: Option<f64>,
-    /// Fraction of all ring cameras' pixels with a depth after the consistency filter
-    /// (cameras without a depth map in this frame count as empty); `None` in sparse mode.
-    pub coverage: Option<f64>,
-    /// Points after outlier removal.
-    pub n_points_after_outliers: usize,
-    /// Triangles of the mesh (0 when none was written).
-    pub n_mesh_faces: usize,
-    /// Outputs written, relative to the frame folder.
-    pub outputs: Vec<String>,
-}
-
-impl FrameReport {
-    /// Total of the stage times (seconds).
-    pub fn total_seconds(&self) -> f64 {
-        self.stage_seconds.iter().map(|(_, s)| s).sum()
-    }
-
-    /// Records the size and height statistics of the cloud written as the frame's result.
-    pub fn record_cloud(&mut self, cloud: &PointCloud) {
-        self.n_cloud_points = cloud.len();
-        let n = cloud.len() as f64;
-        (self.height_mean, self.height_std) = if cloud.is_empty() {
-            (None, None)
-        } else {
-            let mean = cloud.points().iter().map(|p| p.z).sum::<f64>() / n;
-            let var = cloud.points().iter().map(|p| (p.z - mean).powi(2)).sum::<f64>() / n;
-            (Some(mean), Some(var.sqrt()))
-        };
-    }
-}
 
 /// The undistorted images of one camera.
 struct FrameView {
@@ -123,6 +71,7 @@ pub fn process_frame(
     ctx: &Context,
     index: usize,
     observer: &dyn Observer,
+    pictures: &dyn Pictures,
 ) -> Result<FrameReport, PipelineError> {
     let _span = tracing::info_span!("frame", index).entered();
     let config = &ctx.config;
@@ -208,71 +157,38 @@ pub fn process_frame(
         })?;
     }
     if config.runtime.viz_enabled {
-        let drawn = FrameDrawing {
-            views: &views,
+        let maps: Vec<(String, DepthMap)> = maps.into_iter().collect();
+        let images: BTreeMap<&str, &RgbImage> =
+            views.iter().map(|(name, view)| (name.as_str(), &view.rgb)).collect();
+        let products = FrameProducts {
+            images: &images,
             matches: matches.as_ref(),
-            maps: maps.into_iter().collect(),
+            depth_maps: &maps,
             cloud: &cloud,
             mesh: mesh.as_ref(),
+            rig: &ctx.rig,
         };
-        stages.run("visualization", |report| draw_frame(ctx, &drawn, dir, report));
+        stages.run("visualization", |report| draw_frame(ctx, &products, pictures, dir, report));
     }
     Ok(report)
 }
 
-/// What a frame produced that its pictures are drawn from.
-struct FrameDrawing<'a> {
-    views: &'a BTreeMap<String, FrameView>,
-    matches: Option<&'a crate::features::FrameMatches>,
-    maps: Vec<(String, DepthMap)>,
-    cloud: &'a PointCloud,
-    mesh: Option<&'a TriangleMesh>,
-}
-
-/// Draws the frame's pictures (`runtime.viz_stages`) into `frame_NNNNNN/viz/`. A picture
-/// that cannot be written is a warning, never a failed frame: the reconstruction is done.
+/// Draws the frame's pictures (`runtime.viz_stages`) into `frame_NNNNNN/viz/` through
+/// `pictures`. A picture that cannot be written is a warning, never a failed frame: the
+/// reconstruction is done.
 fn draw_frame(
     ctx: &Context,
-    drawn: &FrameDrawing<'_>,
+    products: &FrameProducts<'_>,
+    pictures: &dyn Pictures,
     dir: &FrameLayout,
     report: &mut FrameReport,
 ) {
-    use crate::viz::output::{FrameViz, KeypointsViz, PairViz, write_frame_viz};
-    let keypoints: Vec<KeypointsViz<'_>> = drawn
-        .matches
-        .map(|m| {
-            m.keypoints
-                .iter()
-                .filter_map(|(name, kp)| {
-                    let view = drawn.views.get(name)?;
-                    Some(KeypointsViz { camera: name, image: &view.rgb, keypoints: kp.positions() })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let pixels: Vec<(&crate::features::PairMatches, Vec<_>)> = drawn
-        .matches
-        .map(|m| {
-            m.pairs.iter().map(|p| (p, p.matches.iter().map(|x| (x.a, x.b)).collect())).collect()
-        })
-        .unwrap_or_default();
-    let pairs: Vec<PairViz<'_>> = pixels
-        .iter()
-        .filter_map(|(p, px)| {
-            let a = drawn.views.get(&p.pair.a)?;
-            let b = drawn.views.get(&p.pair.b)?;
-            Some(PairViz { names: (&p.pair.a, &p.pair.b), images: (&a.rgb, &b.rgb), matches: px })
-        })
-        .collect();
-    if crate::viz::output::stage_enabled(
-        &ctx.config.runtime.viz_stages,
-        crate::config::VizStage::Features,
-    ) {
+    if crate::config::VizStage::Features.enabled_in(&ctx.config.runtime.viz_stages) {
         // As AquaMVS does with feature pictures on: `undistorted/CAM.png`, the images the
         // matchers and the plane sweep saw.
-        for (name, view) in drawn.views {
+        for (name, image) in products.images {
             let written = dir.undistorted(name).map_err(|e| e.to_string()).and_then(|file| {
-                crate::io::images::write_png_rgb(&file.path, &view.rgb)
+                crate::io::images::write_png_rgb(&file.path, image)
                     .map(|()| file.rel)
                     .map_err(|e| e.to_string())
             });
@@ -285,17 +201,7 @@ fn draw_frame(
             }
         }
     }
-    let inputs = FrameViz {
-        depth_maps: &drawn.maps,
-        // Each map on its own scale: ray depths of oblique cameras are longer.
-        depth_range: None,
-        keypoints: &keypoints,
-        pairs: &pairs,
-        cloud: (!drawn.cloud.is_empty()).then_some(drawn.cloud),
-        mesh: drawn.mesh,
-        rig: Some(&ctx.rig),
-    };
-    match write_frame_viz(dir, &ctx.config.runtime.viz_stages, &inputs) {
+    match pictures.draw_frame(dir, &ctx.config.runtime.viz_stages, products) {
         Ok(paths) => {
             for path in paths {
                 if let Ok(rel) = path.strip_prefix(dir.dir()) {
@@ -455,14 +361,16 @@ fn depth_ranges(
     ring: &[String],
     sparse: Option<&SparseCloud>,
     report: &mut FrameReport,
-) -> Result<BTreeMap<String, (f64, f64)>, PipelineError> {
+) -> Result<BTreeMap<String, RayDepthRange>, PipelineError> {
     let rc = &ctx.config.reconstruction;
     let points: Vec<Point3<f64>> = sparse.map(SparseCloud::positions).unwrap_or_default();
     let mut ranges = BTreeMap::new();
     for name in ring {
         let _span = tracing::debug_span!("depth_range", camera = name.as_str()).entered();
         let (range, source) = match rc.depth_range {
-            Some(DepthRange::Fixed { min, max }) => ((min, max), "config".to_owned()),
+            Some(DepthRange::Fixed { min, max }) => {
+                (RayDepthRange { min, max }, "config".to_owned())
+            }
             Some(DepthRange::Auto) => (auto_range(ctx, views, name)?, "auto".to_owned()),
             None => {
                 let opts =
@@ -474,12 +382,16 @@ fn depth_ranges(
                     );
                     (auto_range(ctx, views, name)?, "auto (no sparse points)".to_owned())
                 } else {
-                    ((r.range.min, r.range.max), "sparse".to_owned())
+                    (r.range, "sparse".to_owned())
                 }
             }
         };
-        tracing::info!("camera `{name}`: ray depths {:.3}–{:.3} m ({source})", range.0, range.1);
-        report.depth_ranges.insert(name.clone(), (range.0, range.1, source));
+        tracing::info!(
+            "camera `{name}`: ray depths {:.3}–{:.3} m ({source})",
+            range.min,
+            range.max
+        );
+        report.depth_ranges.insert(name.clone(), (range.min, range.max, source));
         ranges.insert(name.clone(), range);
     }
     Ok(ranges)
@@ -489,7 +401,7 @@ fn auto_range(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
     name: &str,
-) -> Result<(f64, f64), PipelineError> {
+) -> Result<RayDepthRange, PipelineError> {
     let (reference, sources) = sweep_views(ctx, views, name);
     let opts = AutoRangeOptions {
         margin_m: ctx.config.reconstruction.depth_margin,
@@ -509,15 +421,15 @@ fn sweep_views<'a>(
     ctx: &'a Context,
     views: &'a BTreeMap<String, FrameView>,
     name: &str,
-) -> (View<'a>, Vec<View<'a>>) {
-    let reference = View { camera: ctx.camera(name), image: &views[name].gray };
+) -> (SweepView<'a>, Vec<SweepView<'a>>) {
+    let reference = SweepView { camera: ctx.camera(name), image: &views[name].gray };
     let sources = ctx
         .pairs
         .get(name)
         .map(|list| {
             list.iter()
                 .filter_map(|s| {
-                    views.get(s).map(|v| View { camera: ctx.camera(s), image: &v.gray })
+                    views.get(s).map(|v| SweepView { camera: ctx.camera(s), image: &v.gray })
                 })
                 .collect()
         })
@@ -555,7 +467,7 @@ fn sweep_all(
     ctx: &Context,
     views: &BTreeMap<String, FrameView>,
     ring: &[String],
-    ranges: &BTreeMap<String, (f64, f64)>,
+    ranges: &BTreeMap<String, RayDepthRange>,
     dir: &FrameLayout,
     report: &mut FrameReport,
     observer: &dyn Observer,
@@ -571,8 +483,8 @@ fn sweep_all(
             observer.camera_done(name);
             continue;
         }
-        let (lo, hi) = ranges[name];
-        let mut map = plane_sweep(reference, &sources, lo, hi, &opts)?;
+        let RayDepthRange { min, max } = ranges[name];
+        let mut map = plane_sweep(reference, &sources, min, max, &opts)?;
         if let Some(mask) = ctx.masks.get(name) {
             map.apply_mask(mask)?;
         }

@@ -24,14 +24,19 @@ pub mod context;
 pub mod frame;
 pub mod heightmap;
 pub mod learned;
+pub mod pictures;
 pub mod plan;
+pub mod report;
 pub mod resume;
+pub mod roma;
 pub mod run;
 pub mod summary;
 
 pub use context::Context;
-pub use frame::{FrameReport, process_frame};
-pub use run::{FrameOutcome, FrameStatus, RunOptions, RunReport, Shard, reconstruct};
+pub use frame::process_frame;
+pub use pictures::{FrameProducts, NoPictures, PictureError, Pictures};
+pub use report::{FrameOutcome, FrameReport, FrameStatus, RunReport, Shard};
+pub use run::{RunOptions, reconstruct};
 
 /// Receives progress from a run (the CLI draws progress bars with it). Every method has an
 /// empty default.

@@ -21,7 +21,7 @@ use crate::io::atomic::write_bytes_atomic;
 
 use super::PipelineError;
 use super::context::Context;
-use super::frame::FrameReport;
+use super::report::{FrameReport, unix_now};
 
 /// File name of the completion marker inside a frame folder.
 pub const FRAME_MARKER: &str = crate::layout::FRAME_RECORD;
@@ -303,7 +303,7 @@ impl FrameRecord {
             index: report.index,
             fingerprint,
             seconds,
-            completed_unix: super::run::unix_now(),
+            completed_unix: unix_now(),
             outputs,
             report,
         })

@@ -3,17 +3,16 @@
 //! report (`run.json`, or `run_shard_K_of_N.json`) up to date after each frame, so that an
 //! interrupted run still says what it did.
 
-use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 use crate::config::{LoadedConfig, PipelineMode};
 use crate::io::atomic::write_bytes_atomic;
 use crate::layout::{LockMode, OutputLayout, OutputLock};
 
 use super::context::Context;
-use super::frame::{FrameReport, process_frame};
+use super::frame::process_frame;
+use super::pictures::Pictures;
+use super::report::{FrameOutcome, FrameReport, FrameStatus, RunReport, Shard, unix_now};
 use super::resume::{FrameRecord, FrameState, RunFingerprint, check_frame, clear_frame};
 use super::{Observer, PipelineError};
 
@@ -28,183 +27,13 @@ pub struct RunOptions {
     pub force: bool,
 }
 
-/// One of `count` disjoint parts of a run's frame list: the frames at positions `index`,
-/// `index + count`, `index + 2·count`, … of the selected frames. Shards of one config can run
-/// at the same time (a Slurm array, a Kubernetes indexed Job) into one output folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// This shard, 0-based (`index < count`).
-    pub index: usize,
-    /// Number of shards (at least 1).
-    pub count: usize,
-}
-
-impl Shard {
-    /// Shard `index` of `count`, checked.
-    pub fn new(index: usize, count: usize) -> Result<Self, String> {
-        if count == 0 {
-            return Err("the number of shards N must be at least 1".into());
-        }
-        if index >= count {
-            return Err(format!(
-                "shard {index} of {count} does not exist: K counts from 0 to N-1 = {} \
-                 (with Slurm use `--array=0-{}`)",
-                count - 1,
-                count - 1
-            ));
-        }
-        Ok(Self { index, count })
-    }
-
-    /// Parses `K/N` (e.g. `0/4`).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let Some((k, n)) = s.split_once('/') else {
-            return Err(format!("`{s}` is not K/N (e.g. `0/4`: the first of 4 shards)"));
-        };
-        let num = |p: &str, what: &str| {
-            p.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{s}`: {what} `{p}` is not a whole number ≥ 0"))
-        };
-        Self::new(num(k, "K")?, num(n, "N")?)
-    }
-
-    /// The frames of `selected` that belong to this shard.
-    pub fn select(&self, selected: &[usize]) -> Vec<usize> {
-        selected.iter().skip(self.index).step_by(self.count).copied().collect()
-    }
-
-    /// `run_shard_K_of_N.json`: the report file of this shard.
-    pub fn report_name(&self) -> String {
-        crate::layout::run_report_name(Some((self.index, self.count)))
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-/// How one frame ended in a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FrameStatus {
-    /// Computed by this run.
-    Done,
-    /// Computed by this run without one or more cameras whose image could not be read: the
-    /// other cameras' results are kept, but the frame is not complete and the next run
-    /// computes it again.
-    Degraded,
-    /// Complete and up to date from an earlier run: not recomputed.
-    Skipped,
-    /// Failed in this run (its folder has no `frame.json`), or its cloud is empty.
-    Failed,
-}
-
-impl FrameStatus {
-    /// `done`, `degraded`, `skipped` or `failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Done => "done",
-            Self::Degraded => "degraded",
-            Self::Skipped => "skipped",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// How one frame ended.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FrameOutcome {
-    /// Frame index.
-    pub index: usize,
-    /// Done, degraded (cameras lost), skipped (up to date) or failed.
-    pub status: FrameStatus,
-    /// Why the frame was skipped (`up to date`) or recomputed (`outputs from a different
-    /// config`, `incomplete outputs (…)`, `--force`); absent for a frame never started before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Why it failed, or which cameras a degraded frame lost and why.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Wall time of the frame's computation (seconds): in this run, or for a skipped frame in
-    /// the run that computed it.
-    pub seconds: f64,
-    /// The frame's report (stages, counts, outputs) when it was computed (done or degraded)
-    /// or skipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<FrameReport>,
-}
-
-/// What a run did (also written as `run.json`, or `run_shard_K_of_N.json` for a shard).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunReport {
-    /// aquamvs version.
-    pub aquamvs_version: String,
-    /// The config file.
-    pub config: PathBuf,
-    /// Hash of the config as used (frame selection and thread count aside), the calibration
-    /// file and the masks: runs with equal fingerprints compute identical frames from
-    /// identical inputs.
-    pub config_fingerprint: String,
-    /// Output folder.
-    pub output_dir: PathBuf,
-    /// Ring cameras used.
-    pub ring_cameras: Vec<String>,
-    /// Auxiliary cameras used.
-    pub auxiliary_cameras: Vec<String>,
-    /// The shard this run processed, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<Shard>,
-    /// Whether up-to-date frames were recomputed (`--force`).
-    #[serde(default)]
-    pub force: bool,
-    /// Frame indices selected by the config (all shards together).
-    #[serde(default)]
-    pub frames_selected: Vec<usize>,
-    /// Frame indices this run was asked to process (its shard of the selection).
-    pub frames_requested: Vec<usize>,
-    /// One entry per processed frame, in order.
-    pub frames: Vec<FrameOutcome>,
-    /// Seconds since the Unix epoch when the run started.
-    pub started_unix: u64,
-    /// Wall time so far (seconds).
-    pub seconds: f64,
-}
-
-impl RunReport {
-    /// Frames with status `status`.
-    pub fn count(&self, status: FrameStatus) -> usize {
-        self.frames.iter().filter(|f| f.status == status).count()
-    }
-
-    /// Frames that failed.
-    pub fn n_failed(&self) -> usize {
-        self.count(FrameStatus::Failed)
-    }
-
-    /// Frames computed without every camera.
-    pub fn n_degraded(&self) -> usize {
-        self.count(FrameStatus::Degraded)
-    }
-
-    /// The report's file name in the output folder.
-    pub fn file_name(&self) -> String {
-        crate::layout::run_report_name(self.shard.map(|s| (s.index, s.count)))
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Runs the pipeline of `loaded` over its frames (or over its shard of them).
+/// Runs the pipeline of `loaded` over its frames (or over its shard of them). Progress goes
+/// to `observer`; the pictures (when `runtime.viz_enabled`) are drawn by `pictures`.
 pub fn reconstruct(
     loaded: &LoadedConfig,
     opts: &RunOptions,
     observer: &dyn Observer,
+    pictures: &dyn Pictures,
 ) -> Result<RunReport, PipelineError> {
     let start = Instant::now();
     let mut loaded = loaded.clone();
@@ -280,7 +109,7 @@ pub fn reconstruct(
     observer.frames_started(frames.len());
     for &index in &frames {
         observer.frame_started(index);
-        let outcome = run_frame(&ctx, &fingerprint, index, opts.force, observer);
+        let outcome = run_frame(&ctx, &fingerprint, index, opts.force, observer, pictures);
         observer.frame_finished(index, outcome.status != FrameStatus::Failed);
         report.frames.push(outcome);
         report.seconds = start.elapsed().as_secs_f64();
@@ -297,7 +126,7 @@ pub fn reconstruct(
         }
         Err(e) => tracing::warn!("could not write the run summary: {e}"),
     }
-    draw_gallery(&ctx, &report);
+    draw_gallery(&ctx, &report, pictures);
     Ok(report)
 }
 
@@ -309,6 +138,7 @@ fn run_frame(
     index: usize,
     force: bool,
     observer: &dyn Observer,
+    pictures: &dyn Pictures,
 ) -> FrameOutcome {
     let layout = OutputLayout::new(&ctx.config.output_dir);
     let frame_out = layout.frame(index);
@@ -352,7 +182,7 @@ fn run_frame(
     let result = cleared.map_err(|e| e.to_string()).and_then(|()| {
         // A panic inside a frame is a bug, but it must not take the other frames down.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process_frame(ctx, index, observer)
+            process_frame(ctx, index, observer, pictures)
         })) {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(panic) => {
@@ -458,22 +288,19 @@ fn coverage(ctx: &Context, frame: &FrameReport) -> Option<f64> {
 }
 
 /// The time-series gallery (`summary/timeseries_gallery.png`) of a multi-frame run, when
-/// pictures are on: drawn from the saved clouds, one frame in memory at a time. A failure is a
-/// warning: the reconstruction itself is done.
-fn draw_gallery(ctx: &Context, report: &RunReport) {
+/// pictures are on, drawn by `pictures` from the run's output folder (as `aquamvs viz` redraws
+/// it: one frame in memory at a time). A failure is a warning: the reconstruction is done.
+fn draw_gallery(ctx: &Context, report: &RunReport, pictures: &dyn Pictures) {
     use crate::config::VizStage;
     let runtime = &ctx.config.runtime;
     let done = report.frames.iter().filter(|f| f.status != FrameStatus::Failed).count();
-    if !runtime.viz_enabled
-        || done < 2
-        || !crate::viz::output::stage_enabled(&runtime.viz_stages, VizStage::Summary)
-    {
+    if !runtime.viz_enabled || done < 2 || !VizStage::Summary.enabled_in(&runtime.viz_stages) {
         return;
     }
     let _span = tracing::info_span!("visualization_summary").entered();
-    match crate::viz::output::redraw(&report.output_dir, None, &[VizStage::Summary]) {
-        Ok(drawn) => {
-            for path in &drawn.written {
+    match pictures.draw_run(&report.output_dir) {
+        Ok(written) => {
+            for path in &written {
                 tracing::info!("time-series gallery: {}", path.display());
             }
         }

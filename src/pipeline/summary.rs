@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::io::atomic::write_bytes_atomic;
 
 use super::PipelineError;
-use super::run::{FrameOutcome, FrameStatus, RunReport};
+use super::report::{FrameOutcome, FrameStatus, RunReport};
 
 /// A run report that was not merged, and why.
 #[derive(Clone, Debug, Serialize)]
@@ -368,7 +368,7 @@ impl std::fmt::Display for Summary {
 mod tests {
     use super::*;
     use crate::pipeline::FrameReport;
-    use crate::pipeline::run::Shard;
+    use crate::pipeline::Shard;
 
     fn outcome(index: usize, status: FrameStatus, points: usize) -> FrameOutcome {
         let report = (status != FrameStatus::Failed).then(|| FrameReport {

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use super::Cameras;
 use crate::geom::RefractiveCamera;
+use crate::stats::quantile_sorted;
 
 /// Lower percentile of the visible depths.
 pub const LOWER_QUANTILE: f64 = 0.02;
@@ -52,14 +53,7 @@ impl Default for DepthRangeOptions {
     }
 }
 
-/// A range of ray depths (metres along the refracted ray from the water surface).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RayDepthRange {
-    /// Nearest depth.
-    pub min: f64,
-    /// Farthest depth.
-    pub max: f64,
-}
+pub use crate::dense::RayDepthRange;
 
 /// Where a camera's range came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +107,8 @@ pub fn depth_range(
     }
     let mut depths: Vec<f64> = seen.iter().map(|s| s.0).collect();
     depths.sort_by(f64::total_cmp);
-    let (mut lo, mut hi) = (quantile(&depths, LOWER_QUANTILE), quantile(&depths, UPPER_QUANTILE));
+    let (mut lo, mut hi) =
+        (quantile_sorted(&depths, LOWER_QUANTILE), quantile_sorted(&depths, UPPER_QUANTILE));
     let pixels: Vec<nalgebra::Point2<f64>> = seen.iter().map(|s| s.2).collect();
     if options.cover_image
         && let Some((dz_min, dz_max)) = uncovered_vertical_extremes(camera, &pixels)
@@ -123,8 +118,8 @@ pub fn depth_range(
         // Depth below the water of the slab's top and bottom; a ray reaches depth h below
         // the surface at ray depth h / dir_z.
         let water_z = camera.water_z();
-        let top = (quantile(&z, LOWER_QUANTILE) - water_z).max(0.0);
-        let bottom = (quantile(&z, UPPER_QUANTILE) - water_z).max(0.0);
+        let top = (quantile_sorted(&z, LOWER_QUANTILE) - water_z).max(0.0);
+        let bottom = (quantile_sorted(&z, UPPER_QUANTILE) - water_z).max(0.0);
         lo = lo.min(top / dz_max);
         hi = hi.max(bottom / dz_min);
     }
@@ -180,15 +175,6 @@ fn uncovered_vertical_extremes(
         }
     }
     (lo.is_finite() && lo > 0.0).then_some((lo, hi))
-}
-
-/// Linear-interpolation quantile of non-empty sorted values, at position `q·(n − 1)` (torch's
-/// and numpy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 #[cfg(test)]
@@ -252,14 +238,6 @@ mod tests {
         assert!(plain.range.max < corner_depth - 0.01);
         assert!(covered.range.max >= corner_depth - 1e-9, "{:?} vs {corner_depth}", covered.range);
         assert!((covered.range.min - plain.range.min).abs() < 1e-3);
-    }
-
-    #[test]
-    fn quantiles_interpolate_linearly() {
-        let v: Vec<f64> = (0..=100).map(f64::from).collect();
-        assert!((quantile(&v, 0.02) - 2.0).abs() < 1e-12);
-        assert!((quantile(&[1.0, 2.0], 0.98) - 1.98).abs() < 1e-12);
-        assert_eq!(quantile(&[5.0], 0.5), 5.0);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! exact-enough stand-in for area coverage that gives even strokes at every angle.
 
 use super::font::{self, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH};
-use crate::imgproc::{ImageSize, RgbImage};
+use crate::imgproc::RgbImage;
 
 /// Pure white, the background of every picture.
 pub const WHITE: [u8; 3] = [255, 255, 255];
@@ -332,75 +332,10 @@ pub fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i64, y0: i64) {
     }
 }
 
-/// Resizes `src` to `size` by area averaging (each output pixel is the mean of the input area
-/// it covers, with fractional weights at the borders): the right filter for shrinking photos
-/// for a side-by-side view without aliasing. Also enlarges (then it is a box-filtered
-/// nearest-neighbour). An empty `size` or source gives an empty image.
-pub fn resize_area(src: &RgbImage, size: ImageSize) -> RgbImage {
-    if size.is_empty() || src.size().is_empty() {
-        return RgbImage::from_elem(size, 0);
-    }
-    if size == src.size() {
-        return src.clone();
-    }
-    let horizontal = area_weights(src.width(), size.width);
-    let vertical = area_weights(src.height(), size.height);
-    // Horizontal pass into f32 rows, then vertical pass.
-    let mut tmp = vec![0.0f32; src.height() * size.width * 3];
-    for y in 0..src.height() {
-        let row = src.row(y);
-        for (x, taps) in horizontal.iter().enumerate() {
-            let mut acc = [0.0f32; 3];
-            for &(i, wgt) in taps {
-                for k in 0..3 {
-                    acc[k] += wgt * row[i * 3 + k] as f32;
-                }
-            }
-            tmp[(y * size.width + x) * 3..][..3].copy_from_slice(&acc);
-        }
-    }
-    let mut out = RgbImage::from_elem(size, 0);
-    for (y, taps) in vertical.iter().enumerate() {
-        let row = out.row_mut(y);
-        for x in 0..size.width {
-            let mut acc = [0.0f32; 3];
-            for &(j, wgt) in taps {
-                for k in 0..3 {
-                    acc[k] += wgt * tmp[(j * size.width + x) * 3 + k];
-                }
-            }
-            for k in 0..3 {
-                row[x * 3 + k] = (acc[k] + 0.5).clamp(0.0, 255.0) as u8;
-            }
-        }
-    }
-    out
-}
-
-/// For each of `n_out` output samples, the input indices and weights (summing to 1) of the
-/// input interval it covers.
-fn area_weights(n_in: usize, n_out: usize) -> Vec<Vec<(usize, f32)>> {
-    let scale = n_in as f64 / n_out as f64;
-    (0..n_out)
-        .map(|o| {
-            let (a, b) = (o as f64 * scale, (o as f64 + 1.0) * scale);
-            let mut taps = Vec::new();
-            let mut i = a.floor() as usize;
-            while (i as f64) < b && i < n_in {
-                let overlap = (b.min(i as f64 + 1.0) - a.max(i as f64)).max(0.0);
-                if overlap > 0.0 {
-                    taps.push((i, (overlap / (b - a)) as f32));
-                }
-                i += 1;
-            }
-            taps
-        })
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::imgproc::ImageSize;
 
     /// Number of pixels that differ from `background`.
     pub(crate) fn ink(img: &RgbImage, background: [u8; 3]) -> usize {
@@ -502,20 +437,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn paste_and_resize() {
+    fn paste_clips_to_the_canvas() {
         let src = RgbImage::from_fn(ImageSize::new(4, 2), |x, _| [x as u8 * 60, 0, 0]);
         let mut dst = canvas(5, 3);
         paste(&mut dst, &src, 2, 2);
         assert_eq!(dst.get(2, 2), [0, 0, 0]);
         assert_eq!(dst.get(4, 2), [120, 0, 0]);
         assert_eq!(dst.get(1, 2), WHITE);
-        let half = resize_area(&src, ImageSize::new(2, 1));
-        assert_eq!(half.get(0, 0), [30, 0, 0]);
-        assert_eq!(half.get(1, 0), [150, 0, 0]);
-        let odd = resize_area(&src, ImageSize::new(3, 2));
-        // Weights sum to one: a constant image stays constant.
-        let flat = resize_area(&canvas(7, 5), ImageSize::new(3, 2));
-        assert!(flat.as_slice().iter().all(|&v| v == 255));
-        assert_eq!(odd.size(), ImageSize::new(3, 2));
     }
 }

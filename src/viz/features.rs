@@ -45,7 +45,7 @@ pub fn matches_image(
             ((img.width() as f64 * shrink).round() as usize).max(1),
             ((img.height() as f64 * shrink).round() as usize).max(1),
         );
-        draw::resize_area(img, size)
+        crate::imgproc::downscale::resize_area(img, size)
     };
     let (a, b) = (scaled(img_a), scaled(img_b));
     let s = text_scale(a.height().max(b.height()).max(480));

@@ -7,6 +7,7 @@ use super::colorbar::colorbar;
 use super::colormap::{Colormap, INVALID_GREY, ValueRange};
 use super::draw::{self, Anchor, BLACK};
 use crate::dense::DepthMap;
+use crate::imgproc::downscale::finite_block_mean;
 use crate::imgproc::{GrayImage, ImageSize, RgbImage};
 
 /// Longest side of a map as drawn: larger maps are shown reduced by a whole factor (a
@@ -53,27 +54,7 @@ pub fn reduce_for_display(values: &GrayImage) -> std::borrow::Cow<'_, GrayImage>
     if k == 1 {
         return std::borrow::Cow::Borrowed(values);
     }
-    let out_size = ImageSize::new(size.width.div_ceil(k), size.height.div_ceil(k));
-    let mut data = vec![f32::NAN; out_size.area()];
-    data.par_chunks_mut(out_size.width).enumerate().for_each(|(oy, row)| {
-        for (ox, out) in row.iter_mut().enumerate() {
-            let (mut sum, mut valid, mut total) = (0.0f64, 0usize, 0usize);
-            for y in oy * k..((oy + 1) * k).min(size.height) {
-                for &v in &values.row(y)[ox * k..((ox + 1) * k).min(size.width)] {
-                    total += 1;
-                    if v.is_finite() {
-                        sum += v as f64;
-                        valid += 1;
-                    }
-                }
-            }
-            if valid > 0 && 2 * valid >= total {
-                *out = (sum / valid as f64) as f32;
-            }
-        }
-    });
-    // The buffer was sized from `out_size`.
-    std::borrow::Cow::Owned(GrayImage::new(out_size, data).expect("buffer sized from the size"))
+    std::borrow::Cow::Owned(finite_block_mean(values, k))
 }
 
 /// The default colour range of a depth image: the [`DEPTH_QUANTILES`] of its finite values,

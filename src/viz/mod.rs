@@ -57,10 +57,10 @@ pub use features::{keypoints_image, matches_image};
 pub use gallery::{HeightGrid, timeseries_gallery, timeseries_gallery_from_clouds};
 pub use maps::{confidence_image, depth_image, depth_map_images};
 pub use output::{
-    FrameViz, KeypointsViz, PairViz, RedrawReport, Skipped, VizError, redraw, stage_enabled,
-    write_depth_viz, write_frame_viz, write_keypoints_viz, write_matches_viz, write_rig_viz,
-    write_scene_viz, write_timeseries_gallery,
+    FrameViz, KeypointsViz, Painter, PairViz, RedrawReport, Skipped, VizError, redraw,
+    stage_enabled, write_depth_viz, write_frame_viz, write_keypoints_viz, write_matches_viz,
+    write_rig_viz, write_scene_viz, write_timeseries_gallery,
 };
-pub use raster::{RENDER_SIZE, View, ViewCamera, render_mesh, render_points};
+pub use raster::{RENDER_SIZE, ViewCamera, Viewpoint, render_mesh, render_points};
 pub use rig::rig_image;
 pub use scene::{cloud_view, cloud_views, mesh_view, mesh_views};

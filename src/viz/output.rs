@@ -35,6 +35,7 @@ use crate::io::images::{ImageIoError, write_png_rgb};
 use crate::io::ply::{read_mesh, read_point_cloud};
 use crate::layout::{FrameLayout, OutputLayout, sub};
 use crate::mesh::TriangleMesh;
+use crate::pipeline::{FrameProducts, PictureError, Pictures};
 
 /// Errors that stop the pictures from being written at all. (A single unreadable input in
 /// [`redraw`] is not one of them: it is reported as skipped and the rest is drawn.)
@@ -74,7 +75,66 @@ pub enum VizError {
 /// True when `stage` is among `stages`; an empty list means every stage (the config's
 /// `runtime.viz_stages` convention).
 pub fn stage_enabled(stages: &[VizStage], stage: VizStage) -> bool {
-    stages.is_empty() || stages.contains(&stage)
+    stage.enabled_in(stages)
+}
+
+/// The pictures of a run ([`Pictures`]): what `reconstruct` draws when the CLI runs it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Painter;
+
+impl Pictures for Painter {
+    fn draw_frame(
+        &self,
+        frame: &FrameLayout,
+        stages: &[VizStage],
+        products: &FrameProducts<'_>,
+    ) -> Result<Vec<PathBuf>, PictureError> {
+        let images = products.images;
+        let keypoints: Vec<KeypointsViz<'_>> = products
+            .matches
+            .map(|m| {
+                m.keypoints
+                    .iter()
+                    .filter_map(|(name, kp)| {
+                        let image = images.get(name.as_str())?;
+                        Some(KeypointsViz { camera: name, image, keypoints: kp.positions() })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pixels: Vec<(&crate::features::PairMatches, Vec<_>)> = products
+            .matches
+            .map(|m| {
+                m.pairs
+                    .iter()
+                    .map(|p| (p, p.matches.iter().map(|x| (x.a, x.b)).collect()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pairs: Vec<PairViz<'_>> = pixels
+            .iter()
+            .filter_map(|(p, px)| {
+                let a = images.get(p.pair.a.as_str())?;
+                let b = images.get(p.pair.b.as_str())?;
+                Some(PairViz { names: (&p.pair.a, &p.pair.b), images: (a, b), matches: px })
+            })
+            .collect();
+        let inputs = FrameViz {
+            depth_maps: products.depth_maps,
+            // Each map on its own scale: ray depths of oblique cameras are longer.
+            depth_range: None,
+            keypoints: &keypoints,
+            pairs: &pairs,
+            cloud: (!products.cloud.is_empty()).then_some(products.cloud),
+            mesh: products.mesh,
+            rig: Some(products.rig),
+        };
+        Ok(write_frame_viz(frame, stages, &inputs)?)
+    }
+
+    fn draw_run(&self, output_dir: &Path) -> Result<Vec<PathBuf>, PictureError> {
+        Ok(redraw(output_dir, None, &[VizStage::Summary])?.written)
+    }
 }
 
 /// Writes `viz/depth_CAM.png` and `viz/confidence_CAM.png` of one depth map. `range`

@@ -5,7 +5,7 @@
 //! ## Cameras
 //! A [`ViewCamera`] maps world points to pixels: orthographic or perspective, with a basis of
 //! (right, down, forward) axes like an OpenCV camera. [`ViewCamera::fit`] places it so that a
-//! bounding box fills the image. The three standard [`View`]s share the image's x axis = world
+//! bounding box fills the image. The three standard [`Viewpoint`]s share the image's x axis = world
 //! +X, so the pictures of one scene line up:
 //! - `Top`: orthographic, looking down +Z (the world's "down"), image y = +Y; the picture the
 //!   centre camera would take without refraction.
@@ -62,7 +62,7 @@ pub enum Projection {
 
 /// The three standard views of a scene.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
+pub enum Viewpoint {
     /// From above, looking down +Z (orthographic).
     Top,
     /// From above and to the side (perspective).
@@ -71,25 +71,25 @@ pub enum View {
     Side,
 }
 
-impl View {
+impl Viewpoint {
     /// All three, in file-name order.
-    pub const ALL: [View; 3] = [View::Top, View::Oblique, View::Side];
+    pub const ALL: [Viewpoint; 3] = [Viewpoint::Top, Viewpoint::Oblique, Viewpoint::Side];
 
     /// The name used in file names (`fused_top.png`).
     pub fn name(self) -> &'static str {
         match self {
-            View::Top => "top",
-            View::Oblique => "oblique",
-            View::Side => "side",
+            Viewpoint::Top => "top",
+            Viewpoint::Oblique => "oblique",
+            Viewpoint::Side => "side",
         }
     }
 
     /// Viewing direction (world) and the world direction that should point down the screen.
     fn direction(self) -> (Vector3<f64>, Vector3<f64>) {
         match self {
-            View::Top => (Vector3::z(), Vector3::y()),
-            View::Side => (-Vector3::y(), Vector3::z()),
-            View::Oblique => {
+            Viewpoint::Top => (Vector3::z(), Vector3::y()),
+            Viewpoint::Side => (-Vector3::y(), Vector3::z()),
+            Viewpoint::Oblique => {
                 let (el, az) = (40f64.to_radians(), 30f64.to_radians());
                 let f = Vector3::new(az.sin() * el.cos(), -az.cos() * el.cos(), el.sin());
                 (f, Vector3::z())
@@ -100,8 +100,8 @@ impl View {
     /// The projection this view uses.
     pub fn projection(self) -> Projection {
         match self {
-            View::Oblique => Projection::Perspective,
-            View::Top | View::Side => Projection::Orthographic,
+            Viewpoint::Oblique => Projection::Perspective,
+            Viewpoint::Top | Viewpoint::Side => Projection::Orthographic,
         }
     }
 }
@@ -185,7 +185,7 @@ impl ViewCamera {
     }
 
     /// One of the standard views fitted to `bounds`.
-    pub fn fit(view: View, bounds: (Point3<f64>, Point3<f64>), size: ImageSize) -> Self {
+    pub fn fit(view: Viewpoint, bounds: (Point3<f64>, Point3<f64>), size: ImageSize) -> Self {
         let (forward, down) = view.direction();
         // The standard directions are unit vectors that are not parallel to their hints.
         Self::looking(forward, down, view.projection(), bounds, size)
@@ -569,7 +569,7 @@ mod tests {
     #[test]
     fn top_view_projects_known_points() {
         let size = ImageSize::new(101, 101);
-        let cam = ViewCamera::fit(View::Top, unit_box(), size);
+        let cam = ViewCamera::fit(Viewpoint::Top, unit_box(), size);
         // The box is 2 m wide: it spans 101 × (1 − 2 × margin) pixels.
         let ppm = 101.0 * (1.0 - 2.0 * FIT_MARGIN) / 2.0;
         assert!((cam.pixels_per_metre(1.0) - ppm).abs() < 1e-9);
@@ -587,13 +587,13 @@ mod tests {
     #[test]
     fn side_view_has_up_at_minus_z_and_oblique_fits() {
         let size = ImageSize::new(200, 100);
-        let cam = ViewCamera::fit(View::Side, unit_box(), size);
+        let cam = ViewCamera::fit(Viewpoint::Side, unit_box(), size);
         let shallow = cam.project(&Point3::new(0.0, 0.0, 1.0)).unwrap();
         let deep = cam.project(&Point3::new(0.0, 0.0, 3.0)).unwrap();
         assert!(shallow.y < deep.y, "−Z must be up");
         let right = cam.project(&Point3::new(1.0, 0.0, 2.0)).unwrap();
         assert!(right.x > shallow.x, "+X must be right");
-        let ob = ViewCamera::fit(View::Oblique, unit_box(), size);
+        let ob = ViewCamera::fit(Viewpoint::Oblique, unit_box(), size);
         let (lo, hi) = unit_box();
         for i in 0..8 {
             let p = Point3::new(
@@ -614,7 +614,7 @@ mod tests {
         // directly from a box whose projection is known, then check pixel coverage against
         // the analytic half-plane test.
         let size = ImageSize::new(64, 64);
-        let cam = ViewCamera::fit(View::Top, unit_box(), size);
+        let cam = ViewCamera::fit(Viewpoint::Top, unit_box(), size);
         let v = vec![
             Point3::new(-0.8, -0.8, 2.0),
             Point3::new(0.8, -0.8, 2.0),
@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn z_buffer_keeps_the_nearer_splat_whatever_the_order() {
         let size = ImageSize::new(32, 32);
-        let cam = ViewCamera::fit(View::Top, unit_box(), size);
+        let cam = ViewCamera::fit(Viewpoint::Top, unit_box(), size);
         let near = Point3::new(0.0, 0.0, 1.5);
         let far = Point3::new(0.05, 0.0, 2.5);
         let red = [255, 0, 0];
@@ -674,7 +674,7 @@ mod tests {
     fn renders_are_deterministic_and_mesh_depth_test_works() {
         // Two overlapping squares at different depths: the nearer one (green) wins.
         let size = ImageSize::new(48, 48);
-        let cam = ViewCamera::fit(View::Top, unit_box(), size);
+        let cam = ViewCamera::fit(Viewpoint::Top, unit_box(), size);
         let square = |z: f64, off: f64| {
             vec![
                 Point3::new(-0.5 + off, -0.5, z),
@@ -692,7 +692,7 @@ mod tests {
         let c = cam.project(&Point3::new(0.1, 0.0, 1.5)).unwrap();
         let px = img.get(c.x.round() as usize, c.y.round() as usize);
         assert!(px[1] > 50 && px[0] == 0 && px[2] == 0, "{px:?}");
-        let oblique = ViewCamera::fit(View::Oblique, unit_box(), size);
+        let oblique = ViewCamera::fit(Viewpoint::Oblique, unit_box(), size);
         let first = render_mesh(&mesh, &oblique);
         assert!(ink(&first, WHITE) > 100);
         assert_eq!(render_mesh(&mesh, &oblique).as_slice(), first.as_slice());

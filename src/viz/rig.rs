@@ -10,7 +10,7 @@
 use nalgebra::Point3;
 
 use super::draw::{self, Anchor, BLACK, WHITE};
-use super::raster::{PointSet, View, ViewCamera, splat_points};
+use super::raster::{PointSet, ViewCamera, Viewpoint, splat_points};
 use super::scene::robust_bounds;
 use crate::calib::Rig;
 use crate::cloud::PointCloud;
@@ -117,8 +117,8 @@ pub fn rig_image(rig: &Rig, cloud: Option<&PointCloud>) -> RgbImage {
     };
     let subset = cloud.map(|c| strided(c, MAX_CLOUD_POINTS));
 
-    let top = panel(View::Top, bounds, &glyphs, subset.as_ref(), water_z);
-    let side = panel(View::Side, bounds, &glyphs, subset.as_ref(), water_z);
+    let top = panel(Viewpoint::Top, bounds, &glyphs, subset.as_ref(), water_z);
+    let side = panel(Viewpoint::Side, bounds, &glyphs, subset.as_ref(), water_z);
     let s = RIG_TEXT_SCALE;
     let pad = 8 * s;
     let title_h = draw::text_size("R", s).1 + 2 * pad;
@@ -167,7 +167,7 @@ fn strided(cloud: &PointCloud, max: usize) -> PointCloud {
 }
 
 fn panel(
-    view: View,
+    view: Viewpoint,
     bounds: (Point3<f64>, Point3<f64>),
     glyphs: &[CameraGlyph],
     cloud: Option<&PointCloud>,
@@ -181,7 +181,7 @@ fn panel(
     // Water: the surface seen from above is the whole box; from the side, everything below
     // the water line.
     match view {
-        View::Top => {
+        Viewpoint::Top => {
             if let (Some(a), Some(b)) =
                 (px(&Point3::new(lo.x, lo.y, water_z)), px(&Point3::new(hi.x, hi.y, water_z)))
             {
@@ -190,7 +190,7 @@ fn panel(
                 draw::fill_rect(&mut img, x0, y0, x1 - x0 + 1, y1 - y0 + 1, WATER_FILL);
             }
         }
-        View::Side | View::Oblique => {
+        Viewpoint::Side | Viewpoint::Oblique => {
             if let Some((_, y)) = px(&Point3::new(0.0, 0.0, water_z)) {
                 let y = y.round() as i64;
                 let (w, h) = (img.width() as i64, img.height() as i64);
@@ -272,8 +272,8 @@ fn panel(
         taken.push(b);
     }
     let caption = match view {
-        View::Top => "from above (looking down +Z): +X right, +Y down",
-        View::Side | View::Oblique => "from the side (looking along -Y): +X right, -Z up",
+        Viewpoint::Top => "from above (looking down +Z): +X right, +Y down",
+        Viewpoint::Side | Viewpoint::Oblique => "from the side (looking along -Y): +X right, -Z up",
     };
     let (pad, h) = (8 * s as i64, img.height() as i64);
     draw::text(&mut img, pad, h - pad, caption, s, BLACK, Anchor::BottomLeft);

@@ -10,8 +10,8 @@ use super::colormap::ValueRange;
 use super::draw::{self, Anchor, BLACK};
 use super::maps::text_scale;
 use super::raster::{
-    PointSet, Projection, RENDER_SIZE, View, ViewCamera, point_spacing, render_mesh, render_points,
-    splat_radius_px,
+    PointSet, Projection, RENDER_SIZE, ViewCamera, Viewpoint, point_spacing, render_mesh,
+    render_points, splat_radius_px,
 };
 use crate::cloud::PointCloud;
 use crate::imgproc::{ImageSize, RgbImage};
@@ -48,7 +48,7 @@ pub fn robust_bounds(points: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>
 
 /// One view of a cloud at `size`: coloured splats sized from the point spacing, shaded by the
 /// normals when the cloud has them, coloured by height when it has no colours.
-pub fn cloud_view(cloud: &PointCloud, view: View, size: ImageSize) -> RgbImage {
+pub fn cloud_view(cloud: &PointCloud, view: Viewpoint, size: ImageSize) -> RgbImage {
     let fit = CloudFit::of(cloud);
     cloud_view_fitted(cloud, view, size, fit)
 }
@@ -70,7 +70,12 @@ impl CloudFit {
     }
 }
 
-fn cloud_view_fitted(cloud: &PointCloud, view: View, size: ImageSize, fit: CloudFit) -> RgbImage {
+fn cloud_view_fitted(
+    cloud: &PointCloud,
+    view: Viewpoint,
+    size: ImageSize,
+    fit: CloudFit,
+) -> RgbImage {
     let Some(bounds) = fit.bounds else {
         return empty_picture(size, "fused cloud: no points");
     };
@@ -87,8 +92,8 @@ fn cloud_view_fitted(cloud: &PointCloud, view: View, size: ImageSize, fit: Cloud
 /// The three standard views of a cloud at [`RENDER_SIZE`], named `top`, `oblique`, `side`.
 pub fn cloud_views(cloud: &PointCloud) -> [(&'static str, RgbImage); 3] {
     let fit = CloudFit::of(cloud);
-    let mut views = View::ALL.map(|v| (v.name(), None));
-    views.par_iter_mut().zip(View::ALL).for_each(|((_, img), view)| {
+    let mut views = Viewpoint::ALL.map(|v| (v.name(), None));
+    views.par_iter_mut().zip(Viewpoint::ALL).for_each(|((_, img), view)| {
         *img = Some(cloud_view_fitted(cloud, view, RENDER_SIZE, fit));
     });
     views.map(|(name, img)| (name, img.unwrap_or_else(|| RgbImage::from_elem(RENDER_SIZE, 255))))
@@ -96,7 +101,7 @@ pub fn cloud_views(cloud: &PointCloud) -> [(&'static str, RgbImage); 3] {
 
 /// One view of a mesh at `size`: z-buffered triangles with Lambert shading and interpolated
 /// vertex colours (grey without colours).
-pub fn mesh_view(mesh: &TriangleMesh, view: View, size: ImageSize) -> RgbImage {
+pub fn mesh_view(mesh: &TriangleMesh, view: Viewpoint, size: ImageSize) -> RgbImage {
     let Some(bounds) = robust_bounds(mesh.vertices()).filter(|_| !mesh.is_empty()) else {
         return empty_picture(size, "mesh: no triangles");
     };
@@ -114,8 +119,8 @@ pub fn mesh_view(mesh: &TriangleMesh, view: View, size: ImageSize) -> RgbImage {
 
 /// The three standard views of a mesh at [`RENDER_SIZE`].
 pub fn mesh_views(mesh: &TriangleMesh) -> [(&'static str, RgbImage); 3] {
-    let mut views = View::ALL.map(|v| (v.name(), None));
-    views.par_iter_mut().zip(View::ALL).for_each(|((_, img), view)| {
+    let mut views = Viewpoint::ALL.map(|v| (v.name(), None));
+    views.par_iter_mut().zip(Viewpoint::ALL).for_each(|((_, img), view)| {
         *img = Some(mesh_view(mesh, view, RENDER_SIZE));
     });
     views.map(|(name, img)| (name, img.unwrap_or_else(|| RgbImage::from_elem(RENDER_SIZE, 255))))
@@ -131,15 +136,15 @@ pub(crate) fn empty_picture(size: ImageSize, message: &str) -> RgbImage {
 }
 
 /// Title, axis directions and (orthographic views) a scale bar.
-fn annotate(img: &mut RgbImage, camera: &ViewCamera, view: View, title: &str) {
+fn annotate(img: &mut RgbImage, camera: &ViewCamera, view: Viewpoint, title: &str) {
     let s = text_scale(img.height());
     let pad = (8 * s) as i64;
     let (w, h) = (img.width() as i64, img.height() as i64);
     draw::text(img, pad, pad, title, s, BLACK, Anchor::TopLeft);
     let axes = match view {
-        View::Top => "looking down +Z:  +X right, +Y down",
-        View::Side => "looking along -Y:  +X right, -Z up",
-        View::Oblique => "from above, 40 deg below the horizon",
+        Viewpoint::Top => "looking down +Z:  +X right, +Y down",
+        Viewpoint::Side => "looking along -Y:  +X right, -Z up",
+        Viewpoint::Oblique => "from above, 40 deg below the horizon",
     };
     draw::text(img, w - pad, h - pad, axes, s, BLACK, Anchor::BottomRight);
     if camera.projection() == Projection::Orthographic {
@@ -247,7 +252,7 @@ pub(crate) mod tests {
         assert!(ink_fraction(&views[2].1) > 0.01, "{}", ink_fraction(&views[2].1));
         // Deterministic.
         assert_eq!(
-            cloud_view(&cloud, View::Oblique, RENDER_SIZE).as_slice(),
+            cloud_view(&cloud, Viewpoint::Oblique, RENDER_SIZE).as_slice(),
             views[1].1.as_slice()
         );
     }
@@ -257,7 +262,7 @@ pub(crate) mod tests {
         // Sample the middle of the picture: every pixel is covered (the splat radius closes
         // the gaps of a 4 mm grid with jitter).
         let cloud = tiny_cloud(0);
-        let img = cloud_view(&cloud, View::Top, ImageSize::new(400, 300));
+        let img = cloud_view(&cloud, Viewpoint::Top, ImageSize::new(400, 300));
         let white = (100..200)
             .flat_map(|y| (150..250).map(move |x| (x, y)))
             .filter(|&(x, y)| img.get(x, y) == draw::WHITE)
@@ -278,11 +283,12 @@ pub(crate) mod tests {
         let grey =
             TriangleMesh::from_parts(mesh.vertices().to_vec(), mesh.faces().to_vec(), None, None)
                 .unwrap();
-        let img = mesh_view(&grey, View::Oblique, ImageSize::new(320, 240));
+        let img = mesh_view(&grey, Viewpoint::Oblique, ImageSize::new(320, 240));
         assert!(ink_variance(&img) > 5.0, "{}", ink_variance(&img));
-        let empty = cloud_view(&PointCloud::default(), View::Top, ImageSize::new(320, 240));
+        let empty = cloud_view(&PointCloud::default(), Viewpoint::Top, ImageSize::new(320, 240));
         assert!(ink_fraction(&empty) > 0.001 && ink_fraction(&empty) < 0.05);
-        let no_faces = mesh_view(&TriangleMesh::default(), View::Top, ImageSize::new(320, 240));
+        let no_faces =
+            mesh_view(&TriangleMesh::default(), Viewpoint::Top, ImageSize::new(320, 240));
         assert!(ink_fraction(&no_faces) > 0.001);
     }
 
@@ -291,7 +297,9 @@ pub(crate) mod tests {
         let cloud = tiny_cloud(0);
         let mesh = tiny_mesh();
         let size = ImageSize::new(320, 240);
-        let draw = || (cloud_view(&cloud, View::Oblique, size), mesh_view(&mesh, View::Top, size));
+        let draw = || {
+            (cloud_view(&cloud, Viewpoint::Oblique, size), mesh_view(&mesh, Viewpoint::Top, size))
+        };
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(draw);
         let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(draw);
         assert_eq!(one.0.as_slice(), four.0.as_slice());

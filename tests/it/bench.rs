@@ -117,8 +117,9 @@ fn benchmark_reports_pathways_and_compare_flags_regressions() {
         let at = ran["quality"]["at"].as_array().unwrap();
         let tolerances: Vec<f64> = at.iter().map(|a| a["tolerance_mm"].as_f64().unwrap()).collect();
         assert_eq!(tolerances, [1.0, 2.0, 5.0]);
-        // Most points of either pathway are within 5 mm of the true surface.
-        assert!(at[2]["accuracy"].as_f64().unwrap() > 0.5, "{ran}");
+        // As the end-to-end test demands (tests/it/reconstruct.rs): 90 % of the points of
+        // either pathway within 5 mm of the true surface.
+        assert!(at[2]["accuracy"].as_f64().unwrap() > 0.9, "{ran}");
     }
     // The full pathway covers more of the surface than the sparse one.
     let completeness = |i: usize| p[i]["quality"]["at"][2]["completeness"].as_f64().unwrap();
