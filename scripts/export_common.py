@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch import nn
 
 
 class ExportError(SystemExit):
-    """A one-line error for the user (exit status 2)."""
+    """A one-line error for the user (exit status 1)."""
 
     def __init__(self, message: str):
         super().__init__(f"error: {message}")
@@ -268,8 +267,3 @@ def seed_everything(seed: int = 0) -> None:
     """Deterministic random weights and inputs."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
