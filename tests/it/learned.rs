@@ -264,13 +264,15 @@ fn cuda_device_with_a_cpu_only_runtime_is_one_clear_error() {
     write_config(&root, "cuda.yaml", &config);
     for command in ["check", "reconstruct"] {
         let out = run(&root, &[command, "cuda.yaml"], Some(&ort));
-        let stderr = texts(&out).1;
-        assert!(!out.status.success(), "{command}: {stderr}");
+        // `check` lists its problems on stdout, a run says its error on stderr.
+        let (stdout, stderr) = texts(&out);
+        let text = format!("{stdout}{stderr}");
+        assert!(!out.status.success(), "{command}: {text}");
         assert!(
-            stderr.contains("runtime.device (cuda.yaml:")
-                && stderr.contains("is a CPU-only build")
-                && stderr.contains("pip install 'onnxruntime-gpu==1.31.*'"),
-            "{command}:\n{stderr}"
+            text.contains("runtime.device (cuda.yaml:")
+                && text.contains("is a CPU-only build")
+                && text.contains("pip install 'onnxruntime-gpu==1.31.*'"),
+            "{command}:\n{text}"
         );
         assert!(!root.join("output/frame_000000/frame.json").exists(), "{command}");
     }
