@@ -15,6 +15,8 @@ input/output signatures (docs/learned-matchers.md) and whose outputs are known:
   `desc1` f32 [1,N,256] -> `matches0` i64 [M,2], `mscores0` f32 [M]: mutual nearest
   neighbours by descriptor similarity; the score is zeroed when a keypoint lies outside
   [-1, 1] (so keypoints that are not normalised give no matches).
+- superpoint_fixed.onnx: the same with a fixed input [1,1,352,480] and f32 keypoints, the
+  form scripts/export_lightglue_onnx.py writes.
 - superpoint_lightglue.onnx: the end-to-end form, `images` f32 [2,1,H,W] -> `keypoints` i64
   [2,N,2], `matches` i64 [M,3] (batch, index0, index1), `mscores` f32 [M]; the same extractor
   (always 16 keypoints per image, the unused ones with score 0 and a zero descriptor) and the
@@ -39,6 +41,8 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 DESC = 256
 MAX_KP = 64
+# Input size of superpoint_fixed.onnx (not the 4:3 of the test scenes: each axis scales alone).
+FIXED_H, FIXED_W = 352, 480
 E2E_KP = 16
 ROMA_S = 64
 
@@ -185,6 +189,26 @@ def superpoint(path):
     save(graph, path)
 
 
+def superpoint_fixed(path):
+    """superpoint.onnx as scripts/export_lightglue_onnx.py writes the real extractor: a fixed
+    input size and float keypoints."""
+    nodes = extractor_nodes("image", MAX_KP, True, "e_")
+    nodes.append(helper.make_node("Cast", ["e_kp"], ["keypoints"], to=TensorProto.FLOAT))
+    nodes.append(helper.make_node("Identity", ["e_vals"], ["scores"]))
+    nodes.append(helper.make_node("Identity", ["e_desc"], ["descriptors"]))
+    graph = helper.make_graph(
+        nodes,
+        "superpoint_fixed_standin",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, FIXED_H, FIXED_W])],
+        [
+            helper.make_tensor_value_info("keypoints", TensorProto.FLOAT, [1, "N", 2]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, "N"]),
+            helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, [1, "N", DESC]),
+        ],
+    )
+    save(graph, path)
+
+
 def lightglue(path):
     nodes = []
     for name in ("kpts0", "kpts1", "desc0", "desc1"):
@@ -310,6 +334,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "data", "onnx")
     os.makedirs(out, exist_ok=True)
     superpoint(os.path.join(out, "superpoint.onnx"))
+    superpoint_fixed(os.path.join(out, "superpoint_fixed.onnx"))
     lightglue(os.path.join(out, "lightglue.onnx"))
     end_to_end(os.path.join(out, "superpoint_lightglue.onnx"))
     roma(os.path.join(out, "roma.onnx"))

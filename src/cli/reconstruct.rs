@@ -31,8 +31,8 @@ pub struct ReconstructArgs {
     /// records the result).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<crate::config::Override>,
-    /// AquaMVS's device override (`cpu` or `cuda`): the same as `--set runtime.device=…`;
-    /// aquamvs runs on the CPU either way.
+    /// AquaMVS's device override (`cpu` or `cuda`): the same as `--set runtime.device=…`
+    /// (`cuda` runs the learned matchers' models on the GPU; the rest runs on the CPU).
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
 }

@@ -123,11 +123,12 @@ config_enum! {
 }
 
 config_enum! {
-    /// Compute device. aquamvs runs on the CPU; `cuda` is accepted for AquaMVS configs.
+    /// Where the learned matchers' models run (ONNX Runtime); everything else runs on the CPU.
     Device {
         /// The CPU.
         Cpu = "cpu",
-        /// Accepted for compatibility; aquamvs still runs on the CPU.
+        /// ONNX Runtime's CUDA execution provider (needs the `onnxruntime-gpu` build of the
+        /// library and an NVIDIA GPU; see docs/learned-matchers.md).
         Cuda = "cuda",
     }
 }
@@ -408,7 +409,9 @@ config_section! {
 config_section! {
     /// `runtime`: outputs, pictures and resources.
     Runtime {
-        /// Accepted for AquaMVS compatibility; aquamvs runs on the CPU.
+        /// Where the learned matchers' models run: `cuda` uses ONNX Runtime's CUDA execution
+        /// provider (the `onnxruntime-gpu` library, docs/learned-matchers.md); everything else
+        /// runs on the CPU.
         device: Device = Device::Cpu,
         /// Worker threads (1 to 1024); null uses every core.
         threads: Option<usize> = None; check thread_count,
@@ -922,13 +925,14 @@ fn check_cross_fields(c: &Config, ctx: &mut Ctx) {
             ),
         );
     }
-    if c.runtime.device == Device::Cuda {
+    if c.runtime.device == Device::Cuda && c.matcher_type == MatcherType::Classical {
         let at = pos(ctx, "runtime.device");
         ctx.note(
             "runtime.device",
             at,
-            "`cuda` is accepted for AquaMVS configs, but aquamvs runs on the CPU (all cores \
-             unless `runtime.threads` says otherwise)",
+            "`cuda` applies to the learned matchers' models (ONNX Runtime's CUDA execution \
+             provider); with the classical matcher aquamvs runs on the CPU (all cores unless \
+             `runtime.threads` says otherwise)",
         );
     }
 }

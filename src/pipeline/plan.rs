@@ -444,6 +444,33 @@ fn check_models(loaded: &LoadedConfig, v: &mut Validation) {
             ));
         }
     }
+    check_device(loaded, v);
+}
+
+/// `runtime.device: cuda` with a learned matcher: the ONNX Runtime library must have the CUDA
+/// execution provider (the library is loaded to ask it).
+fn check_device(loaded: &LoadedConfig, v: &mut Validation) {
+    use crate::features::onnx::runtime::{OnnxError, check_device};
+    let c = &loaded.config;
+    if c.runtime.device != crate::config::Device::Cuda || c.matcher_type == MatcherType::Classical {
+        return;
+    }
+    let library = c.runtime.onnxruntime_library.as_deref();
+    if library.is_some_and(|p| !p.is_file()) {
+        return; // already reported as a missing file
+    }
+    let at = loaded.locate("runtime.device");
+    match check_device(library, crate::config::Device::Cuda) {
+        Ok(()) => {}
+        Err(OnnxError::Device { message }) => v.problems.push(format!(
+            "runtime.device ({at}): {message}; {}",
+            crate::features::onnx::runtime::CUDA_HINT
+        )),
+        Err(e) => v.problems.push(format!(
+            "runtime.device ({at}): `cuda` needs the ONNX Runtime library, which could not be \
+             loaded: {e}"
+        )),
+    }
 }
 
 /// The output folder, by the one output-folder check (`layout::check_output_dir`: not a root,

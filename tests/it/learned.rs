@@ -249,3 +249,38 @@ fn missing_or_wrong_runtime_and_models_are_clear_errors() {
     let stderr = texts(&out).1;
     assert!(stderr.contains("is not a supported LightGlue model"), "{stderr}");
 }
+
+#[test]
+fn cuda_device_with_a_cpu_only_runtime_is_one_clear_error() {
+    let Some(ort) = ort_or_skip("cuda_device_with_a_cpu_only_runtime_is_one_clear_error") else {
+        return;
+    };
+    // The PyPI `onnxruntime` wheel (what scripts/test installs) is a CPU-only build.
+    let (_dir, root, _surface, mut config) = scene(SurfaceKind::Flat, &DOTS);
+    config.matcher_type = MatcherType::Lightglue;
+    config.sparse_matching.extractor_model = Some(model("superpoint.onnx"));
+    config.sparse_matching.matcher_model = Some(model("lightglue.onnx"));
+    config.runtime.device = aquamvs::config::Device::Cuda;
+    write_config(&root, "cuda.yaml", &config);
+    for command in ["check", "reconstruct"] {
+        let out = run(&root, &[command, "cuda.yaml"], Some(&ort));
+        // `check` lists its problems on stdout, a run says its error on stderr.
+        let (stdout, stderr) = texts(&out);
+        let text = format!("{stdout}{stderr}");
+        assert!(!out.status.success(), "{command}: {text}");
+        assert!(
+            text.contains("runtime.device (cuda.yaml:")
+                && text.contains("is a CPU-only build")
+                && text.contains("pip install 'onnxruntime-gpu==1.31.*'"),
+            "{command}:\n{text}"
+        );
+        assert!(!root.join("output/frame_000000/frame.json").exists(), "{command}");
+    }
+    // `--device cpu` (the default) runs; with the classical matcher `cuda` is only a note.
+    let out = run(&root, &["check", "cuda.yaml", "--set", "runtime.device=cpu"], Some(&ort));
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let out = run(&root, &["check", "cuda.yaml", "--set", "matcher_type=classical"], Some(&ort));
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(format!("{stdout}{stderr}").contains("aquamvs runs on the CPU"), "{stdout}{stderr}");
+}

@@ -3,7 +3,8 @@
 //!
 //! # Supported models (detected from the inputs of `sparse_matching.matcher_model`)
 //! - **Separate models.** `sparse_matching.extractor_model`: `image` f32 \[1,1,H,W\] (grey in
-//!   \[0, 1\]) → `keypoints` i64 \[1,N,2\] (x, y in the resized image), `scores` f32 \[1,N\],
+//!   \[0, 1\]; H and W fixed, or both dynamic) → `keypoints` i64 or f32 \[1,N,2\] (x, y in the
+//!   resized image, pixel centres), `scores` f32 \[1,N\],
 //!   `descriptors` f32 \[1,N,D\]. `sparse_matching.matcher_model`: `kpts0`, `kpts1` f32
 //!   \[1,N,2\], `desc0`, `desc1` f32 \[1,N,D\] → `matches0` i64 \[M,2\] (index in 0, index in 1),
 //!   `mscores0` f32 \[M\]. Features are extracted once per camera per frame; keypoints are
@@ -17,7 +18,9 @@
 //! # Preprocessing
 //! Grey in \[0, 1\], resized so that the long side is `sparse_matching.extractor_resize`
 //! (LightGlue's 1024 by default), each side rounded to the nearest multiple of 8 (antialiased when
-//! shrinking). Keypoints map back with `u = (k + 0.5) / s − 0.5` per axis, `s` = resized /
+//! shrinking); an extractor exported for a fixed H×W gets exactly that size instead (each axis
+//! scaled on its own; `scripts/export_lightglue_onnx.py` exports fixed sizes, because traced
+//! extractors bake the trace's image size into their keypoint scaling). Keypoints map back with `u = (k + 0.5) / s − 0.5` per axis, `s` = resized /
 //! original size. Then: keypoints scoring below `detection_threshold` are dropped, the
 //! `max_keypoints` best are kept, masks are applied (§8), and matches scoring below
 //! `filter_threshold` are dropped.
@@ -28,7 +31,7 @@ use nalgebra::Point2;
 
 use super::resize::resize_planar;
 use super::runtime::{Input, Model, OnnxError, describe_inputs, environment};
-use crate::config::Config;
+use crate::config::{Config, Device};
 use crate::features::{
     CameraPair, FeatureError, FeatureMatcher, FrameMatches, Keypoints, Match, Matcher, PairMatches,
     View, mask_keeps, match_with_features,
@@ -48,6 +51,8 @@ pub struct LightGlueOptions {
     pub filter_threshold: f32,
     /// ONNX Runtime intra-op threads (`None`: every core).
     pub threads: Option<usize>,
+    /// Where the models run (`runtime.device`).
+    pub device: Device,
 }
 
 impl Default for LightGlueOptions {
@@ -58,6 +63,7 @@ impl Default for LightGlueOptions {
             max_keypoints: 2048,
             filter_threshold: 0.1,
             threads: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -72,6 +78,7 @@ impl LightGlueOptions {
             max_keypoints: s.max_keypoints,
             filter_threshold: s.filter_threshold as f32,
             threads: config.runtime.threads,
+            device: config.runtime.device,
         }
     }
 }
@@ -79,8 +86,15 @@ impl LightGlueOptions {
 /// Which form of model was loaded.
 #[derive(Debug)]
 enum Form {
-    Separate { extractor: Model, matcher: Model },
-    EndToEnd { model: Model },
+    /// `input`: the extractor's fixed input size, `None` when dynamic.
+    Separate {
+        extractor: Model,
+        matcher: Model,
+        input: Option<ImageSize>,
+    },
+    EndToEnd {
+        model: Model,
+    },
 }
 
 /// The LightGlue matcher (see the module docs).
@@ -119,7 +133,7 @@ impl LightGlueMatcher {
         matcher: &Path,
         opts: LightGlueOptions,
     ) -> Result<Self, OnnxError> {
-        let model = Model::load(env, matcher, MATCHER_FIELD, opts.threads)?;
+        let model = Model::load(env, matcher, MATCHER_FIELD, opts.threads, opts.device)?;
         let names = model.input_names();
         let form = if names == ["images"] {
             model.require_outputs("end-to-end LightGlue", &["keypoints", "matches", "mscores"])?;
@@ -140,7 +154,7 @@ impl LightGlueMatcher {
                     matcher.display()
                 ),
             })?;
-            let ex = Model::load(env, path, EXTRACTOR_FIELD, opts.threads)?;
+            let ex = Model::load(env, path, EXTRACTOR_FIELD, opts.threads, opts.device)?;
             if ex.input_names() != ["image"] {
                 return Err(ex.signature_error(
                     "SuperPoint extractor",
@@ -151,7 +165,29 @@ impl LightGlueMatcher {
                 ));
             }
             ex.require_outputs("SuperPoint extractor", &["keypoints", "scores", "descriptors"])?;
-            Form::Separate { extractor: ex, matcher: model }
+            let input = match ex.inputs[0].2.as_slice() {
+                [_, 1, h, w] if *h > 0 && *w > 0 => Some(ImageSize::new(*w as usize, *h as usize)),
+                [_, 1, h, w] if *h <= 0 && *w <= 0 => None,
+                shape => {
+                    return Err(ex.signature_error(
+                        "SuperPoint extractor",
+                        format!(
+                            "`image` has shape {shape:?}; expected [1,1,H,W] (one grey channel) \
+                             with H and W both fixed or both dynamic"
+                        ),
+                    ));
+                }
+            };
+            if let Some(size) = input {
+                tracing::info!(
+                    "the extractor {} takes {}×{} images: sparse_matching.extractor_resize does \
+                     not apply",
+                    path.display(),
+                    size.width,
+                    size.height
+                );
+            }
+            Form::Separate { extractor: ex, matcher: model, input }
         } else {
             return Err(model.signature_error(
                 "LightGlue",
@@ -194,15 +230,16 @@ struct Prepared {
     scale: (f64, f64),
 }
 
-fn prepare(image: &GrayImage, resize: usize) -> Prepared {
+/// `fixed`: the extractor's own input size, else [`resized_size`].
+fn prepare(image: &GrayImage, resize: usize, fixed: Option<ImageSize>) -> Prepared {
     let (w, h) = (image.width(), image.height());
-    let size = resized_size(image.size(), resize);
+    let size = fixed.unwrap_or_else(|| resized_size(image.size(), resize));
     let data = resize_planar(image.as_slice(), 1, (w, h), (size.width, size.height));
     Prepared { data, size, scale: (size.width as f64 / w as f64, size.height as f64 / h as f64) }
 }
 
 /// A keypoint of the resized image at full resolution (pixel-centre convention).
-fn map_back(k: (i64, i64), scale: (f64, f64)) -> Point2<f64> {
+fn map_back(k: (f32, f32), scale: (f64, f64)) -> Point2<f64> {
     Point2::new((k.0 as f64 + 0.5) / scale.0 - 0.5, (k.1 as f64 + 0.5) / scale.1 - 0.5)
 }
 
@@ -212,14 +249,20 @@ fn backend(what: impl Into<String>, e: OnnxError) -> FeatureError {
 
 impl LightGlueMatcher {
     /// Keypoints (full resolution) of one image with the separate extractor.
-    fn extract_separate(&self, extractor: &Model, view: &View<'_>) -> Result<Keypoints, OnnxError> {
-        let p = prepare(view.image, self.opts.resize);
+    fn extract_separate(
+        &self,
+        extractor: &Model,
+        input: Option<ImageSize>,
+        view: &View<'_>,
+    ) -> Result<Keypoints, OnnxError> {
+        let p = prepare(view.image, self.opts.resize, input);
         let (h, w) = (p.size.height as i64, p.size.width as i64);
         let out = extractor.run(
             vec![Input { name: "image", shape: vec![1, 1, h, w], data: p.data }],
             &["keypoints", "scores", "descriptors"],
         )?;
-        let kp = out[0].i64s(extractor, "keypoints", 3)?;
+        // Integer (SuperPoint) or sub-pixel (ALIKED) positions.
+        let kp = out[0].f32s(extractor, "keypoints", 3)?;
         let scores = out[1].f32s(extractor, "scores", 2)?;
         let desc = out[2].f32s(extractor, "descriptors", 3)?;
         let n = out[0].dim(1);
@@ -323,7 +366,8 @@ impl LightGlueMatcher {
         a: &View<'_>,
         b: &View<'_>,
     ) -> Result<Vec<Match>, OnnxError> {
-        let (pa, pb) = (prepare(a.image, self.opts.resize), prepare(b.image, self.opts.resize));
+        let (pa, pb) =
+            (prepare(a.image, self.opts.resize, None), prepare(b.image, self.opts.resize, None));
         let w = pa.size.width.max(pb.size.width);
         let h = pa.size.height.max(pb.size.height);
         let mut data = vec![0.0f32; 2 * w * h];
@@ -337,7 +381,7 @@ impl LightGlueMatcher {
             vec![Input { name: "images", shape: vec![2, 1, h as i64, w as i64], data }],
             &["keypoints", "matches", "mscores"],
         )?;
-        let kp = out[0].i64s(model, "keypoints", 3)?;
+        let kp = out[0].f32s(model, "keypoints", 3)?;
         let m = out[1].i64s(model, "matches", 2)?;
         let s = out[2].f32s(model, "mscores", 1)?;
         let n = out[0].dim(1);
@@ -383,6 +427,7 @@ impl LightGlueMatcher {
 struct Separate<'m> {
     owner: &'m LightGlueMatcher,
     extractor: &'m Model,
+    input: Option<ImageSize>,
     matcher: &'m Model,
 }
 
@@ -395,7 +440,7 @@ impl FeatureMatcher for Separate<'_> {
 
     fn extract(&self, view: &View<'_>) -> Result<Keypoints, FeatureError> {
         self.owner
-            .extract_separate(self.extractor, view)
+            .extract_separate(self.extractor, self.input, view)
             .map_err(|e| backend(format!("camera `{}`", view.name), e))
     }
 
@@ -429,9 +474,11 @@ impl Matcher for LightGlueMatcher {
         pairs: &[CameraPair],
     ) -> Result<FrameMatches, FeatureError> {
         match &self.form {
-            Form::Separate { extractor, matcher } => {
-                match_with_features(&Separate { owner: self, extractor, matcher }, views, pairs)
-            }
+            Form::Separate { extractor, matcher, input } => match_with_features(
+                &Separate { owner: self, extractor, input: *input, matcher },
+                views,
+                pairs,
+            ),
             Form::EndToEnd { model } => {
                 // Reuse the input checks of the feature runner (no features are extracted).
                 let find = |pair: &CameraPair, name: &str| {

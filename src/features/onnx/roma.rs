@@ -30,7 +30,7 @@ use nalgebra::Point2;
 
 use super::resize::resize_planar;
 use super::runtime::{Input, Model, OnnxError, describe_inputs, environment};
-use crate::config::Config;
+use crate::config::{Config, Device};
 use crate::features::{
     CameraPair, FeatureError, FrameMatches, Match, PairMatches, mask_keeps_truncated,
 };
@@ -124,6 +124,8 @@ pub struct RomaOptions {
     pub max_correspondences: usize,
     /// ONNX Runtime intra-op threads (`None`: every core).
     pub threads: Option<usize>,
+    /// Where the models run (`runtime.device`).
+    pub device: Device,
     /// Input size for a model whose height and width are dynamic
     /// (`dense_matching.roma_anchor_width/height`, AquaMVS's RoMa resolution).
     pub anchor: ImageSize,
@@ -135,6 +137,7 @@ impl Default for RomaOptions {
             certainty_threshold: 0.5,
             max_correspondences: 100_000,
             threads: None,
+            device: Device::Cpu,
             anchor: ImageSize::new(512, 512),
         }
     }
@@ -147,6 +150,7 @@ impl RomaOptions {
             certainty_threshold: config.dense_matching.certainty_threshold as f32,
             max_correspondences: config.dense_matching.max_correspondences,
             threads: config.runtime.threads,
+            device: config.runtime.device,
             anchor: ImageSize::new(
                 config.dense_matching.roma_anchor_width,
                 config.dense_matching.roma_anchor_height,
@@ -189,7 +193,7 @@ impl RomaMatcher {
         path: &Path,
         opts: RomaOptions,
     ) -> Result<Self, OnnxError> {
-        let model = Model::load(env, path, FIELD, opts.threads)?;
+        let model = Model::load(env, path, FIELD, opts.threads, opts.device)?;
         if model.input_names() != ["img_A", "img_B"] {
             return Err(model.signature_error(
                 KIND,

@@ -11,11 +11,19 @@
 //! A missing file, a file that is not ONNX Runtime or a version older than 1.[`ort::MINOR_VERSION`]
 //! is an [`OnnxError::Runtime`] that says how to get the library ([`INSTALL_HINT`]); nothing
 //! panics. One process loads one library: asking for a second, different one is an error.
+//!
+//! Models run on the CPU unless `runtime.device` is `cuda`: then every session gets ONNX
+//! Runtime's CUDA execution provider, which only the GPU build of the library
+//! (`onnxruntime-gpu`) has. [`check_device`] says so in one line ([`CUDA_HINT`]) before a run
+//! starts (`aquamvs check` and the run's own validation call it), and a session whose CUDA
+//! provider cannot start (no GPU, no CUDA libraries) is an error, never a silent CPU run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ort::environment::Environment;
+
+use crate::config::Device;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 
@@ -26,6 +34,12 @@ pub const INSTALL_HINT: &str = "install it with `python3 -m venv .venv && .venv/
      libonnxruntime.1.31.*.dylib, on Windows onnxruntime.dll): set `runtime.onnxruntime_library` \
      to that file, export ORT_DYLIB_PATH=<file>, or copy it next to the aquamvs executable";
 
+/// What to do when `runtime.device: cuda` cannot be honoured.
+pub const CUDA_HINT: &str = "install ONNX Runtime's GPU build (`.venv/bin/pip install \
+     'onnxruntime-gpu==1.31.*'`, which needs an NVIDIA driver, CUDA 12 and cuDNN 9) and point \
+     `runtime.onnxruntime_library` or ORT_DYLIB_PATH at its \
+     onnxruntime/capi/libonnxruntime.so.1.31.*, or set `runtime.device: cpu`";
+
 /// Errors of the learned matchers' runtime and models.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum OnnxError {
@@ -33,6 +47,12 @@ pub enum OnnxError {
     #[error("ONNX Runtime: {message}; {INSTALL_HINT}")]
     Runtime {
         /// What went wrong.
+        message: String,
+    },
+    /// `runtime.device: cuda`, but the loaded library cannot run models on the GPU.
+    #[error("runtime.device: {message}; {CUDA_HINT}")]
+    Device {
+        /// What is missing.
         message: String,
     },
     /// A model file is missing or could not be loaded.
@@ -176,6 +196,32 @@ pub fn environment(configured: Option<&Path>) -> Result<Environment, OnnxError> 
     Ok(env)
 }
 
+/// Checks that the library can run models on `device`: for [`Device::Cuda`] it loads the
+/// library (see [`environment`]) and asks whether it was built with the CUDA execution
+/// provider. [`Device::Cpu`] needs nothing.
+pub fn check_device(configured: Option<&Path>, device: Device) -> Result<(), OnnxError> {
+    if device == Device::Cpu {
+        return Ok(());
+    }
+    environment(configured)?;
+    let (path, _) = resolve_library(configured)?;
+    match <ort::ep::CUDA as ort::ep::ExecutionProvider>::is_available() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(OnnxError::Device {
+            message: format!(
+                "`cuda` needs ONNX Runtime's CUDA execution provider, but {} is a CPU-only build",
+                path.display()
+            ),
+        }),
+        Err(e) => Err(OnnxError::Device {
+            message: format!(
+                "`cuda`: {} could not list its execution providers: {e}",
+                path.display()
+            ),
+        }),
+    }
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
@@ -248,12 +294,14 @@ impl std::fmt::Debug for Model {
 
 impl Model {
     /// Loads the model at `path` (named by config field `field`); `threads` caps ONNX
-    /// Runtime's intra-op threads (`None`: its default, every core).
+    /// Runtime's intra-op threads (`None`: its default, every core); `device` says where it
+    /// runs (see the module docs).
     pub fn load(
         env: &Environment,
         path: &Path,
         field: &'static str,
         threads: Option<usize>,
+        device: Device,
     ) -> Result<Self, OnnxError> {
         let model_err =
             |message: String| OnnxError::Model { field, path: path.to_path_buf(), message };
@@ -269,6 +317,24 @@ impl Model {
             builder = builder
                 .with_intra_threads(n)
                 .map_err(|e| model_err(format!("ONNX Runtime refused {n} threads: {e}")))?;
+        }
+        if device == Device::Cuda {
+            use ort::ep::ExecutionProvider;
+            let cuda = ort::ep::CUDA::default();
+            if !ort::ep::CUDA::is_available().unwrap_or(false) {
+                return Err(OnnxError::Device {
+                    message: "`cuda` needs ONNX Runtime's CUDA execution provider, but the loaded \
+                              library is a CPU-only build"
+                        .into(),
+                });
+            }
+            cuda.register(&mut builder).map_err(|e| OnnxError::Device {
+                message: format!(
+                    "ONNX Runtime's CUDA execution provider could not start for {} ({e}); is an \
+                     NVIDIA GPU with its driver present?",
+                    path.display()
+                ),
+            })?;
         }
         let session = builder
             .commit_from_file(path)

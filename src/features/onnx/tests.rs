@@ -252,6 +252,38 @@ fn lightglue_separate_models_match_and_triangulate_a_scene() {
 }
 
 #[test]
+fn lightglue_fixed_size_extractor_with_float_keypoints() {
+    // The form scripts/export_lightglue_onnx.py writes: a fixed 480×352 input (not the
+    // scene's 4:3, so each axis scales on its own) and f32 keypoints.
+    let Some(env) = ort_or_skip("lightglue_fixed_size_extractor_with_float_keypoints") else {
+        return;
+    };
+    let frame = Frame::render(&DOTS, SurfaceKind::Undulating);
+    let pairs = frame.pairs();
+    // extractor_resize does not apply to a fixed-size extractor.
+    for resize in [320, 2048] {
+        let opts = LightGlueOptions { resize, ..LightGlueOptions::default() };
+        let m = LightGlueMatcher::load(
+            &env,
+            Some(&model("superpoint_fixed.onnx")),
+            &model("lightglue.onnx"),
+            opts,
+        )
+        .unwrap();
+        let out = m.match_frame(&frame.views(), &pairs).unwrap();
+        let n_kp: Vec<usize> = out.keypoints.values().map(|k| k.len()).collect();
+        assert!(n_kp.iter().all(|&n| n == 9), "resize {resize}: {n_kp:?}");
+        let counts: Vec<usize> = out.pairs.iter().map(|p| p.matches.len()).collect();
+        assert!(counts.iter().all(|&c| c == 9), "resize {resize}: {counts:?}");
+        // Mapped back per axis (x by 320/480, y by 240/352): within a resized pixel.
+        assert_dot_matches(&frame, &out, 1.25);
+        let (n, worst) = frame.check_points(&out);
+        assert_eq!(n, 9, "resize {resize}");
+        assert!(worst < 0.008, "resize {resize}: {worst} m off the surface");
+    }
+}
+
+#[test]
 fn lightglue_end_to_end_model_matches_with_masks() {
     let Some(env) = ort_or_skip("lightglue_end_to_end_model_matches_with_masks") else {
         return;
