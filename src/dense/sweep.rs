@@ -770,7 +770,8 @@ mod tests {
     /// comes from the coarse level). Exact for every pixel whose cost window and warp nodes
     /// lie inside its own tile.
     ///
-    /// FIXME: near a tile's left or right edge the window reads columns of the neighbouring
+    /// Known gap (recorded in `docs/architecture.md`, decision 9): near a tile's left or right
+    /// edge the window reads columns of the neighbouring
     /// tile, whose warp nodes are projected only for the hypotheses of *its* band
     /// (`NodeProjections::project` covers the active span), so there a cost can differ from
     /// the exhaustive sweep's and the promise of `docs/architecture.md` decision 9 does not
