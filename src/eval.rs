@@ -9,6 +9,14 @@
 //!   samples by visibility);
 //! - **F1** at τ: the harmonic mean of precision and recall.
 //!
+//! Meshes are scored by area: the faces are cut into small sub-triangles (every edge at most
+//! [`MESH_SAMPLE_SPACING`]), each sub-triangle's centroid carries its area, and the share of
+//! the mesh's area within each tolerance of the true surface is reported, with the
+//! **invented** area (farther than [`INVENTED_DISTANCE`]) as a share and in cm², and the
+//! **coverage**: the share of the visible true surface (the same samples as completeness)
+//! with mesh within each tolerance. The sampling is deterministic; a distance measured from a
+//! centroid is off by at most spacing/√3 from the sub-triangle's farthest point.
+//!
 //! Depth maps are compared pixel by pixel in ray depth: mean absolute error over pixels valid
 //! in both, fraction within tolerance, and coverage (share of ground-truth-valid pixels with an
 //! estimate).
@@ -160,6 +168,127 @@ pub fn cloud_metrics(
         .map(|(p, r)| AtTolerance { tolerance: p.tolerance, value: f1(p.value, r.value) })
         .collect();
     CloudMetrics { accuracy, completeness, f1 }
+}
+
+/// Mesh area farther than this from the true surface (m) counts as invented.
+pub const INVENTED_DISTANCE: f64 = 0.005;
+/// Longest sub-triangle edge (m) when a mesh is sampled for its metrics.
+pub const MESH_SAMPLE_SPACING: f64 = 0.000_5;
+/// Most area samples of one mesh; a larger mesh is sampled more coarsely (the spacing used is
+/// reported).
+pub const MAX_MESH_SAMPLES: usize = 4_000_000;
+
+/// Area-based metrics of a mesh against the true surface.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeshMetrics {
+    /// Triangles of the mesh.
+    pub n_faces: usize,
+    /// Total area (m²).
+    pub area_m2: f64,
+    /// Longest sub-triangle edge used in sampling (m).
+    pub sample_spacing: f64,
+    /// Area samples (sub-triangles).
+    pub n_samples: usize,
+    /// Share of the mesh's area within each tolerance of the true surface.
+    pub within: Vec<AtTolerance>,
+    /// Share of the mesh's area farther than [`INVENTED_DISTANCE`] from the true surface.
+    pub invented_share: f64,
+    /// That area in cm².
+    pub invented_area_cm2: f64,
+    /// Share of the visible true surface with mesh within each tolerance.
+    pub coverage: Vec<AtTolerance>,
+}
+
+/// Samples `mesh` by area: each face is cut into k² congruent sub-triangles (k = ⌈longest
+/// edge / `spacing`⌉), each represented by its centroid and its area. Degenerate faces (zero
+/// area) give no samples. Deterministic: faces in order, sub-triangles in a fixed order.
+pub fn sample_mesh(mesh: &crate::mesh::TriangleMesh, spacing: f64) -> SurfaceSamples {
+    let v = mesh.vertices();
+    let mut out = SurfaceSamples::default();
+    for f in mesh.faces() {
+        let [a, b, c] = f.map(|i| v[i as usize]);
+        let (ab, ac) = (b - a, c - a);
+        let area = 0.5 * ab.cross(&ac).norm();
+        if !(area > 0.0 && area.is_finite()) {
+            continue;
+        }
+        let longest = ab.norm().max(ac.norm()).max((c - b).norm());
+        let k = (longest / spacing).ceil().max(1.0) as usize;
+        let (kf, sub) = (k as f64, area / (k * k) as f64);
+        for i in 0..k {
+            for j in 0..k - i {
+                let (fi, fj) = (i as f64, j as f64);
+                // The sub-triangle with its corner at (i, j), then the flipped one next to it.
+                out.points.push(a + ab * ((fi + 1.0 / 3.0) / kf) + ac * ((fj + 1.0 / 3.0) / kf));
+                out.areas.push(sub);
+                if i + j + 2 <= k {
+                    out.points
+                        .push(a + ab * ((fi + 2.0 / 3.0) / kf) + ac * ((fj + 2.0 / 3.0) / kf));
+                    out.areas.push(sub);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The number of samples [`sample_mesh`] gives at `spacing`.
+fn mesh_sample_count(mesh: &crate::mesh::TriangleMesh, spacing: f64) -> usize {
+    let v = mesh.vertices();
+    mesh.faces()
+        .iter()
+        .map(|f| {
+            let [a, b, c] = f.map(|i| v[i as usize]);
+            let area = 0.5 * (b - a).cross(&(c - a)).norm();
+            if !(area > 0.0 && area.is_finite()) {
+                return 0;
+            }
+            let longest = (b - a).norm().max((c - a).norm()).max((c - b).norm());
+            let k = (longest / spacing).ceil().max(1.0);
+            // Saturates instead of overflowing on an absurd face.
+            (k * k).min(usize::MAX as f64 / 4.0) as usize
+        })
+        .fold(0usize, usize::saturating_add)
+}
+
+/// Area metrics of `mesh` against `surface`, and its coverage of the `visible` samples.
+pub fn mesh_metrics(
+    mesh: &crate::mesh::TriangleMesh,
+    surface: &SurfaceModel,
+    visible: &SurfaceSamples,
+    tolerances: &[f64],
+) -> MeshMetrics {
+    // Coarsen the spacing until the sample count fits (deterministic: a fixed sequence).
+    let mut spacing = MESH_SAMPLE_SPACING;
+    loop {
+        let n = mesh_sample_count(mesh, spacing);
+        if n <= MAX_MESH_SAMPLES {
+            break;
+        }
+        spacing *= ((n as f64 / MAX_MESH_SAMPLES as f64).sqrt() * 1.05).max(1.05);
+    }
+    let samples = sample_mesh(mesh, spacing);
+    let area = samples.total_area();
+    let d = point_distances(&samples.points, surface);
+    let share = |keep: &dyn Fn(f64) -> bool| -> f64 {
+        let a: f64 = d.iter().zip(&samples.areas).filter(|(d, _)| keep(**d)).map(|(_, a)| a).sum();
+        if area > 0.0 { a / area } else { 0.0 }
+    };
+    let within = tolerances
+        .iter()
+        .map(|&t| AtTolerance { tolerance: t, value: share(&|d| d <= t) })
+        .collect();
+    let invented_share = share(&|d| d > INVENTED_DISTANCE);
+    MeshMetrics {
+        n_faces: mesh.n_faces(),
+        area_m2: area,
+        sample_spacing: spacing,
+        n_samples: samples.points.len(),
+        within,
+        invented_share,
+        invented_area_cm2: invented_share * area * 1e4,
+        coverage: completeness(visible, &samples.points, tolerances),
+    }
 }
 
 /// A depth map compared with its ground truth.
@@ -350,6 +479,12 @@ pub struct Evaluation {
     pub visible_area_m2: f64,
     /// Point-cloud metrics.
     pub cloud_metrics: CloudMetrics,
+    /// The mesh evaluated, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<std::path::PathBuf>,
+    /// Mesh metrics, when a mesh was evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_metrics: Option<MeshMetrics>,
     /// Depth-map metrics per camera, when depth maps were given.
     pub depth_maps: std::collections::BTreeMap<String, DepthMetrics>,
     /// Cameras of the ground truth without a depth map in the given folder.
@@ -363,7 +498,7 @@ pub enum EvalError {
     /// The ground truth could not be read.
     #[error(transparent)]
     GroundTruth(#[from] crate::synth::scene::SceneError),
-    /// The cloud could not be read.
+    /// The cloud or the mesh could not be read.
     #[error(transparent)]
     Cloud(#[from] crate::io::ply::PlyError),
     /// A depth map could not be read or does not fit.
@@ -382,6 +517,14 @@ pub enum EvalError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The mesh cannot be evaluated (no triangles, or non-finite coordinates).
+    #[error("{}: {message}", path.display())]
+    BadMesh {
+        /// The mesh file.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// No part of the true surface is seen by enough cameras to measure completeness.
     #[error(
         "no part of the ground-truth surface is seen by {min_views} or more cameras (the rig \
@@ -395,14 +538,15 @@ pub enum EvalError {
     },
 }
 
-/// Compares the cloud at `cloud` (and, when `depth_dir` is given, the `CAM.npz` depth maps in
-/// it) with the synthetic ground truth in `gt_dir`.
+/// Compares the cloud at `cloud` (and, when given, the mesh at `mesh` and the `CAM.npz` depth
+/// maps in `depth_dir`) with the synthetic ground truth in `gt_dir`.
 pub fn evaluate(
     cloud: &std::path::Path,
     gt_dir: &std::path::Path,
     frame: usize,
     min_views: usize,
     depth_dir: Option<&std::path::Path>,
+    mesh: Option<&std::path::Path>,
 ) -> Result<Evaluation, EvalError> {
     let gt = crate::synth::scene::GroundTruth::load(gt_dir)?;
     let surface = gt.surface(frame)?;
@@ -438,6 +582,10 @@ pub fn evaluate(
         return Err(EvalError::NothingVisible { min_views, n_cameras: gt.rig.cameras().len() });
     }
     let cloud_metrics = cloud_metrics(points.points(), surface, &visible, &DEFAULT_TOLERANCES);
+    let mesh_metrics = match mesh {
+        Some(path) => Some(evaluate_mesh(path, surface, &visible)?),
+        None => None,
+    };
     let mut depth_maps = std::collections::BTreeMap::new();
     let mut missing_depth_maps = Vec::new();
     if let Some(dir) = depth_dir {
@@ -486,7 +634,33 @@ pub fn evaluate(
         min_views,
         visible_area_m2: visible.total_area(),
         cloud_metrics,
+        mesh: mesh.map(std::path::Path::to_path_buf),
+        mesh_metrics,
         depth_maps,
         missing_depth_maps,
     })
+}
+
+/// Reads the mesh at `path` and scores it ([`mesh_metrics`]).
+fn evaluate_mesh(
+    path: &std::path::Path,
+    surface: &SurfaceModel,
+    visible: &SurfaceSamples,
+) -> Result<MeshMetrics, EvalError> {
+    let bad = |message: String| EvalError::BadMesh { path: path.to_path_buf(), message };
+    let mesh = crate::io::ply::read_mesh(path)?;
+    if mesh.is_empty() {
+        return Err(bad("the mesh has no triangles: there is no surface to evaluate (give the \
+                        frame's mesh/surface.ply, or leave out --mesh)"
+            .into()));
+    }
+    let non_finite =
+        mesh.vertices().iter().filter(|p| !p.coords.iter().all(|c| c.is_finite())).count();
+    if non_finite > 0 {
+        return Err(bad(format!(
+            "{non_finite} of {} vertices have non-finite coordinates: the file is damaged",
+            mesh.n_vertices()
+        )));
+    }
+    Ok(mesh_metrics(&mesh, surface, visible, &DEFAULT_TOLERANCES))
 }
