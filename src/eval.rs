@@ -439,6 +439,112 @@ mod tests {
         assert_eq!(m.accuracy.within[0].value, 1.0);
     }
 
+    /// A mesh of `n` × `n` cells over [x0, x1] × [y0, y1] with z = f(x, y).
+    fn grid_mesh(
+        (x0, x1): (f64, f64),
+        (y0, y1): (f64, f64),
+        n: usize,
+        f: impl Fn(f64, f64) -> f64,
+    ) -> crate::mesh::TriangleMesh {
+        let mut v = Vec::new();
+        for j in 0..=n {
+            for i in 0..=n {
+                let (x, y) =
+                    (x0 + (x1 - x0) * i as f64 / n as f64, y0 + (y1 - y0) * j as f64 / n as f64);
+                v.push(Point3::new(x, y, f(x, y)));
+            }
+        }
+        let id = |i: usize, j: usize| (j * (n + 1) + i) as u32;
+        let mut faces = Vec::new();
+        for j in 0..n {
+            for i in 0..n {
+                faces.push([id(i, j), id(i + 1, j), id(i, j + 1)]);
+                faces.push([id(i + 1, j), id(i + 1, j + 1), id(i, j + 1)]);
+            }
+        }
+        crate::mesh::TriangleMesh::from_parts(v, faces, None, None).unwrap()
+    }
+
+    /// Two meshes side by side in one.
+    fn merged(
+        a: crate::mesh::TriangleMesh,
+        b: crate::mesh::TriangleMesh,
+    ) -> crate::mesh::TriangleMesh {
+        let (mut v, mut f, _, _) = a.into_parts();
+        let off = v.len() as u32;
+        let (bv, bf, _, _) = b.into_parts();
+        v.extend(bv);
+        f.extend(bf.into_iter().map(|t| t.map(|i| i + off)));
+        crate::mesh::TriangleMesh::from_parts(v, f, None, None).unwrap()
+    }
+
+    #[test]
+    fn sampling_is_by_area_and_bounded() {
+        // One triangle of area 0.5 with edges up to √2: k = ⌈√2 / 0.1⌉ = 15, 225 samples.
+        let tri = crate::mesh::TriangleMesh::from_parts(
+            vec![Point3::origin(), Point3::new(1.0, 0.0, 0.0), Point3::new(0.0, 1.0, 0.0)],
+            vec![[0, 1, 2], [0, 0, 1]],
+            None,
+            None,
+        )
+        .unwrap();
+        let s = sample_mesh(&tri, 0.1);
+        assert_eq!(s.points.len(), 225);
+        assert!((s.total_area() - 0.5).abs() < 1e-12);
+        // Every sample is inside the triangle, and their mean is its centroid.
+        assert!(s.points.iter().all(|p| p.x > 0.0 && p.y > 0.0 && p.x + p.y < 1.0));
+        let mean = s.points.iter().fold(nalgebra::Vector3::zeros(), |m, p| m + p.coords) / 225.0;
+        assert!((mean - nalgebra::Vector3::new(1.0, 1.0, 0.0) / 3.0).norm() < 1e-12);
+        assert_eq!(sample_mesh(&tri, 0.1), s, "deterministic");
+    }
+
+    /// A plane mesh on a plane truth: all its area within 1 mm, nothing invented, and the
+    /// visible surface it spans covered.
+    #[test]
+    fn plane_mesh_on_plane_truth() {
+        let surface = SurfaceModel::flat(1.5);
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        let mesh = grid_mesh((-0.1, 0.1), (-0.1, 0.1), 50, |_, _| 1.5);
+        let m = mesh_metrics(&mesh, &surface, &visible, &DEFAULT_TOLERANCES);
+        assert!((m.area_m2 - 0.04).abs() < 1e-12, "{}", m.area_m2);
+        assert!(m.within.iter().all(|w| w.value == 1.0), "{:?}", m.within);
+        assert_eq!((m.invented_share, m.invented_area_cm2), (0.0, 0.0));
+        assert!(m.coverage.iter().all(|c| c.value == 1.0), "{:?}", m.coverage);
+        // Half the surface meshed: about half of it covered (plus a 1 mm strip at the edge).
+        let half = grid_mesh((-0.1, 0.0), (-0.1, 0.1), 25, |_, _| 1.5);
+        let m = mesh_metrics(&half, &surface, &visible, &[0.001]);
+        assert!((m.coverage[0].value - 0.5).abs() < 0.02, "{:?}", m.coverage);
+    }
+
+    /// A mesh with a patch that leaves the truth: the flat 20 × 20 cm mesh on z = 1.5 plus a
+    /// 2 × 2 cm patch tilted at slope 0.5 whose height above the truth grows from 0 to 1 cm
+    /// along x. The invented area (> 5 mm) is the patch's far half; the sampling error is at
+    /// most the strip of sub-triangles straddling the 5 mm line: 2 cm × spacing × √(1 + s²).
+    #[test]
+    fn an_offset_patch_is_invented_area() {
+        let surface = SurfaceModel::flat(1.5);
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        let slope: f64 = 0.5;
+        let flat = grid_mesh((-0.1, 0.1), (-0.1, 0.1), 50, |_, _| 1.5);
+        let patch = grid_mesh((0.0, 0.02), (0.0, 0.02), 7, |x, _| 1.5 - slope * x);
+        let m = mesh_metrics(&merged(flat, patch), &surface, &visible, &DEFAULT_TOLERANCES);
+        let stretch = (1.0 + slope * slope).sqrt();
+        let patch_area = 0.02 * 0.02 * stretch;
+        assert!((m.area_m2 - (0.04 + patch_area)).abs() < 1e-12);
+        let invented = m.invented_share * m.area_m2;
+        let tolerance = 0.02 * m.sample_spacing * stretch;
+        assert!(
+            (invented - patch_area / 2.0).abs() <= tolerance,
+            "{invented} vs {}",
+            patch_area / 2.0
+        );
+        assert!((m.invented_area_cm2 - invented * 1e4).abs() < 1e-9);
+        // Within 1 mm: the flat part and the patch's first 2 mm.
+        let near = 0.04 + patch_area * 0.1;
+        assert!((m.within[0].value * m.area_m2 - near).abs() <= tolerance, "{:?}", m.within);
+        assert!((m.within[2].value + m.invented_share - 1.0).abs() < 1e-12);
+    }
+
     #[test]
     fn depth_map_comparison() {
         let size = ImageSize::new(4, 2);
