@@ -272,7 +272,7 @@ fn thread_count(v: &Option<usize>) -> Result<(), String> {
 fn trim_distance(v: &Option<f64>) -> Result<(), String> {
     match v {
         Some(d) if !(d.is_finite() && *d > 0.0) => Err(format!(
-            "must be a positive number of metres (or null for 2 × voxel_size), got {d}"
+            "must be a finite number greater than 0 (metres), or null for 2 × voxel_size; got {d}"
         )),
         _ => Ok(()),
     }
