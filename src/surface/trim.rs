@@ -77,10 +77,9 @@ pub fn trim_to_support(mesh: TriangleMesh, support: &PointIndex, distance: f64) 
         }
     }
     let mut remap = vec![u32::MAX; vertices.len()];
-    let mut next = 0u32;
-    for (r, _) in remap.iter_mut().zip(&used).filter(|(_, u)| **u) {
-        *r = next;
-        next += 1;
+    // The mesh's indices are u32, so the kept vertices count fits.
+    for (next, (r, _)) in remap.iter_mut().zip(&used).filter(|(_, u)| **u).enumerate() {
+        *r = next as u32;
     }
     let vertices = keep_used(vertices, &used);
     let normals = normals.map(|n| keep_used(n, &used));
