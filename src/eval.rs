@@ -9,6 +9,14 @@
 //!   samples by visibility);
 //! - **F1** at τ: the harmonic mean of precision and recall.
 //!
+//! Meshes are scored by area: the faces are cut into small sub-triangles (every edge at most
+//! [`MESH_SAMPLE_SPACING`]), each sub-triangle's centroid carries its area, and the share of
+//! the mesh's area within each tolerance of the true surface is reported, with the
+//! **invented** area (farther than [`INVENTED_DISTANCE`]) as a share and in cm², and the
+//! **coverage**: the share of the visible true surface (the same samples as completeness)
+//! with mesh within each tolerance. The sampling is deterministic; a distance measured from a
+//! centroid is off by at most spacing/√3 from the sub-triangle's farthest point.
+//!
 //! Depth maps are compared pixel by pixel in ray depth: mean absolute error over pixels valid
 //! in both, fraction within tolerance, and coverage (share of ground-truth-valid pixels with an
 //! estimate).
@@ -162,6 +170,127 @@ pub fn cloud_metrics(
     CloudMetrics { accuracy, completeness, f1 }
 }
 
+/// Mesh area farther than this from the true surface (m) counts as invented.
+pub const INVENTED_DISTANCE: f64 = 0.005;
+/// Longest sub-triangle edge (m) when a mesh is sampled for its metrics.
+pub const MESH_SAMPLE_SPACING: f64 = 0.000_5;
+/// Most area samples of one mesh; a larger mesh is sampled more coarsely (the spacing used is
+/// reported).
+pub const MAX_MESH_SAMPLES: usize = 4_000_000;
+
+/// Area-based metrics of a mesh against the true surface.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeshMetrics {
+    /// Triangles of the mesh.
+    pub n_faces: usize,
+    /// Total area (m²).
+    pub area_m2: f64,
+    /// Longest sub-triangle edge used in sampling (m).
+    pub sample_spacing: f64,
+    /// Area samples (sub-triangles).
+    pub n_samples: usize,
+    /// Share of the mesh's area within each tolerance of the true surface.
+    pub within: Vec<AtTolerance>,
+    /// Share of the mesh's area farther than [`INVENTED_DISTANCE`] from the true surface.
+    pub invented_share: f64,
+    /// That area in cm².
+    pub invented_area_cm2: f64,
+    /// Share of the visible true surface with mesh within each tolerance.
+    pub coverage: Vec<AtTolerance>,
+}
+
+/// Samples `mesh` by area: each face is cut into k² congruent sub-triangles (k = ⌈longest
+/// edge / `spacing`⌉), each represented by its centroid and its area. Degenerate faces (zero
+/// area) give no samples. Deterministic: faces in order, sub-triangles in a fixed order.
+pub fn sample_mesh(mesh: &crate::mesh::TriangleMesh, spacing: f64) -> SurfaceSamples {
+    let v = mesh.vertices();
+    let mut out = SurfaceSamples::default();
+    for f in mesh.faces() {
+        let [a, b, c] = f.map(|i| v[i as usize]);
+        let (ab, ac) = (b - a, c - a);
+        let area = 0.5 * ab.cross(&ac).norm();
+        if !(area > 0.0 && area.is_finite()) {
+            continue;
+        }
+        let longest = ab.norm().max(ac.norm()).max((c - b).norm());
+        let k = (longest / spacing).ceil().max(1.0) as usize;
+        let (kf, sub) = (k as f64, area / (k * k) as f64);
+        for i in 0..k {
+            for j in 0..k - i {
+                let (fi, fj) = (i as f64, j as f64);
+                // The sub-triangle with its corner at (i, j), then the flipped one next to it.
+                out.points.push(a + ab * ((fi + 1.0 / 3.0) / kf) + ac * ((fj + 1.0 / 3.0) / kf));
+                out.areas.push(sub);
+                if i + j + 2 <= k {
+                    out.points
+                        .push(a + ab * ((fi + 2.0 / 3.0) / kf) + ac * ((fj + 2.0 / 3.0) / kf));
+                    out.areas.push(sub);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The number of samples [`sample_mesh`] gives at `spacing`.
+fn mesh_sample_count(mesh: &crate::mesh::TriangleMesh, spacing: f64) -> usize {
+    let v = mesh.vertices();
+    mesh.faces()
+        .iter()
+        .map(|f| {
+            let [a, b, c] = f.map(|i| v[i as usize]);
+            let area = 0.5 * (b - a).cross(&(c - a)).norm();
+            if !(area > 0.0 && area.is_finite()) {
+                return 0;
+            }
+            let longest = (b - a).norm().max((c - a).norm()).max((c - b).norm());
+            let k = (longest / spacing).ceil().max(1.0);
+            // Saturates instead of overflowing on an absurd face.
+            (k * k).min(usize::MAX as f64 / 4.0) as usize
+        })
+        .fold(0usize, usize::saturating_add)
+}
+
+/// Area metrics of `mesh` against `surface`, and its coverage of the `visible` samples.
+pub fn mesh_metrics(
+    mesh: &crate::mesh::TriangleMesh,
+    surface: &SurfaceModel,
+    visible: &SurfaceSamples,
+    tolerances: &[f64],
+) -> MeshMetrics {
+    // Coarsen the spacing until the sample count fits (deterministic: a fixed sequence).
+    let mut spacing = MESH_SAMPLE_SPACING;
+    loop {
+        let n = mesh_sample_count(mesh, spacing);
+        if n <= MAX_MESH_SAMPLES {
+            break;
+        }
+        spacing *= ((n as f64 / MAX_MESH_SAMPLES as f64).sqrt() * 1.05).max(1.05);
+    }
+    let samples = sample_mesh(mesh, spacing);
+    let area = samples.total_area();
+    let d = point_distances(&samples.points, surface);
+    let share = |keep: &dyn Fn(f64) -> bool| -> f64 {
+        let a: f64 = d.iter().zip(&samples.areas).filter(|(d, _)| keep(**d)).map(|(_, a)| a).sum();
+        if area > 0.0 { a / area } else { 0.0 }
+    };
+    let within = tolerances
+        .iter()
+        .map(|&t| AtTolerance { tolerance: t, value: share(&|d| d <= t) })
+        .collect();
+    let invented_share = share(&|d| d > INVENTED_DISTANCE);
+    MeshMetrics {
+        n_faces: mesh.n_faces(),
+        area_m2: area,
+        sample_spacing: spacing,
+        n_samples: samples.points.len(),
+        within,
+        invented_share,
+        invented_area_cm2: invented_share * area * 1e4,
+        coverage: completeness(visible, &samples.points, tolerances),
+    }
+}
+
 /// A depth map compared with its ground truth.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DepthMetrics {
@@ -310,6 +439,112 @@ mod tests {
         assert_eq!(m.accuracy.within[0].value, 1.0);
     }
 
+    /// A mesh of `n` × `n` cells over [x0, x1] × [y0, y1] with z = f(x, y).
+    fn grid_mesh(
+        (x0, x1): (f64, f64),
+        (y0, y1): (f64, f64),
+        n: usize,
+        f: impl Fn(f64, f64) -> f64,
+    ) -> crate::mesh::TriangleMesh {
+        let mut v = Vec::new();
+        for j in 0..=n {
+            for i in 0..=n {
+                let (x, y) =
+                    (x0 + (x1 - x0) * i as f64 / n as f64, y0 + (y1 - y0) * j as f64 / n as f64);
+                v.push(Point3::new(x, y, f(x, y)));
+            }
+        }
+        let id = |i: usize, j: usize| (j * (n + 1) + i) as u32;
+        let mut faces = Vec::new();
+        for j in 0..n {
+            for i in 0..n {
+                faces.push([id(i, j), id(i + 1, j), id(i, j + 1)]);
+                faces.push([id(i + 1, j), id(i + 1, j + 1), id(i, j + 1)]);
+            }
+        }
+        crate::mesh::TriangleMesh::from_parts(v, faces, None, None).unwrap()
+    }
+
+    /// Two meshes side by side in one.
+    fn merged(
+        a: crate::mesh::TriangleMesh,
+        b: crate::mesh::TriangleMesh,
+    ) -> crate::mesh::TriangleMesh {
+        let (mut v, mut f, _, _) = a.into_parts();
+        let off = v.len() as u32;
+        let (bv, bf, _, _) = b.into_parts();
+        v.extend(bv);
+        f.extend(bf.into_iter().map(|t| t.map(|i| i + off)));
+        crate::mesh::TriangleMesh::from_parts(v, f, None, None).unwrap()
+    }
+
+    #[test]
+    fn sampling_is_by_area_and_bounded() {
+        // One triangle of area 0.5 with edges up to √2: k = ⌈√2 / 0.1⌉ = 15, 225 samples.
+        let tri = crate::mesh::TriangleMesh::from_parts(
+            vec![Point3::origin(), Point3::new(1.0, 0.0, 0.0), Point3::new(0.0, 1.0, 0.0)],
+            vec![[0, 1, 2], [0, 0, 1]],
+            None,
+            None,
+        )
+        .unwrap();
+        let s = sample_mesh(&tri, 0.1);
+        assert_eq!(s.points.len(), 225);
+        assert!((s.total_area() - 0.5).abs() < 1e-12);
+        // Every sample is inside the triangle, and their mean is its centroid.
+        assert!(s.points.iter().all(|p| p.x > 0.0 && p.y > 0.0 && p.x + p.y < 1.0));
+        let mean = s.points.iter().fold(nalgebra::Vector3::zeros(), |m, p| m + p.coords) / 225.0;
+        assert!((mean - nalgebra::Vector3::new(1.0, 1.0, 0.0) / 3.0).norm() < 1e-12);
+        assert_eq!(sample_mesh(&tri, 0.1), s, "deterministic");
+    }
+
+    /// A plane mesh on a plane truth: all its area within 1 mm, nothing invented, and the
+    /// visible surface it spans covered.
+    #[test]
+    fn plane_mesh_on_plane_truth() {
+        let surface = SurfaceModel::flat(1.5);
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        let mesh = grid_mesh((-0.1, 0.1), (-0.1, 0.1), 50, |_, _| 1.5);
+        let m = mesh_metrics(&mesh, &surface, &visible, &DEFAULT_TOLERANCES);
+        assert!((m.area_m2 - 0.04).abs() < 1e-12, "{}", m.area_m2);
+        assert!(m.within.iter().all(|w| w.value == 1.0), "{:?}", m.within);
+        assert_eq!((m.invented_share, m.invented_area_cm2), (0.0, 0.0));
+        assert!(m.coverage.iter().all(|c| c.value == 1.0), "{:?}", m.coverage);
+        // Half the surface meshed: about half of it covered (plus a 1 mm strip at the edge).
+        let half = grid_mesh((-0.1, 0.0), (-0.1, 0.1), 25, |_, _| 1.5);
+        let m = mesh_metrics(&half, &surface, &visible, &[0.001]);
+        assert!((m.coverage[0].value - 0.5).abs() < 0.02, "{:?}", m.coverage);
+    }
+
+    /// A mesh with a patch that leaves the truth: the flat 20 × 20 cm mesh on z = 1.5 plus a
+    /// 2 × 2 cm patch tilted at slope 0.5 whose height above the truth grows from 0 to 1 cm
+    /// along x. The invented area (> 5 mm) is the patch's far half; the sampling error is at
+    /// most the strip of sub-triangles straddling the 5 mm line: 2 cm × spacing × √(1 + s²).
+    #[test]
+    fn an_offset_patch_is_invented_area() {
+        let surface = SurfaceModel::flat(1.5);
+        let visible = grid_samples(&surface, -0.1, 0.1, -0.1, 0.1, 0.002);
+        let slope: f64 = 0.5;
+        let flat = grid_mesh((-0.1, 0.1), (-0.1, 0.1), 50, |_, _| 1.5);
+        let patch = grid_mesh((0.0, 0.02), (0.0, 0.02), 7, |x, _| 1.5 - slope * x);
+        let m = mesh_metrics(&merged(flat, patch), &surface, &visible, &DEFAULT_TOLERANCES);
+        let stretch = (1.0 + slope * slope).sqrt();
+        let patch_area = 0.02 * 0.02 * stretch;
+        assert!((m.area_m2 - (0.04 + patch_area)).abs() < 1e-12);
+        let invented = m.invented_share * m.area_m2;
+        let tolerance = 0.02 * m.sample_spacing * stretch;
+        assert!(
+            (invented - patch_area / 2.0).abs() <= tolerance,
+            "{invented} vs {}",
+            patch_area / 2.0
+        );
+        assert!((m.invented_area_cm2 - invented * 1e4).abs() < 1e-9);
+        // Within 1 mm: the flat part and the patch's first 2 mm.
+        let near = 0.04 + patch_area * 0.1;
+        assert!((m.within[0].value * m.area_m2 - near).abs() <= tolerance, "{:?}", m.within);
+        assert!((m.within[2].value + m.invented_share - 1.0).abs() < 1e-12);
+    }
+
     #[test]
     fn depth_map_comparison() {
         let size = ImageSize::new(4, 2);
@@ -350,6 +585,12 @@ pub struct Evaluation {
     pub visible_area_m2: f64,
     /// Point-cloud metrics.
     pub cloud_metrics: CloudMetrics,
+    /// The mesh evaluated, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<std::path::PathBuf>,
+    /// Mesh metrics, when a mesh was evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_metrics: Option<MeshMetrics>,
     /// Depth-map metrics per camera, when depth maps were given.
     pub depth_maps: std::collections::BTreeMap<String, DepthMetrics>,
     /// Cameras of the ground truth without a depth map in the given folder.
@@ -363,7 +604,7 @@ pub enum EvalError {
     /// The ground truth could not be read.
     #[error(transparent)]
     GroundTruth(#[from] crate::synth::scene::SceneError),
-    /// The cloud could not be read.
+    /// The cloud or the mesh could not be read.
     #[error(transparent)]
     Cloud(#[from] crate::io::ply::PlyError),
     /// A depth map could not be read or does not fit.
@@ -382,6 +623,14 @@ pub enum EvalError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The mesh cannot be evaluated (no triangles, or non-finite coordinates).
+    #[error("{}: {message}", path.display())]
+    BadMesh {
+        /// The mesh file.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// No part of the true surface is seen by enough cameras to measure completeness.
     #[error(
         "no part of the ground-truth surface is seen by {min_views} or more cameras (the rig \
@@ -395,14 +644,15 @@ pub enum EvalError {
     },
 }
 
-/// Compares the cloud at `cloud` (and, when `depth_dir` is given, the `CAM.npz` depth maps in
-/// it) with the synthetic ground truth in `gt_dir`.
+/// Compares the cloud at `cloud` (and, when given, the mesh at `mesh` and the `CAM.npz` depth
+/// maps in `depth_dir`) with the synthetic ground truth in `gt_dir`.
 pub fn evaluate(
     cloud: &std::path::Path,
     gt_dir: &std::path::Path,
     frame: usize,
     min_views: usize,
     depth_dir: Option<&std::path::Path>,
+    mesh: Option<&std::path::Path>,
 ) -> Result<Evaluation, EvalError> {
     let gt = crate::synth::scene::GroundTruth::load(gt_dir)?;
     let surface = gt.surface(frame)?;
@@ -438,6 +688,10 @@ pub fn evaluate(
         return Err(EvalError::NothingVisible { min_views, n_cameras: gt.rig.cameras().len() });
     }
     let cloud_metrics = cloud_metrics(points.points(), surface, &visible, &DEFAULT_TOLERANCES);
+    let mesh_metrics = match mesh {
+        Some(path) => Some(evaluate_mesh(path, surface, &visible)?),
+        None => None,
+    };
     let mut depth_maps = std::collections::BTreeMap::new();
     let mut missing_depth_maps = Vec::new();
     if let Some(dir) = depth_dir {
@@ -486,7 +740,33 @@ pub fn evaluate(
         min_views,
         visible_area_m2: visible.total_area(),
         cloud_metrics,
+        mesh: mesh.map(std::path::Path::to_path_buf),
+        mesh_metrics,
         depth_maps,
         missing_depth_maps,
     })
+}
+
+/// Reads the mesh at `path` and scores it ([`mesh_metrics`]).
+fn evaluate_mesh(
+    path: &std::path::Path,
+    surface: &SurfaceModel,
+    visible: &SurfaceSamples,
+) -> Result<MeshMetrics, EvalError> {
+    let bad = |message: String| EvalError::BadMesh { path: path.to_path_buf(), message };
+    let mesh = crate::io::ply::read_mesh(path)?;
+    if mesh.is_empty() {
+        return Err(bad("the mesh has no triangles: there is no surface to evaluate (give the \
+                        frame's mesh/surface.ply, or leave out --mesh)"
+            .into()));
+    }
+    let non_finite =
+        mesh.vertices().iter().filter(|p| !p.coords.iter().all(|c| c.is_finite())).count();
+    if non_finite > 0 {
+        return Err(bad(format!(
+            "{non_finite} of {} vertices have non-finite coordinates: the file is damaged",
+            mesh.n_vertices()
+        )));
+    }
+    Ok(mesh_metrics(&mesh, surface, visible, &DEFAULT_TOLERANCES))
 }

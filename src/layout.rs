@@ -347,6 +347,37 @@ impl FrameLayout {
         self.file(format!("{}/sparse.ply", sub::POINT_CLOUD))
     }
 
+    /// `point_cloud/fused.metrics.json` (or `sparse.metrics.json` for the sparse cloud): what
+    /// `aquamvs evaluate` measured of the frame's result cloud and mesh.
+    pub fn cloud_metrics(&self, sparse: bool) -> FrameFile {
+        let name = if sparse { "sparse" } else { "fused" };
+        self.file(format!("{}/{name}.metrics.json", sub::POINT_CLOUD))
+    }
+
+    /// The frame folder whose result cloud `cloud` is (`point_cloud/fused.ply` or
+    /// `point_cloud/sparse.ply` of a frame folder carrying aquamvs's marker), with whether it
+    /// is the sparse cloud; `None` for any other file.
+    pub fn of_result_cloud(cloud: &Path) -> Option<(FrameLayout, bool)> {
+        let folder = cloud.parent()?;
+        if folder.file_name()? != sub::POINT_CLOUD {
+            return None;
+        }
+        let dir = folder.parent()?;
+        let frame =
+            FrameLayout::from_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
+        if !frame.is_owned() {
+            return None;
+        }
+        let name = cloud.file_name();
+        if name == frame.fused_cloud().path.file_name() {
+            Some((frame, false))
+        } else if name == frame.sparse_cloud().path.file_name() {
+            Some((frame, true))
+        } else {
+            None
+        }
+    }
+
     /// `mesh/surface.ply`.
     pub fn mesh(&self) -> FrameFile {
         self.file(format!("{}/surface.ply", sub::MESH))

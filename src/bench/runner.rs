@@ -310,7 +310,7 @@ pub fn cloud_density(path: &Path) -> (usize, f64) {
 
 /// Accuracy, completeness and F1 of a cloud against a synthetic ground truth.
 fn quality(cloud: &Path, gt: &Path, frame: usize) -> Result<Quality, crate::eval::EvalError> {
-    let e = crate::eval::evaluate(cloud, gt, frame, 2, None)?;
+    let e = crate::eval::evaluate(cloud, gt, frame, 2, None, None)?;
     let m = &e.cloud_metrics;
     let at = m
         .accuracy

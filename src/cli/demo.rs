@@ -70,9 +70,10 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let cloud = frame_out.fused_cloud().path;
     let gt = args.out.join("ground_truth");
     let depth_maps = frame_out.sub_dir(crate::layout::sub::DEPTH_MAPS);
-    let eval = evaluate(&cloud, &gt, 0, 3, Some(&depth_maps))?;
+    let mesh = Some(frame_out.mesh().path).filter(|p| p.is_file());
+    let eval = evaluate(&cloud, &gt, 0, 3, Some(&depth_maps), mesh.as_deref())?;
     let json = serde_json::to_string_pretty(&eval)?;
-    crate::io::atomic::write_bytes_atomic(&cloud.with_extension("metrics.json"), json.as_bytes())?;
+    crate::io::atomic::write_bytes_atomic(&frame_out.cloud_metrics(false).path, json.as_bytes())?;
     println!();
     print!("{}", super::evaluate::format_evaluation(&eval));
     println!();

@@ -278,6 +278,15 @@ fn thread_count(v: &Option<usize>) -> Result<(), String> {
     }
 }
 
+fn trim_distance(v: &Option<f64>) -> Result<(), String> {
+    match v {
+        Some(d) if !(d.is_finite() && *d > 0.0) => Err(format!(
+            "must be a finite number greater than 0 (metres), or null for 2 × voxel_size; got {d}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn radii(v: &Option<Vec<f64>>) -> Result<(), String> {
     match v {
         Some(r) if r.is_empty() => Err("needs at least one radius (or null for automatic)".into()),
@@ -397,6 +406,11 @@ config_section! {
         bpa_radii: Option<Vec<f64>> = None; check radii,
         /// Decimate the mesh to about this many triangles; null keeps all.
         target_faces: Option<usize> = None; check optional_at_least_1,
+        /// Poisson and heightfield faces are kept only where their vertices and centroid lie
+        /// within this distance (m) of a fused-cloud point, so the mesh invents no surface
+        /// beyond the cloud or across its holes; null uses 2 × `voxel_size`. A very large
+        /// value keeps the untrimmed mesh (ball pivoting is never trimmed).
+        mesh_trim_distance: Option<f64> = None; check trim_distance,
         /// Remove statistical outliers from the fused cloud before meshing.
         outlier_removal_enabled: bool = true,
         /// Neighbours considered by the outlier removal (1 to 1000).

@@ -223,6 +223,16 @@ fn out_of_range_values() {
         ("preprocessing:\n  frame_step: 0\n", "preprocessing.frame_step", "at least 1"),
         ("reconstruction:\n  voxel_size: 0\n", "reconstruction.voxel_size", "greater than 0"),
         (
+            "reconstruction:\n  mesh_trim_distance: 0\n",
+            "reconstruction.mesh_trim_distance",
+            "greater than 0",
+        ),
+        (
+            "reconstruction:\n  mesh_trim_distance: -0.5\n",
+            "reconstruction.mesh_trim_distance",
+            "greater than 0",
+        ),
+        (
             "reconstruction:\n  depth_tolerance: -0.1\n",
             "reconstruction.depth_tolerance",
             "greater than 0",

@@ -732,6 +732,10 @@ fn surface_outputs(
         grid_resolution: rc.grid_resolution,
         bpa_radii: rc.bpa_radii.clone(),
         target_faces: rc.target_faces,
+        trim_distance: Some(
+            rc.mesh_trim_distance
+                .unwrap_or_else(|| crate::surface::trim::default_trim_distance(rc.voxel_size)),
+        ),
     };
     let mesh = reconstruct_surface(cloud, &opts)?;
     if mesh.is_empty() {

@@ -8,6 +8,11 @@
 //!   grid hierarchy, with the reference's density trimming. Needs normals; closes holes.
 //! - [`bpa`]: ball pivoting (Bernardini et al. 1999). Needs normals; interpolates the points.
 //!
+//! Poisson and heightfield meshes are then trimmed to the cloud's support ([`trim`],
+//! `reconstruction.mesh_trim_distance`): a face is kept only where its vertices and centroid
+//! lie near a cloud point, so no surface is invented beyond the cloud or across its holes.
+//! Ball pivoting only connects cloud points and is left as it is.
+//!
 //! Then, as the reference does: optional quadric simplification to `target_faces`
 //! ([`simplify`]) and vertex normals from the faces. Poisson and BPA vertices get the colour of
 //! the nearest cloud point; the heightfield interpolates colours. (Best-view recolouring with
@@ -21,6 +26,7 @@ pub mod export;
 pub mod heightfield;
 pub mod poisson;
 pub mod simplify;
+pub mod trim;
 
 #[cfg(test)]
 pub(crate) mod test_clouds;
@@ -113,6 +119,11 @@ pub struct SurfaceOptions {
     pub bpa_radii: Option<Vec<f64>>,
     /// Simplify the result to about this many triangles. `None`: keep all. Default: `None`.
     pub target_faces: Option<usize>,
+    /// Keep a Poisson or heightfield face only where its vertices and centroid lie within
+    /// this distance (m) of a cloud point ([`trim`]). `None`: no trimming (the reference's
+    /// mesh). The pipeline passes `reconstruction.mesh_trim_distance`, by default
+    /// [`trim::default_trim_distance`] of the voxel size. Default: `None`.
+    pub trim_distance: Option<f64>,
 }
 
 impl Default for SurfaceOptions {
@@ -123,6 +134,7 @@ impl Default for SurfaceOptions {
             grid_resolution: 0.002,
             bpa_radii: None,
             target_faces: None,
+            trim_distance: None,
         }
     }
 }
@@ -145,16 +157,30 @@ pub fn reconstruct_surface(
             reason: "must be at least 1 (or unset to keep every triangle)",
         });
     }
+    if let Some(d) = options.trim_distance
+        && !(d.is_finite() && d > 0.0)
+    {
+        return Err(SurfaceError::InvalidOption {
+            name: "mesh_trim_distance",
+            value: d.to_string(),
+            reason: "must be a positive, finite number of metres (or null for the default)",
+        });
+    }
+    let trimmed = |mesh: TriangleMesh| match options.trim_distance {
+        Some(d) => tracing::debug_span!("trim", distance = d)
+            .in_scope(|| trim::trim_to_support(mesh, &trim::support_index(cloud), d)),
+        None => mesh,
+    };
     let mesh = match options.method {
         SurfaceMethod::Heightfield => {
-            heightfield::reconstruct_heightfield(cloud, options.grid_resolution)?
+            trimmed(heightfield::reconstruct_heightfield(cloud, options.grid_resolution)?)
         }
         SurfaceMethod::Poisson => {
             let opts = poisson::PoissonOptions {
                 depth: options.poisson_depth,
                 ..poisson::PoissonOptions::default()
             };
-            with_nearest_colors(poisson::reconstruct_poisson(cloud, &opts)?, cloud)
+            with_nearest_colors(trimmed(poisson::reconstruct_poisson(cloud, &opts)?), cloud)
         }
         SurfaceMethod::Bpa => {
             with_nearest_colors(bpa::reconstruct_bpa(cloud, options.bpa_radii.as_deref())?, cloud)
@@ -207,7 +233,7 @@ mod tests {
         assert_eq!(o.method, SurfaceMethod::Poisson);
         assert_eq!(o.poisson_depth, 9);
         assert_eq!(o.grid_resolution, 0.002);
-        assert_eq!((o.bpa_radii, o.target_faces), (None, None));
+        assert_eq!((o.bpa_radii, o.target_faces, o.trim_distance), (None, None, None));
     }
 
     #[test]

@@ -100,3 +100,29 @@ pub(crate) fn sphere_cloud(n: usize, centre: Point3<f64>, radius: f64) -> PointC
     }
     PointCloud::from_parts(pts, Some(normals), None).expect("one normal per point")
 }
+
+/// A jittered grid of spacing `spacing` on the plane z = `z`, keeping the points (x, y) for
+/// which `keep(x, y)` holds over [−`half`, `half`]²: the kind of cloud voxel down-sampling
+/// leaves (about one point per voxel). Normals up (−Z), grey colours.
+pub(crate) fn jittered_plane(
+    half: f64,
+    spacing: f64,
+    z: f64,
+    keep: impl Fn(f64, f64) -> bool,
+    rng: &mut Rng,
+) -> PointCloud {
+    let n = (2.0 * half / spacing).round() as i64;
+    let mut pts = Vec::new();
+    for j in 0..=n {
+        for i in 0..=n {
+            let x = -half + i as f64 * spacing + rng.uniform(-0.2, 0.2) * spacing;
+            let y = -half + j as f64 * spacing + rng.uniform(-0.2, 0.2) * spacing;
+            if keep(x, y) {
+                pts.push(Point3::new(x, y, z + 1e-4 * rng.gauss()));
+            }
+        }
+    }
+    let n = pts.len();
+    PointCloud::from_parts(pts, Some(vec![-Vector3::z(); n]), Some(vec![[128, 128, 128]; n]))
+        .expect("one normal and colour per point")
+}

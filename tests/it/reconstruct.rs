@@ -77,6 +77,12 @@ fn tiny_scene_end_to_end_with_pictures() {
     let within_5mm = metric(&metrics, "/cloud_metrics/accuracy/within/2/value");
     assert!(median < 0.002, "median {median} m\n{metrics}");
     assert!(within_5mm > 0.9, "within 5 mm {within_5mm}\n{metrics}");
+    // The frame's mesh is found through the layout and scored by area.
+    let mesh_area = metric(&metrics, "/mesh_metrics/area_m2");
+    let mesh_5mm = metric(&metrics, "/mesh_metrics/within/2/value");
+    let invented = metric(&metrics, "/mesh_metrics/invented_share");
+    assert!(mesh_area > 0.0, "{metrics}");
+    assert!((mesh_5mm + invented - 1.0).abs() < 1e-9, "{metrics}");
     for cam in ["cam00", "cam01", "cam02"] {
         let maps = &metrics["depth_maps"][cam];
         let covered = metric(maps, "/n_both_valid") / metric(maps, "/n_gt_valid");

@@ -359,3 +359,79 @@ fn two_concurrent_runs_one_refused_and_the_output_intact() {
         assert!(root.join(format!("output/frame_{f:06}/frame.json")).is_file());
     }
 }
+
+/// `evaluate` writes its metrics only where it may: into a frame folder aquamvs marked as its
+/// own, or to the file named with `--output`, and never over a file it did not write (a user's
+/// notes, the cloud itself, a foreign `fused.metrics.json`). A cloud outside an output folder
+/// gets its metrics printed, not written. The frame's mesh is scored along with its cloud.
+#[test]
+fn evaluate_writes_only_its_own_metrics() {
+    use aquamvs::cloud::PointCloud;
+    use aquamvs::io::ply::{write_mesh, write_point_cloud};
+    use aquamvs::mesh::TriangleMesh;
+    use nalgebra::Point3;
+
+    let (_dir, root) = scene(1);
+    let gt = "ground_truth";
+    let cloud = PointCloud::new(vec![Point3::new(0.0, 0.0, 1.0), Point3::new(0.01, 0.0, 1.0)]);
+    write_point_cloud(&root.join("good.ply"), &cloud).unwrap();
+    let notes = b"my own notes, not aquamvs's";
+    std::fs::write(root.join("good.metrics.json"), notes).unwrap();
+    std::fs::write(root.join("notes.json"), notes).unwrap();
+    let before = tree(&root);
+    let ply = std::fs::read(root.join("good.ply")).unwrap();
+
+    // Outside an output folder and no --output: printed, nothing written.
+    let out = aquamvs(&root, &["evaluate", "good.ply", "--ground-truth", gt]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Metrics not written") && stdout.contains("--output"), "{stdout}");
+    // Neither a user's file nor the input is replaced.
+    for target in ["notes.json", "good.ply", "good.metrics.json"] {
+        let out =
+            aquamvs(&root, &["evaluate", "good.ply", "--ground-truth", gt, "--output", target]);
+        assert_refused(&out, &[target, "not a metrics file written by aquamvs"]);
+    }
+    assert_eq!(tree(&root), before);
+    assert_eq!(std::fs::read(root.join("notes.json")).unwrap(), notes);
+    assert_eq!(std::fs::read(root.join("good.metrics.json")).unwrap(), notes);
+    assert_eq!(std::fs::read(root.join("good.ply")).unwrap(), ply);
+    // A file it names is written, and its own file may be replaced (the old --json too).
+    for flag in ["--output", "--json", "--output"] {
+        let out = aquamvs(&root, &["evaluate", "good.ply", "--ground-truth", gt, flag, "m.json"]);
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    }
+    assert!(std::fs::read_to_string(root.join("m.json")).unwrap().contains("cloud_metrics"));
+
+    // A frame folder without aquamvs's marker is not an output folder.
+    let frame = root.join("output/frame_000000");
+    std::fs::create_dir_all(frame.join("point_cloud")).unwrap();
+    std::fs::create_dir_all(frame.join("mesh")).unwrap();
+    write_point_cloud(&frame.join("point_cloud/fused.ply"), &cloud).unwrap();
+    let cloud_arg = "output/frame_000000/point_cloud/fused.ply";
+    let out = aquamvs(&root, &["evaluate", cloud_arg, "--ground-truth", gt]);
+    assert!(texts(&out).0.contains("Metrics not written"), "{:?}", texts(&out));
+    assert!(!frame.join("point_cloud/fused.metrics.json").exists());
+    // Marked as aquamvs's: the metrics go next to the cloud and the frame's mesh is scored.
+    std::fs::write(frame.join(aquamvs::layout::FRAME_OWNER_MARKER), b"").unwrap();
+    let mesh = TriangleMesh::from_parts(
+        vec![Point3::new(0.0, 0.0, 1.0), Point3::new(0.01, 0.0, 1.0), Point3::new(0.0, 0.01, 1.0)],
+        vec![[0, 1, 2]],
+        None,
+        None,
+    )
+    .unwrap();
+    write_mesh(&frame.join("mesh/surface.ply"), &mesh).unwrap();
+    let out = aquamvs(&root, &["evaluate", cloud_arg, "--ground-truth", gt]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("invented"), "{stdout}");
+    let written = std::fs::read_to_string(frame.join("point_cloud/fused.metrics.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert!(json["mesh_metrics"]["within"].is_array(), "{json}");
+    // A foreign file where the metrics would go is kept.
+    std::fs::write(frame.join("point_cloud/fused.metrics.json"), notes).unwrap();
+    let out = aquamvs(&root, &["evaluate", cloud_arg, "--ground-truth", gt]);
+    assert_refused(&out, &["fused.metrics.json", "will not replace it"]);
+    assert_eq!(std::fs::read(frame.join("point_cloud/fused.metrics.json")).unwrap(), notes);
+}

@@ -6,7 +6,7 @@
 //! *degraded* (exit code, `run.json`, `summarize`, `timeseries.csv`) and the next run computes
 //! it again, even after an in-place repair with the same size and time; a frame with an empty
 //! cloud is failed; two cameras on one input folder and an empty `--frames` are refused;
-//! `evaluate` refuses what it cannot measure instead of printing NaN; and resume recomputes a
+//! `evaluate` refuses what it cannot measure (clouds and meshes) instead of printing NaN; and resume recomputes a
 //! frame whose outputs were damaged without changing their size, while intact frames are
 //! skipped.
 
@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use aquamvs::cloud::PointCloud;
-use aquamvs::io::ply::write_point_cloud;
+use aquamvs::io::ply::{write_mesh, write_point_cloud};
+use aquamvs::mesh::TriangleMesh;
 use nalgebra::Point3;
 
 use crate::cli::{aquamvs, texts};
@@ -214,12 +215,22 @@ fn evaluate_refuses_what_it_cannot_measure() {
     write_point_cloud(&root.join("nan.ply"), &nan).unwrap();
     std::fs::create_dir_all(root.join("no_maps")).unwrap();
     std::fs::write(root.join("no_maps/notes.txt"), b"x").unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let flat = |v: Vec<Point3<f64>>, f: Vec<[u32; 3]>| TriangleMesh::from_parts(v, f, None, None);
+    let tri =
+        vec![Point3::new(0.0, 0.0, 1.0), Point3::new(0.01, 0.0, 1.0), Point3::new(0.0, 0.01, 1.0)];
+    write_mesh(&root.join("no_faces.ply"), &flat(tri.clone(), vec![]).unwrap()).unwrap();
+    let mut nan_tri = tri;
+    nan_tri[1].y = f64::NAN;
+    write_mesh(&root.join("nan_mesh.ply"), &flat(nan_tri, vec![[0, 1, 2]]).unwrap()).unwrap();
+    let cases: [(&[&str], &str); 8] = [
         (&["empty.ply"], "empty.ply: the cloud has no points"),
         (&["nan.ply"], "nan.ply: 1 of 2 points have non-finite coordinates"),
         (&["good.ply", "--depth-maps", "nowhere"], "nowhere: is not a folder"),
         (&["good.ply", "--depth-maps", "no_maps"], "no_maps: holds no depth map of any camera"),
         (&["good.ply", "--min-views", "4"], "seen by 4 or more cameras (the rig has 3)"),
+        (&["good.ply", "--mesh", "no_faces.ply"], "no_faces.ply: the mesh has no triangles"),
+        (&["good.ply", "--mesh", "nan_mesh.ply"], "nan_mesh.ply: 1 of 3 vertices have non-finite"),
+        (&["good.ply", "--mesh", "missing.ply"], "missing.ply"),
     ];
     for (args, needle) in cases {
         let mut all = vec!["evaluate", "--ground-truth", gt];
