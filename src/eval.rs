@@ -113,16 +113,8 @@ pub fn accuracy(
     }
 }
 
-/// Linear-interpolation quantile of sorted values (NaN when empty).
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
-}
+/// Linear-interpolation quantile of sorted values (NaN when empty): the crate's one quantile.
+pub use crate::stats::quantile_sorted;
 
 /// Area-weighted fraction of `samples` with a point of `points` within each tolerance.
 pub fn completeness(
