@@ -173,30 +173,15 @@ def export(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     started = time.time()
+    if dynamic_shapes is not None:
+        # torch.export (needs opset 18 or later); the weights stay inside the file.
+        exporter = dict(dynamic_shapes=dynamic_shapes, opset_version=max(opset, 18),
+                        dynamo=True, external_data=False)
+    else:
+        exporter = dict(dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
     with torch.no_grad():
-        if dynamic_shapes is not None:
-            torch.onnx.export(
-                module,
-                args,
-                str(tmp),
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_shapes=dynamic_shapes,
-                opset_version=max(opset, 18),
-                dynamo=True,
-                external_data=False,
-            )
-        else:
-            torch.onnx.export(
-                module,
-                args,
-                str(tmp),
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=dynamic_axes,
-                opset_version=opset,
-                dynamo=False,
-            )
+        torch.onnx.export(module, args, str(tmp), input_names=input_names,
+                          output_names=output_names, **exporter)
     model = onnx.load(str(tmp))
     if fp16:
         from onnxconverter_common import float16

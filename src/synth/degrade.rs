@@ -703,30 +703,13 @@ mod tests {
 
     // --- Rendered through the renderer: each degradation changes the image as documented. ---
 
-    use crate::calib::CameraCalib;
-    use crate::geom::refraction::WaterInterface;
     use crate::synth::render::{RenderOptions, render_frame, undistorted_camera};
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::SurfaceKind;
     use crate::synth::texture::Texture;
 
-    /// A distortion-free camera 0.5 m above the water looking straight down at a flat bed
-    /// 0.5 m under it.
     fn down() -> (Rig, SurfaceModel) {
-        let size = ImageSize::new(64, 48);
-        let calib = CameraCalib {
-            name: "down".into(),
-            intrinsics: Intrinsics::new(100.0, 100.0, 31.5, 23.5),
-            distortion: crate::geom::camera::Distortion::None,
-            image_size: size,
-            rotation: Rotation3::identity(),
-            translation: Vector3::zeros(),
-            is_auxiliary: false,
-        };
-        (
-            Rig::new(vec![calib], WaterInterface::new(0.5, 1.0, 1.333)).unwrap(),
-            SurfaceModel::flat(1.0),
-        )
+        crate::synth::render::looking_down()
     }
 
     fn render(rig: &Rig, surface: &SurfaceModel, texture: &Texture, d: Degradations) -> RgbImage {

@@ -496,13 +496,32 @@ pub fn camera_size(rig: &Rig, name: &str) -> Option<ImageSize> {
     rig.camera(name).map(|c| c.image_size)
 }
 
+/// A distortion-free 64 × 48 camera `down` 0.5 m above the water looking straight down at a
+/// flat bed 0.5 m under it: the scene of the renderer's known-answer tests.
+#[cfg(test)]
+pub(crate) fn looking_down() -> (Rig, SurfaceModel) {
+    use crate::calib::CameraCalib;
+    use crate::geom::camera::{Distortion, Intrinsics};
+    use crate::geom::refraction::WaterInterface;
+    use nalgebra::{Rotation3, Vector3};
+    let calib = CameraCalib {
+        name: "down".into(),
+        intrinsics: Intrinsics::new(100.0, 100.0, 31.5, 23.5),
+        distortion: Distortion::None,
+        image_size: ImageSize::new(64, 48),
+        rotation: Rotation3::identity(),
+        translation: Vector3::zeros(),
+        is_auxiliary: false,
+    };
+    (Rig::new(vec![calib], WaterInterface::new(0.5, 1.0, 1.333)).unwrap(), SurfaceModel::flat(1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::refraction::WaterInterface;
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::SurfaceKind;
-    use nalgebra::{Rotation3, Unit, Vector3};
+    use nalgebra::{Unit, Vector3};
 
     fn tiny() -> (Rig, SurfaceModel) {
         let params = RigParams::preset(RigPreset::Tiny);
@@ -568,18 +587,8 @@ mod tests {
     #[test]
     fn checkerboard_plane_renders_to_the_analytic_pattern() {
         // A distortion-free camera looking straight down: every pixel's value is known.
-        let size = ImageSize::new(64, 48);
-        let calib = CameraCalib {
-            name: "down".into(),
-            intrinsics: Intrinsics::new(100.0, 100.0, 31.5, 23.5),
-            distortion: crate::geom::camera::Distortion::None,
-            image_size: size,
-            rotation: Rotation3::identity(),
-            translation: Vector3::zeros(),
-            is_auxiliary: false,
-        };
-        let rig = Rig::new(vec![calib], WaterInterface::new(0.5, 1.0, 1.333)).unwrap();
-        let surface = SurfaceModel::flat(1.0);
+        let (rig, surface) = looking_down();
+        let size = rig.cameras()[0].image_size;
         let texture = Texture::Checker { cell: 0.02, dark: 0.1, light: 0.9 };
         let opts = RenderOptions { supersample: 1, ..RenderOptions::exact() };
         let img = render_camera(&rig, "down", &surface, &texture, &opts).unwrap();
