@@ -33,6 +33,7 @@
 pub mod classical;
 pub mod onnx;
 pub mod pairs;
+pub mod save;
 
 use std::collections::BTreeMap;
 

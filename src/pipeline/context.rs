@@ -60,6 +60,8 @@ pub struct Context {
     pub n_frames_available: usize,
     /// The learned matcher of `matcher_type` (`None` for the classical matcher).
     pub learned: Option<super::learned::Learned>,
+    /// The options of every stage, resolved from the config by the plan.
+    pub options: super::plan::StageOptions,
 }
 
 impl Context {
@@ -69,7 +71,7 @@ impl Context {
         let config = loaded.config.clone();
         // Every rule `aquamvs check` applies, before anything is allocated.
         let plan = super::plan::validate(loaded).into_plan()?;
-        let super::plan::Plan { rig, inputs, ring, auxiliary, .. } = plan;
+        let super::plan::Plan { rig, inputs, ring, auxiliary, options, .. } = plan;
         let skipped: Vec<&str> = rig
             .cameras()
             .iter()
@@ -129,6 +131,7 @@ impl Context {
             frames,
             n_frames_available,
             learned,
+            options,
         })
     }
 

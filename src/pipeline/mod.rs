@@ -30,6 +30,7 @@ pub mod report;
 pub mod resume;
 pub mod roma;
 pub mod run;
+pub(crate) mod stage;
 pub mod summary;
 
 pub use context::Context;
@@ -101,6 +102,9 @@ pub enum PipelineError {
     /// Feature matching failed.
     #[error(transparent)]
     Features(#[from] crate::features::FeatureError),
+    /// The features files could not be written.
+    #[error(transparent)]
+    SaveFeatures(#[from] crate::features::save::SaveFeaturesError),
     /// Triangulation failed.
     #[error(transparent)]
     Sparse(#[from] crate::sparse::SparseError),

@@ -1,0 +1,317 @@
+//! Stages `depth_ranges` and `depth_estimation`: the ray-depth range of every ring camera
+//! (configured, from the sparse cloud, or a coarse sweep), then the plane sweep of each ring
+//! camera against its sources present in this frame, written as `depth_maps/CAM.npz`.
+//!
+//! The sweep of one camera is [`sweep_camera`], a function of a [`SweepInput`] (the view,
+//! its sources, its range, its mask) and the sweep options; [`sweep_all`] builds the inputs,
+//! runs it per ring camera and writes the maps. A step after the sweep of each camera, or a
+//! seed for the sweep, slots in as one call in [`sweep_all`] or one field of [`SweepInput`].
+
+use std::collections::BTreeMap;
+
+use nalgebra::Point3;
+
+use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
+use crate::dense::sweep::{SweepOptions, SweepView, plane_sweep};
+use crate::dense::{DepthMap, RayDepthRange};
+use crate::imgproc::MaskImage;
+use crate::layout::FrameLayout;
+use crate::sparse::{DepthRangeOptions, SparseCloud, depth_range};
+
+use super::super::context::Context;
+use super::super::plan::DepthRangeSource;
+use super::super::report::FrameReport;
+use super::super::{Observer, PipelineError};
+use super::FrameViews;
+
+/// What the plane sweep of one ring camera needs.
+#[derive(Clone, Debug)]
+pub(crate) struct SweepInput<'a> {
+    /// The camera's name.
+    pub name: &'a str,
+    /// Its undistorted view.
+    pub reference: SweepView<'a>,
+    /// Its sources present in this frame, nearest first.
+    pub sources: Vec<SweepView<'a>>,
+    /// Its ray-depth range.
+    pub range: RayDepthRange,
+    /// Its region-of-interest mask, if any.
+    pub mask: Option<&'a MaskImage>,
+}
+
+/// The reference view of `name` and its sources present in this frame.
+pub(crate) fn sweep_views<'a>(
+    ctx: &'a Context,
+    views: &'a FrameViews,
+    name: &str,
+) -> (SweepView<'a>, Vec<SweepView<'a>>) {
+    let reference = SweepView { camera: ctx.camera(name), image: &views[name].gray };
+    let sources = ctx
+        .pairs
+        .get(name)
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| {
+                    views.get(s).map(|v| SweepView { camera: ctx.camera(s), image: &v.gray })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (reference, sources)
+}
+
+/// The ray-depth range of every ring camera, recorded with its source in the report.
+pub(crate) fn depth_ranges(
+    ctx: &Context,
+    views: &FrameViews,
+    ring: &[String],
+    sparse: Option<&SparseCloud>,
+    report: &mut FrameReport,
+) -> Result<BTreeMap<String, RayDepthRange>, PipelineError> {
+    let points: Vec<Point3<f64>> = sparse.map(SparseCloud::positions).unwrap_or_default();
+    let mut ranges = BTreeMap::new();
+    for name in ring {
+        let _span = tracing::debug_span!("depth_range", camera = name.as_str()).entered();
+        let (reference, sources) = sweep_views(ctx, views, name);
+        let (range, source) = camera_range(
+            ctx.options.depth_range,
+            name,
+            &points,
+            (reference, &sources),
+            (&ctx.options.sparse_range, &ctx.options.auto_range),
+        )?;
+        tracing::info!(
+            "camera `{name}`: ray depths {:.3}–{:.3} m ({source})",
+            range.min,
+            range.max
+        );
+        report.depth_ranges.insert(name.clone(), (range.min, range.max, source.to_owned()));
+        ranges.insert(name.clone(), range);
+    }
+    Ok(ranges)
+}
+
+/// The range of one camera and where it came from (`config`, `auto`, `sparse`, or `auto (no
+/// sparse points)` when no sparse point is visible).
+pub(crate) fn camera_range(
+    source: DepthRangeSource,
+    name: &str,
+    points: &[Point3<f64>],
+    (reference, sources): (SweepView<'_>, &[SweepView<'_>]),
+    (sparse_opts, auto_opts): (&DepthRangeOptions, &AutoRangeOptions),
+) -> Result<(RayDepthRange, &'static str), PipelineError> {
+    Ok(match source {
+        DepthRangeSource::Fixed(range) => (range, "config"),
+        DepthRangeSource::Auto => (auto_range(name, reference, sources, auto_opts)?, "auto"),
+        DepthRangeSource::Sparse => {
+            let r = depth_range(points, reference.camera, sparse_opts);
+            if r.is_fallback() {
+                tracing::warn!(
+                    "camera `{name}`: no sparse point visible; estimating its depth range"
+                );
+                (auto_range(name, reference, sources, auto_opts)?, "auto (no sparse points)")
+            } else {
+                (r.range, "sparse")
+            }
+        }
+    })
+}
+
+fn auto_range(
+    name: &str,
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    opts: &AutoRangeOptions,
+) -> Result<RayDepthRange, PipelineError> {
+    match auto_depth_range(reference, sources, opts)? {
+        Some(range) => Ok(range),
+        None => Err(PipelineError::Frame(format!(
+            "camera `{name}`: could not estimate a depth range (too little texture?); \
+             set `reconstruction.depth_range: [min, max]`"
+        ))),
+    }
+}
+
+/// The plane sweep of one camera, masked.
+pub(crate) fn sweep_camera(
+    input: &SweepInput<'_>,
+    opts: &SweepOptions,
+) -> Result<DepthMap, PipelineError> {
+    let RayDepthRange { min, max } = input.range;
+    tracing::debug!("camera `{}`: {} source(s)", input.name, input.sources.len());
+    let mut map = plane_sweep(input.reference, &input.sources, min, max, opts)?;
+    if let Some(mask) = input.mask {
+        map.apply_mask(mask)?;
+    }
+    Ok(map)
+}
+
+/// Plane sweep of every ring camera; writes `depth_maps/CAM.npz`. A camera without a source
+/// in this frame is skipped with a warning.
+pub(crate) fn sweep_all(
+    ctx: &Context,
+    views: &FrameViews,
+    ring: &[String],
+    ranges: &BTreeMap<String, RayDepthRange>,
+    dir: &FrameLayout,
+    report: &mut FrameReport,
+    observer: &dyn Observer,
+) -> Result<BTreeMap<String, DepthMap>, PipelineError> {
+    let mut maps = BTreeMap::new();
+    observer.cameras_started(ring.len());
+    for name in ring {
+        let _span = tracing::info_span!("plane_sweep", camera = name.as_str()).entered();
+        let (reference, sources) = sweep_views(ctx, views, name);
+        if sources.is_empty() {
+            tracing::warn!("camera `{name}` has no source camera in this frame; skipped");
+            observer.camera_done(name);
+            continue;
+        }
+        let input =
+            SweepInput { name, reference, sources, range: ranges[name], mask: ctx.masks.get(name) };
+        let map = sweep_camera(&input, &ctx.options.sweep)?;
+        let file = dir.depth_map(name)?;
+        tracing::debug_span!("export", file = file.rel.as_str())
+            .in_scope(|| map.write_npz(&file.path))?;
+        report.outputs.push(file.rel);
+        maps.insert(name.clone(), map);
+        observer.camera_done(name);
+    }
+    Ok(maps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::testscene::{Photometry, Scene, surface_point};
+    use crate::geom::RefractiveCamera;
+    use crate::imgproc::{Image, ImageSize};
+    use crate::synth::render::intersect;
+    use crate::synth::surface::SurfaceKind;
+
+    /// The true ray depth at pixel `(u, v)` of `camera`.
+    pub(crate) fn true_depth(
+        scene: &Scene,
+        camera: &RefractiveCamera,
+        u: f64,
+        v: f64,
+    ) -> Option<f64> {
+        intersect(&scene.surface, &camera.cast_ray(u, v).ok()?)
+    }
+
+    fn scene() -> Scene {
+        Scene::tiny(SurfaceKind::Sandbed, &[Photometry { gain: 1.0, offset: 0.0, noise: 0.0 }])
+    }
+
+    fn view<'a>(scene: &'a Scene, name: &str) -> SweepView<'a> {
+        let (camera, image) = scene.view(name);
+        SweepView { camera, image }
+    }
+
+    /// The true ray-depth range of the centre half of `camera`, widened by `margin`.
+    fn true_range(scene: &Scene, camera: &RefractiveCamera, margin: f64) -> RayDepthRange {
+        let size = camera.size();
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for v in (size.height / 4..3 * size.height / 4).step_by(8) {
+            for u in (size.width / 4..3 * size.width / 4).step_by(8) {
+                let (u, v) = (u as f64, v as f64);
+                if let Some(d) = true_depth(scene, camera, u, v) {
+                    lo = lo.min(d);
+                    hi = hi.max(d);
+                }
+            }
+        }
+        RayDepthRange { min: lo - margin, max: hi + margin }
+    }
+
+    #[test]
+    fn sweep_of_one_camera_finds_the_surface_and_honours_its_mask() {
+        let scene = scene();
+        let names: Vec<String> = scene.views.iter().map(|v| v.0.clone()).collect();
+        let reference = view(&scene, &names[0]);
+        let sources: Vec<SweepView<'_>> = names[1..].iter().map(|n| view(&scene, n)).collect();
+        let camera = reference.camera;
+        let size = camera.size();
+        // Left half masked out.
+        let mask = Image::from_fn(size, |x, _| [u8::from(x >= size.width / 2) * 255]);
+        let input = SweepInput {
+            name: &names[0],
+            reference,
+            sources,
+            range: true_range(&scene, camera, 0.02),
+            mask: Some(&mask),
+        };
+        let opts = SweepOptions { n_depths: 48, ..SweepOptions::default() };
+        let map = sweep_camera(&input, &opts).expect("sweep runs");
+        assert_eq!(map.size(), size);
+        let depth = map.depth();
+        let (mut close, mut total) = (0, 0);
+        for v in (size.height / 4..3 * size.height / 4).step_by(4) {
+            for u in (size.width / 2 + 8..3 * size.width / 4).step_by(4) {
+                let d = depth.get(u, v)[0];
+                let truth = true_depth(&scene, camera, u as f64, v as f64);
+                if let (true, Some(truth)) = (d.is_finite(), truth) {
+                    total += 1;
+                    close += usize::from((f64::from(d) - truth).abs() < 0.005);
+                }
+            }
+        }
+        assert!(total > 100, "{total} valid pixels");
+        assert!(close * 10 >= total * 8, "{close} of {total} within 5 mm");
+        for v in 0..size.height {
+            for u in 0..size.width / 2 {
+                assert!(depth.get(u, v)[0].is_nan(), "masked pixel ({u}, {v}) has a depth");
+            }
+        }
+    }
+
+    #[test]
+    fn ranges_come_from_the_config_the_sparse_cloud_or_a_coarse_sweep() {
+        let scene = scene();
+        let names: Vec<String> = scene.views.iter().map(|v| v.0.clone()).collect();
+        let reference = view(&scene, &names[0]);
+        let sources: Vec<SweepView<'_>> = names[1..].iter().map(|n| view(&scene, n)).collect();
+        let opts = (&DepthRangeOptions::default(), &AutoRangeOptions::default());
+        let fixed = RayDepthRange { min: 0.1, max: 0.2 };
+        let got = camera_range(
+            DepthRangeSource::Fixed(fixed),
+            &names[0],
+            &[],
+            (reference, &sources),
+            opts,
+        )
+        .expect("fixed");
+        assert_eq!(got, (fixed, "config"));
+        let truth = true_range(&scene, reference.camera, 0.0);
+        // Sparse points: the surface seen by the centre of the reference view.
+        let size = reference.camera.size();
+        let points: Vec<Point3<f64>> = (0..40)
+            .filter_map(|i| {
+                let (u, v) = ((size.width / 4 + 4 * i) as f64, (size.height / 2) as f64);
+                surface_point(reference.camera, u, v, &scene.surface)
+            })
+            .collect();
+        let (sparse, source) =
+            camera_range(DepthRangeSource::Sparse, &names[0], &points, (reference, &sources), opts)
+                .expect("sparse");
+        assert_eq!(source, "sparse");
+        assert!(sparse.min < truth.max && sparse.max > truth.min, "{sparse:?} vs {truth:?}");
+        // No point visible: the coarse sweep stands in, and says so.
+        let (fallback, source) =
+            camera_range(DepthRangeSource::Sparse, &names[0], &[], (reference, &sources), opts)
+                .expect("auto");
+        assert_eq!(source, "auto (no sparse points)");
+        assert!(fallback.min <= truth.min + 0.01 && fallback.max >= truth.max - 0.01);
+        // A textureless view: the error names the camera and the key to set.
+        let flat = Image::from_fn(ImageSize::new(size.width, size.height), |_, _| [0.5f32]);
+        let blank = SweepView { camera: reference.camera, image: &flat };
+        let blank_sources: Vec<SweepView<'_>> =
+            sources.iter().map(|s| SweepView { camera: s.camera, image: &flat }).collect();
+        if let Err(e) =
+            camera_range(DepthRangeSource::Auto, &names[0], &[], (blank, &blank_sources), opts)
+        {
+            let text = e.to_string();
+            assert!(text.contains(&names[0]) && text.contains("reconstruction.depth_range"));
+        }
+    }
+}

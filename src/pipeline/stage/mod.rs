@@ -1,0 +1,61 @@
+//! The stages of one frame, one file each, in the order [`super::frame::process_frame`]
+//! runs them: `undistort` (read and undistort every camera), `matching` (sparse matches and
+//! their triangulation), `depth` (depth ranges and the plane sweep of each ring camera),
+//! `fusion` (consistency filter, back-projection, voxels, normals, outliers) and `surface`
+//! (the mesh, its colours, and the sparse pathway's cloud). Each stage takes values (the
+//! undistorted views, the resolved [`super::plan::StageOptions`], the previous stage's
+//! result) and returns a value; writing its files is a side effect recorded in the frame's
+//! report. None reads another stage's files.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use nalgebra::Point3;
+
+use crate::imgproc::{GrayImage, RgbImage};
+
+use super::context::Context;
+use super::report::FrameReport;
+
+pub(crate) mod depth;
+pub(crate) mod fusion;
+pub(crate) mod matching;
+pub(crate) mod surface;
+pub(crate) mod undistort;
+
+/// The undistorted images of one camera.
+#[derive(Clone, Debug)]
+pub(crate) struct FrameView {
+    /// Colour, for back-projection and colours.
+    pub rgb: RgbImage,
+    /// Grey, for matching and the plane sweep.
+    pub gray: GrayImage,
+}
+
+/// The undistorted views of a frame's readable cameras, by name.
+pub(crate) type FrameViews = BTreeMap<String, FrameView>;
+
+/// Times stages and records them in the report.
+pub(crate) struct Stages<'r> {
+    /// The frame's report.
+    pub report: &'r mut FrameReport,
+}
+
+impl Stages<'_> {
+    /// Runs stage `name` in a `tracing` span and records its wall time.
+    pub fn run<T>(&mut self, name: &'static str, f: impl FnOnce(&mut FrameReport) -> T) -> T {
+        let span = tracing::info_span!("stage", name);
+        let _entered = span.enter();
+        let start = Instant::now();
+        let out = f(self.report);
+        let seconds = start.elapsed().as_secs_f64();
+        tracing::info!("{name}: {:.0} ms", seconds * 1e3);
+        self.report.stage_seconds.push((name.to_owned(), seconds));
+        out
+    }
+}
+
+/// The centres of the run's active cameras (normals face the nearest).
+pub(crate) fn camera_centres(ctx: &Context) -> Vec<Point3<f64>> {
+    ctx.cameras.values().map(|c| c.camera.centre()).collect()
+}
