@@ -436,7 +436,11 @@ const GEO_KEYS: [u16; 12] = [1, 1, 0, 2, 1024, 0, 1, 32767, 1025, 0, 1, 2];
 
 /// Writes `values` as a single-band 32-bit float TIFF with the GeoTIFF ModelTransformation
 /// (world x, y of each pixel centre; rows grow with +Y), GeoKeys and GDAL's no-data tag (NaN).
-fn write_float_tiff(path: &Path, grid: &Grid, values: &GrayImage) -> Result<(), String> {
+fn write_float_tiff(
+    path: &Path,
+    grid: &Grid,
+    values: &GrayImage,
+) -> Result<(), crate::io::atomic::WriteError> {
     use tiff::encoder::{TiffEncoder, colortype::Gray32Float};
     use tiff::tags::Tag;
     let s = grid.spacing;
@@ -459,7 +463,6 @@ fn write_float_tiff(path: &Path, grid: &Grid, values: &GrayImage) -> Result<(), 
         image.write_data(values.as_slice()).map_err(std::io::Error::other)?;
         std::io::Write::write_all(file, buf.get_ref())
     })
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -242,8 +242,10 @@ fn run_pathway(
     // A learned matcher that cannot be set up here (no model, a build without it) is skipped;
     // anything else, and any problem of the classical matcher, is a failure.
     let classify = |e: PipelineError| match e {
-        PipelineError::Setup(msg) if pathway.matcher != MatcherType::Classical => {
-            not_run(PathwayStatus::Skipped, msg)
+        e @ (PipelineError::Plan { .. } | PipelineError::Learned { .. })
+            if pathway.matcher != MatcherType::Classical =>
+        {
+            not_run(PathwayStatus::Skipped, e.to_string())
         }
         other => not_run(PathwayStatus::Failed, other.to_string()),
     };

@@ -232,6 +232,15 @@ pub enum ChangeError {
     /// The region of interest cannot be used.
     #[error("region of interest: {0}")]
     Roi(String),
+    /// A change file could not be written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An input (height map, frame, run folder, ground truth) cannot be used; the message
     /// names it and says what to do.
     #[error("{0}")]

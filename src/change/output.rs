@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::truth::TruthReport;
-use super::{ChangeMap, ChangeStats};
+use super::{ChangeError, ChangeMap, ChangeStats};
 use crate::heightmap::HeightMap;
 use crate::heightmap::vector;
 use crate::io::atomic::write_bytes_atomic;
@@ -96,7 +96,7 @@ pub fn write_pair(
     change: &ChangeMap,
     a: &HeightMap,
     report: &PairReport,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, ChangeError> {
     let (from, to) = (report.from, report.to);
     let file = |ext| path(output, ChangeFile::Pair { from, to, ext });
     let (npz, json, png) = (file("npz"), file("json"), file("png"));
@@ -104,19 +104,25 @@ pub fn write_pair(
     let (w, h) = (g.size.width, g.size.height);
     let origin = g.origin;
     let spacing = [g.spacing];
-    let err = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
     let arrays = [
         ("dz", ArrayRef::image(&change.dz)),
         ("lod", ArrayRef::image(&change.lod)),
-        ("status", ArrayRef::i32_2d(h, w, &change.status).map_err(|e| err(&npz, &e))?),
-        ("origin", vector(&origin).map_err(|e| err(&npz, &e))?),
-        ("spacing", vector(&spacing).map_err(|e| err(&npz, &e))?),
+        ("status", ArrayRef::i32_2d(h, w, &change.status).map_err(file_error(&npz))?),
+        ("origin", vector(&origin).map_err(file_error(&npz))?),
+        ("spacing", vector(&spacing).map_err(file_error(&npz))?),
     ];
-    write_npz_with(&npz, &arrays, Compression::Deflated).map_err(|e| err(&npz, &e))?;
-    let text = serde_json::to_string_pretty(report).map_err(|e| err(&json, &e))?;
-    write_bytes_atomic(&json, text.as_bytes()).map_err(|e| err(&json, &e))?;
-    write_png_rgb(&png, &picture(change, a, from, to)).map_err(|e| err(&png, &e))?;
+    write_npz_with(&npz, &arrays, Compression::Deflated).map_err(file_error(&npz))?;
+    let text = serde_json::to_string_pretty(report).map_err(file_error(&json))?;
+    write_bytes_atomic(&json, text.as_bytes()).map_err(file_error(&json))?;
+    write_png_rgb(&png, &picture(change, a, from, to)).map_err(file_error(&png))?;
     Ok(vec![npz, json, png])
+}
+
+/// The error of a change file that could not be written at `path`.
+fn file_error<E: std::error::Error + Send + Sync + 'static>(
+    path: &Path,
+) -> impl FnOnce(E) -> ChangeError + '_ {
+    move |e| ChangeError::File { path: path.to_owned(), source: Box::new(e) }
 }
 
 /// One row of `summary/change.csv`.

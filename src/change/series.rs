@@ -141,7 +141,7 @@ impl Request {
         };
         // The time of reading and comparing; writing is a few more milliseconds.
         report.seconds = start.elapsed().as_secs_f64();
-        let written = write_pair(&self.output, &change, &a, &report).map_err(input)?;
+        let written = write_pair(&self.output, &change, &a, &report)?;
         Ok((report, written))
     }
 

@@ -4,11 +4,19 @@
 //! user, or decides exit codes. Each subcommand parses its flags into plain values and calls one
 //! library function; `--help` and `--version` return before anything that can fail.
 //!
-//! Exit codes: 0 success; 1 failure (bad input, a run that cannot start); 2 usage error (from
-//! clap). Two commands add their own: `reconstruct` exits with 2 + the number of failed or
-//! degraded frames (at most 125, `reconstruct::exit_code`) when some frames are not complete,
-//! and `benchmark --compare` with [`REGRESSION_EXIT_CODE`](crate::bench::report::REGRESSION_EXIT_CODE)
-//! (3) on a regression; `summarize` exits with 1 when frames failed, are degraded or missing.
+//! Errors are typed values (one enum per module) until here: [`main`] renders the one that
+//! stopped a command once, as `error: MESSAGE` on stderr.
+//!
+//! Exit codes (as docs/commands.md states them; `tests/it` checks each):
+//! - 0: success;
+//! - 1: failure: bad input or a run that cannot start (the error), `check` with problems,
+//!   `export-mesh` when a file failed, `summarize` when frames failed, are degraded or are
+//!   missing;
+//! - 2: usage error (unknown flag, bad value: from clap);
+//! - `reconstruct` (and `run`): 2 + the number of failed or degraded frames, at most 125,
+//!   when some frames are not complete (`reconstruct::exit_code`);
+//! - `benchmark --compare`: [`REGRESSION_EXIT_CODE`](crate::bench::report::REGRESSION_EXIT_CODE)
+//!   (3) on a regression.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

@@ -43,9 +43,7 @@ pub fn process_frame(
     let present = |name: &String| views.contains_key(name);
     let ring: Vec<String> = ctx.ring.iter().filter(|n| present(n)).cloned().collect();
     if ring.is_empty() {
-        return Err(PipelineError::Frame(format!(
-            "frame {index}: no ring camera image could be read"
-        )));
+        return Err(PipelineError::NoRingCamera { frame: index });
     }
 
     let opts = &ctx.options;

@@ -29,7 +29,7 @@ pub fn run_grid(ctx: &Context) -> Result<Grid, PipelineError> {
     };
     let datum = datum_z(ctx.rig.water_z(), &zs, depth_max);
     Grid::covering(&ring, datum, ctx.config.reconstruction.grid_resolution)
-        .map_err(|e| PipelineError::Frame(e.to_string()))
+        .map_err(PipelineError::from)
 }
 
 /// Grids `cloud` and writes the frame's height map under `output`.
@@ -43,7 +43,7 @@ pub fn write_frame_height_map(
     let grid = run_grid(ctx)?;
     let map = HeightMap::from_points(grid, cloud.points());
     let dir = path(output, ChangeFile::HeightMapDir(index));
-    map.write(&dir).map_err(|e| PipelineError::Frame(e.to_string()))?;
+    map.write(&dir)?;
     let frame = crate::layout::OutputLayout::new(output).frame(index);
     for f in ["height.npz", "height.tif"] {
         report.outputs.push(frame.heightmap(f).rel);

@@ -18,8 +18,9 @@ pub enum Learned {
 
 /// Loads the learned matcher `config.matcher_type` names (`None` for the classical matcher).
 pub fn load(config: &Config) -> Result<Option<Learned>, PipelineError> {
-    let setup = |e: crate::features::onnx::OnnxError| {
-        PipelineError::Setup(format!("matcher_type `{}`: {e}", config.matcher_type))
+    let setup = |source: crate::features::onnx::OnnxError| PipelineError::Learned {
+        matcher: config.matcher_type,
+        source: Box::new(source),
     };
     Ok(match config.matcher_type {
         MatcherType::Classical => None,

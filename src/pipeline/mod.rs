@@ -39,6 +39,8 @@ pub use pictures::{FrameProducts, NoPictures, PictureError, Pictures};
 pub use report::{FrameOutcome, FrameReport, FrameStatus, RunReport, Shard};
 pub use run::{RunOptions, reconstruct};
 
+use std::path::PathBuf;
+
 /// Receives progress from a run (the CLI draws progress bars with it). Every method has an
 /// empty default.
 pub trait Observer: Sync {
@@ -114,10 +116,167 @@ pub enum PipelineError {
     /// Surface reconstruction failed.
     #[error(transparent)]
     Surface(#[from] crate::surface::SurfaceError),
-    /// The run cannot start (message says why and what to do).
-    #[error("{0}")]
-    Setup(String),
-    /// A frame failed (message says why).
-    #[error("{0}")]
-    Frame(String),
+    /// The learned matcher of `matcher_type` could not be set up.
+    #[error("matcher_type `{matcher}`: {source}")]
+    Learned {
+        /// The matcher.
+        matcher: crate::config::MatcherType,
+        /// Why.
+        #[source]
+        source: Box<crate::features::onnx::OnnxError>,
+    },
+    /// The plan found problems (`aquamvs check` lists them all): the first, in full.
+    #[error("{}", plan_message(first, *more, config))]
+    Plan {
+        /// The first problem (names the file, field or camera and what to do).
+        first: String,
+        /// How many more problems there are.
+        more: usize,
+        /// The config file.
+        config: PathBuf,
+    },
+    /// The plan has no problem but its calibration or inputs are missing (not expected).
+    #[error("the calibration or the inputs did not load")]
+    PlanIncomplete,
+    /// The frame selection is empty.
+    #[error(
+        "no frame selected: {available} frame(s) available, frame_start {start}, frame_stop \
+         {stop:?}, step {step}"
+    )]
+    NoFrameSelected {
+        /// Frames available in every camera.
+        available: usize,
+        /// `preprocessing.frame_start`.
+        start: usize,
+        /// `preprocessing.frame_stop`.
+        stop: Option<usize>,
+        /// `preprocessing.frame_step`.
+        step: usize,
+    },
+    /// The working directory cannot be read (relative paths of the used config).
+    #[error("cannot read the working directory: {0}")]
+    WorkingDir(#[source] std::io::Error),
+    /// `summarize`: the output folder does not exist.
+    #[error("output folder {} does not exist", .0.display())]
+    NoOutputFolder(PathBuf),
+    /// A folder cannot be listed.
+    #[error("cannot list {}: {source}", path.display())]
+    ListFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `summarize`: no run report in the output folder.
+    #[error(
+        "no run report (run.json or run_shard_K_of_N.json) in {}: is it the output_dir of a \
+         reconstruct run?{}",
+        dir.display(),
+        unreadable.iter().map(|(f, why)| format!("\n  {f}: {why}")).collect::<String>()
+    )]
+    NoRunReport {
+        /// The output folder.
+        dir: PathBuf,
+        /// Report files that could not be read, and why.
+        unreadable: Vec<(String, String)>,
+    },
+    /// A record could not be encoded as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// An output a frame report lists was not written.
+    #[error("output {} was not written: {source}", path.display())]
+    OutputMissing {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output a frame report lists cannot be read.
+    #[error("cannot read output {}: {source}", path.display())]
+    OutputUnreadable {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A frame folder's old outputs cannot be cleared.
+    #[error("cannot clear old outputs in {}: {}: {source}", dir.display(), path.display())]
+    ClearFrame {
+        /// The frame folder.
+        dir: PathBuf,
+        /// The file or folder that resisted.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The intermediate files of a frame (`runtime.keep_intermediates: false`) cannot be
+    /// removed.
+    #[error("{}: {source}", path.display())]
+    RemoveIntermediates {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// RoMa failed on a pair of cameras.
+    #[error("RoMa on pair ({a}, {b}): {source}")]
+    RomaPair {
+        /// The reference camera.
+        a: String,
+        /// The source camera.
+        b: String,
+        /// Why.
+        #[source]
+        source: Box<crate::features::onnx::OnnxError>,
+    },
+    /// The frame's height map could not be made or written.
+    #[error(transparent)]
+    HeightMap(#[from] crate::heightmap::HeightMapError),
+    /// Per-point attributes of a cloud do not match its points.
+    #[error(transparent)]
+    Attributes(#[from] crate::cloud::LengthMismatch),
+    /// A camera's image does not fit its calibration.
+    #[error("camera `{camera}`: {source} (does the image match the calibration?)")]
+    CameraImage {
+        /// The camera.
+        camera: String,
+        /// Why.
+        #[source]
+        source: crate::imgproc::ImageError,
+    },
+    /// No ring camera's image of a frame could be read.
+    #[error("frame {frame}: no ring camera image could be read")]
+    NoRingCamera {
+        /// The frame.
+        frame: usize,
+    },
+    /// The coarse sweep found no depth range for a camera.
+    #[error(
+        "camera `{camera}`: could not estimate a depth range (too little texture?); set \
+         `reconstruction.depth_range: [min, max]`"
+    )]
+    NoDepthRange {
+        /// The camera.
+        camera: String,
+    },
+}
+
+/// The one-line form of a plan with problems: the first problem's first line, and how many
+/// more `aquamvs check` would list.
+fn plan_message(first: &str, more: usize, config: &std::path::Path) -> String {
+    let first = first.lines().next().unwrap_or_default();
+    if more == 0 {
+        first.to_owned()
+    } else {
+        format!(
+            "{first} (and {more} more problem{}; `aquamvs check {}` lists them all)",
+            if more == 1 { "" } else { "s" },
+            config.display()
+        )
+    }
 }

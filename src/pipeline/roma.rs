@@ -44,9 +44,13 @@ pub(super) fn roma_depth_maps(
         let mut warps = Vec::with_capacity(sources.len());
         for (i, s) in sources.iter().enumerate() {
             tracing::info!("matching pair {}/{}: {name} -> {s}", i + 1, sources.len());
-            let warp = roma
-                .warp(rgb[name.as_str()], rgb[s.as_str()])
-                .map_err(|e| PipelineError::Frame(format!("RoMa on pair ({name}, {s}): {e}")))?;
+            let warp = roma.warp(rgb[name.as_str()], rgb[s.as_str()]).map_err(|source| {
+                PipelineError::RomaPair {
+                    a: name.clone(),
+                    b: s.to_string(),
+                    source: Box::new(source),
+                }
+            })?;
             warps.push((ctx.camera(s), warp));
         }
         let pairs: Vec<_> = warps.iter().map(|(c, w)| (*c, w)).collect();

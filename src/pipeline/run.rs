@@ -47,13 +47,12 @@ pub fn reconstruct(
     };
     let config = &ctx.config;
     if ctx.frames.is_empty() {
-        return Err(PipelineError::Setup(format!(
-            "no frame selected: {} frame(s) available, frame_start {}, frame_stop {:?}, step {}",
-            ctx.n_frames_available,
-            config.preprocessing.frame_start,
-            config.preprocessing.frame_stop,
-            config.preprocessing.frame_step
-        )));
+        return Err(PipelineError::NoFrameSelected {
+            available: ctx.n_frames_available,
+            start: config.preprocessing.frame_start,
+            stop: config.preprocessing.frame_stop,
+            step: config.preprocessing.frame_step,
+        });
     }
     let frames = opts.shard.map_or_else(|| ctx.frames.clone(), |s| s.select(&ctx.frames));
     let layout = OutputLayout::new(&config.output_dir);
@@ -309,8 +308,7 @@ fn draw_gallery(ctx: &Context, report: &RunReport, pictures: &dyn Pictures) {
 }
 
 fn write_run_json(report: &RunReport) -> Result<(), PipelineError> {
-    let json =
-        serde_json::to_string_pretty(report).map_err(|e| PipelineError::Frame(e.to_string()))?;
+    let json = serde_json::to_string_pretty(report)?;
     let layout = OutputLayout::new(&report.output_dir);
     write_bytes_atomic(
         &layout.run_report(report.shard.map(|s| (s.index, s.count))),
@@ -366,8 +364,7 @@ fn write_used_config(
             return Ok(());
         }
     }
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipelineError::Setup(format!("cannot read the working directory: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipelineError::WorkingDir)?;
     let mut used = config.clone();
     used.resolve_paths(&cwd);
     used.output_dir = ".".into();

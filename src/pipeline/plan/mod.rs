@@ -109,17 +109,11 @@ impl Validation {
     /// others: `aquamvs check` prints them all).
     pub fn into_plan(self) -> Result<Plan, PipelineError> {
         if let Some(first) = self.problems.first() {
-            let first = first.lines().next().unwrap_or_default();
-            let more = self.problems.len() - 1;
-            return Err(PipelineError::Setup(if more == 0 {
-                first.to_owned()
-            } else {
-                format!(
-                    "{first} (and {more} more problem{}; `aquamvs check {}` lists them all)",
-                    if more == 1 { "" } else { "s" },
-                    self.summary.config_path.display()
-                )
-            }));
+            return Err(PipelineError::Plan {
+                first: first.clone(),
+                more: self.problems.len() - 1,
+                config: self.summary.config_path,
+            });
         }
         match (self.rig, self.inputs) {
             (Some(rig), Some(inputs)) => Ok(Plan {
@@ -131,7 +125,7 @@ impl Validation {
                 options: self.options,
             }),
             // Without problems both loaded; kept as an error rather than a panic.
-            _ => Err(PipelineError::Setup("the calibration or the inputs did not load".into())),
+            _ => Err(PipelineError::PlanIncomplete),
         }
     }
 }

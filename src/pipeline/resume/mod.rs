@@ -69,12 +69,10 @@ pub fn hash_outputs(dir: &Path, paths: &[String]) -> Result<Vec<OutputFile>, Pip
     let mut outputs = Vec::with_capacity(paths.len());
     for path in paths {
         let full = dir.join(path);
-        let meta = std::fs::metadata(&full).map_err(|e| {
-            PipelineError::Frame(format!("output {} was not written: {e}", full.display()))
-        })?;
-        let hash = content_hash(&full).map_err(|e| {
-            PipelineError::Frame(format!("cannot read output {}: {e}", full.display()))
-        })?;
+        let meta = std::fs::metadata(&full)
+            .map_err(|e| PipelineError::OutputMissing { path: full.clone(), source: e })?;
+        let hash = content_hash(&full)
+            .map_err(|e| PipelineError::OutputUnreadable { path: full.clone(), source: e })?;
         outputs.push(OutputFile { path: path.clone(), bytes: meta.len(), hash: Some(hash) });
     }
     Ok(outputs)
@@ -121,8 +119,7 @@ impl FrameRecord {
 
     /// Writes `DIR/frame.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<(), PipelineError> {
-        let json =
-            serde_json::to_string_pretty(self).map_err(|e| PipelineError::Frame(e.to_string()))?;
+        let json = serde_json::to_string_pretty(self)?;
         write_bytes_atomic(&dir.join(FRAME_MARKER), json.as_bytes())?;
         Ok(())
     }
@@ -224,11 +221,9 @@ pub fn check_frame(dir: &Path, current: &Fingerprint) -> FrameState {
 /// interrupted, what is left is recognisably incomplete.
 pub fn clear_frame(dir: &Path) -> Result<(), PipelineError> {
     crate::layout::FrameLayout::from_dir(dir).clear().map_err(|e| match e {
-        crate::layout::LayoutError::Io { path, source } => PipelineError::Frame(format!(
-            "cannot clear old outputs in {}: {}: {source}",
-            dir.display(),
-            path.display()
-        )),
+        crate::layout::LayoutError::Io { path, source } => {
+            PipelineError::ClearFrame { dir: dir.to_owned(), path, source }
+        }
         other => other.into(),
     })
 }

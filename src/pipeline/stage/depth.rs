@@ -125,10 +125,7 @@ fn auto_range(
 ) -> Result<RayDepthRange, PipelineError> {
     match auto_depth_range(reference, sources, opts)? {
         Some(range) => Ok(range),
-        None => Err(PipelineError::Frame(format!(
-            "camera `{name}`: could not estimate a depth range (too little texture?); \
-             set `reconstruction.depth_range: [min, max]`"
-        ))),
+        None => Err(PipelineError::NoDepthRange { camera: name.to_owned() }),
     }
 }
 

@@ -80,8 +80,9 @@ pub(crate) fn fuse(
         for sub in [sub::DEPTH_MAPS, sub::CONSISTENCY_MAPS] {
             let sub_dir = dir.sub_dir(sub);
             if sub_dir.is_dir() {
-                std::fs::remove_dir_all(&sub_dir)
-                    .map_err(|e| PipelineError::Frame(format!("{}: {e}", sub_dir.display())))?;
+                std::fs::remove_dir_all(&sub_dir).map_err(|source| {
+                    PipelineError::RemoveIntermediates { path: sub_dir.clone(), source }
+                })?;
                 report.outputs.retain(|o| !o.starts_with(&format!("{sub}/")));
             }
         }
@@ -126,9 +127,7 @@ pub(crate) fn fuse_maps(
         points.extend(p);
         colours.extend(c.unwrap_or_default());
     }
-    let cloud = PointCloud::new(points)
-        .with_colors(colours)
-        .map_err(|e| PipelineError::Frame(e.to_string()))?;
+    let cloud = PointCloud::new(points).with_colors(colours)?;
     tracing::info!("{} points from {} depth maps", cloud.len(), maps.len());
     let cloud = tracing::debug_span!("voxel_downsample")
         .in_scope(|| voxel_downsample(&cloud, opts.voxel_size))?;
@@ -153,7 +152,7 @@ pub(crate) fn normals_and_outliers(
     match outliers {
         Some(outliers) if cloud.len() > outliers.nb_neighbors => {
             let (n, inliers) = normals_and_inliers(cloud.points(), normals, outliers)?;
-            let cloud = cloud.with_normals(n).map_err(|e| PipelineError::Frame(e.to_string()))?;
+            let cloud = cloud.with_normals(n)?;
             Ok((cloud, Some(inliers)))
         }
         _ if cloud.is_empty() => Ok((cloud, None)),

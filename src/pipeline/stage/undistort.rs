@@ -44,10 +44,8 @@ pub(crate) fn undistort_images(
         .map(|(name, image)| {
             let _span = tracing::debug_span!("undistort", camera = name.as_str()).entered();
             let view = image.map_err(PipelineError::from).and_then(|img| {
-                let rgb = cameras[&name].undistort.remap_rgb(&img).map_err(|e| {
-                    PipelineError::Frame(format!(
-                        "camera `{name}`: {e} (does the image match the calibration?)"
-                    ))
+                let rgb = cameras[&name].undistort.remap_rgb(&img).map_err(|source| {
+                    PipelineError::CameraImage { camera: name.clone(), source }
                 })?;
                 let gray = rgb_to_gray(&rgb);
                 Ok(FrameView { rgb, gray })

@@ -123,13 +123,10 @@ fn is_report_name(name: &str) -> bool {
 /// Reads and merges the run reports of `output_dir`.
 pub fn summarize(output_dir: &Path) -> Result<Summary, PipelineError> {
     if !output_dir.is_dir() {
-        return Err(PipelineError::Setup(format!(
-            "output folder {} does not exist",
-            output_dir.display()
-        )));
+        return Err(PipelineError::NoOutputFolder(output_dir.to_owned()));
     }
     let entries = std::fs::read_dir(output_dir)
-        .map_err(|e| PipelineError::Setup(format!("cannot list {}: {e}", output_dir.display())))?;
+        .map_err(|source| PipelineError::ListFolder { path: output_dir.to_owned(), source })?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
@@ -153,12 +150,10 @@ pub fn summarize(output_dir: &Path) -> Result<Summary, PipelineError> {
     // Oldest first; the file name breaks ties so the order is stable.
     reports.sort_by(|(na, a), (nb, b)| a.started_unix.cmp(&b.started_unix).then(na.cmp(nb)));
     let Some((_, newest)) = reports.last() else {
-        return Err(PipelineError::Setup(format!(
-            "no run report (run.json or run_shard_K_of_N.json) in {}: is it the output_dir of \
-             a reconstruct run?{}",
-            output_dir.display(),
-            ignored.iter().map(|i| format!("\n  {}: {}", i.file, i.reason)).collect::<String>()
-        )));
+        return Err(PipelineError::NoRunReport {
+            dir: output_dir.to_owned(),
+            unreadable: ignored.into_iter().map(|i| (i.file, i.reason)).collect(),
+        });
     };
     let fingerprint = newest.config_fingerprint.clone();
     let (kept, other): (Vec<_>, Vec<_>) =
@@ -275,8 +270,7 @@ pub fn summarize(output_dir: &Path) -> Result<Summary, PipelineError> {
 /// folder; returns their paths.
 pub fn write_summary(summary: &Summary) -> Result<Vec<PathBuf>, PipelineError> {
     let layout = crate::layout::OutputLayout::new(&summary.output_dir);
-    let json =
-        serde_json::to_string_pretty(summary).map_err(|e| PipelineError::Frame(e.to_string()))?;
+    let json = serde_json::to_string_pretty(summary)?;
     let json_path = layout.summary_file("summary.json");
     write_bytes_atomic(&json_path, json.as_bytes())?;
     let csv_path = layout.summary_file("timeseries.csv");
