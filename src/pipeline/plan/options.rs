@@ -134,8 +134,8 @@ impl StageOptions {
                 depth_tolerance: rc.depth_tolerance,
                 min_consistent_views: rc.min_consistent_views,
             },
-            consistency_filter: !(config.matcher_type == MatcherType::Roma
-                && !config.dense_matching.roma_consistency_filter),
+            consistency_filter: config.matcher_type != MatcherType::Roma
+                || config.dense_matching.roma_consistency_filter,
             voxel_size: rc.voxel_size,
             normals: NormalOptions::for_voxel_size(rc.voxel_size),
             outliers: rc.outlier_removal_enabled.then_some(OutlierOptions {
