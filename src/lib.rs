@@ -30,6 +30,35 @@
 //!   water surface.
 //! - Geometry is `f64`; image intensities are `f32` in [0, 1]; colours are RGB `u8`.
 //!
+//! ## The public surface
+//!
+//! What stays public is what the benches (`benches/`), the integration tests (`tests/it`) and
+//! a program embedding the library use; the command line (`cli`) and the benchmark runner
+//! (`bench`) are crate-private, reached only through [`run_cli`]. Test fixtures live behind
+//! `#[cfg(test)]` (`testutil`, `geom::testutil`, `features::testscene`,
+//! `surface::test_clouds`). One line per public module, with its entry points:
+//!
+//! - [`pipeline`]: a whole run ([`pipeline::reconstruct`]), one frame
+//!   ([`pipeline::process_frame`] on a [`pipeline::Context`]), the validated plan
+//!   ([`pipeline::plan::validate`]) and summaries ([`pipeline::summary::summarize`]).
+//! - [`setup`]: `aquamvs check` ([`setup::check::check_project`]), `init`, `export-refs`.
+//! - [`config`]: [`config::load`] and the typed [`config::Config`].
+//! - [`calib`]: [`calib::load_rig`], [`calib::save_rig`], the [`calib::Rig`].
+//! - [`frames`]: camera inputs ([`frames::InputSet`], [`frames::FrameReader`]).
+//! - [`masks`]: region-of-interest masks ([`masks::load_masks`]).
+//! - [`features`]: the [`features::Matcher`] trait, the classical matcher, ONNX matchers, pairs.
+//! - [`sparse`]: triangulation ([`sparse::triangulate_frame`]), depth ranges, colours.
+//! - [`dense`]: the plane sweep ([`dense::sweep::plane_sweep`]) and [`dense::DepthMap`].
+//! - [`fusion`]: consistency filter, voxels, normals, outliers.
+//! - [`surface`]: meshes from clouds ([`surface::reconstruct_surface`]).
+//! - [`heightmap`], [`change`]: height maps of a run's grid and their differences.
+//! - [`preprocess`]: temporal median filtering of videos.
+//! - [`synth`], [`eval`]: synthetic scenes with ground truth, and accuracy against it.
+//! - [`viz`]: pictures (maps, renders, the demo's).
+//! - [`io`], [`layout`]: file formats and every output path.
+//! - [`geom`], [`imgproc`], [`cloud`], [`mesh`], [`spatial`], [`stats`], [`parallel`]: the
+//!   foundations (cameras and refraction, images, point clouds, meshes, neighbour queries).
+//!
 //! ## Example
 //!
 //! ```
@@ -44,10 +73,10 @@
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub mod bench;
+pub(crate) mod bench;
 pub mod calib;
 pub mod change;
-pub mod cli;
+pub(crate) mod cli;
 pub mod cloud;
 pub mod config;
 pub mod dense;
@@ -72,3 +101,9 @@ pub mod stats;
 pub mod surface;
 pub mod synth;
 pub mod viz;
+
+/// The `aquamvs` command line: parses the process arguments, runs the command, renders an
+/// error once and returns the exit code (the binary's whole `main`).
+pub fn run_cli() -> std::process::ExitCode {
+    cli::main()
+}

@@ -26,25 +26,25 @@ const GRID: [u8; 3] = [225, 225, 225];
 
 /// One bar: stacked segments `(value, colour)` and a label drawn after it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Bar {
+pub(crate) struct Bar {
     /// Segments from left to right.
-    pub segments: Vec<(f64, [u8; 3])>,
+    pub(crate) segments: Vec<(f64, [u8; 3])>,
     /// Text after the bar (its value).
-    pub label: String,
+    pub(crate) label: String,
 }
 
 /// A labelled group of bars.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Group {
+pub(crate) struct Group {
     /// Name on the left.
-    pub label: String,
+    pub(crate) label: String,
     /// Bars, top to bottom.
-    pub bars: Vec<Bar>,
+    pub(crate) bars: Vec<Bar>,
 }
 
 /// A horizontal bar chart with `title`, value axis `axis` from 0 to the largest bar (or
 /// `max`), and `legend` entries.
-pub fn bar_chart(
+pub(crate) fn bar_chart(
     title: &str,
     axis: &str,
     groups: &[Group],
@@ -154,7 +154,7 @@ fn ran(report: &BenchmarkReport) -> impl Iterator<Item = &super::report::Pathway
 }
 
 /// Total seconds per pathway.
-pub fn runtime_chart(report: &BenchmarkReport) -> RgbImage {
+pub(crate) fn runtime_chart(report: &BenchmarkReport) -> RgbImage {
     let groups: Vec<Group> = ran(report)
         .map(|p| Group {
             label: p.name.clone(),
@@ -168,7 +168,7 @@ pub fn runtime_chart(report: &BenchmarkReport) -> RgbImage {
 }
 
 /// Stage seconds per pathway, stacked in the table's column order.
-pub fn stage_chart(report: &BenchmarkReport) -> RgbImage {
+pub(crate) fn stage_chart(report: &BenchmarkReport) -> RgbImage {
     let groups: Vec<Group> = ran(report)
         .map(|p| Group {
             label: p.name.clone(),
@@ -189,7 +189,7 @@ pub fn stage_chart(report: &BenchmarkReport) -> RgbImage {
 
 /// Accuracy, completeness and F1 (at each tolerance) per pathway, one panel each; `None`
 /// without ground-truth figures.
-pub fn accuracy_chart(report: &BenchmarkReport) -> Option<RgbImage> {
+pub(crate) fn accuracy_chart(report: &BenchmarkReport) -> Option<RgbImage> {
     let with: Vec<_> = ran(report).filter(|p| p.quality.is_some()).collect();
     let first = with.first()?.quality.as_ref()?;
     let names: Vec<String> = first.at.iter().map(|a| format!("{} mm", a.tolerance_mm)).collect();
@@ -229,7 +229,7 @@ pub fn accuracy_chart(report: &BenchmarkReport) -> Option<RgbImage> {
 }
 
 /// Depth maps side by side, one colour range for all: `maps` are `(title, ray depths)`.
-pub fn depth_chart(maps: &[(String, GrayImage)]) -> Option<RgbImage> {
+pub(crate) fn depth_chart(maps: &[(String, GrayImage)]) -> Option<RgbImage> {
     let values = maps.iter().flat_map(|(_, m)| m.as_slice().iter().map(|&v| f64::from(v)));
     let range = ValueRange::from_quantiles(values, 0.02, 0.98)?;
     let pictures: Vec<RgbImage> =

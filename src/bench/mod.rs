@@ -13,11 +13,11 @@
 //! Both commands work without a config on a built-in synthetic scene ([`BuiltinScene`]),
 //! whose ground truth gives the benchmark accuracy figures.
 
-pub mod charts;
-pub mod profile;
-pub mod report;
-pub mod runner;
-pub mod trace;
+pub(crate) mod charts;
+pub(crate) mod profile;
+pub(crate) mod report;
+pub(crate) mod runner;
+pub(crate) mod trace;
 
 use std::path::{Path, PathBuf};
 
@@ -29,18 +29,18 @@ use crate::synth::surface::SurfaceKind;
 /// A built-in synthetic scene: a sand bed seen by a synthetic rig through flat water, with
 /// exact ground truth.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BuiltinScene {
+pub(crate) struct BuiltinScene {
     /// The rig (`tank`: 12 ring cameras and a fisheye centre camera; `tiny`: 3 + 1).
-    pub preset: RigPreset,
+    pub(crate) preset: RigPreset,
     /// Image size of every camera (the focal lengths scale with the width).
-    pub size: ImageSize,
+    pub(crate) size: ImageSize,
     /// Seed of the surface layout and texture.
-    pub seed: u64,
+    pub(crate) seed: u64,
 }
 
 impl BuiltinScene {
     /// One line that says what the scene is.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let rig = match self.preset {
             RigPreset::Tank => "tank rig (12 ring cameras + fisheye centre camera)",
             RigPreset::Tiny => "tiny rig (3 ring cameras + centre camera)",
@@ -49,7 +49,7 @@ impl BuiltinScene {
     }
 
     /// The scene's specification.
-    pub fn spec(&self) -> SceneSpec {
+    pub(crate) fn spec(&self) -> SceneSpec {
         let mut spec = SceneSpec::new(SurfaceKind::Sandbed, self.preset, self.seed);
         let scale = self.size.width as f64 / spec.rig.size.width as f64;
         spec.rig.focal_px *= scale;
@@ -61,7 +61,7 @@ impl BuiltinScene {
     /// Writes the scene into `dir` (images, calibration, `config.yaml`, `ground_truth/`)
     /// unless the same scene is already there, and returns the config's path. A finished
     /// scene is marked by `dir/scene.txt` holding [`Self::describe`].
-    pub fn prepare(&self, dir: &Path) -> Result<PathBuf, SceneError> {
+    pub(crate) fn prepare(&self, dir: &Path) -> Result<PathBuf, SceneError> {
         let marker = dir.join("scene.txt");
         let config = dir.join("config.yaml");
         let key = self.describe();

@@ -17,51 +17,51 @@ use super::trace::SpanRecord;
 
 /// One row of the profile table.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ProfileRow {
+pub(crate) struct ProfileRow {
     /// Labels from the root to this row.
-    pub path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// Spans aggregated.
-    pub calls: usize,
+    pub(crate) calls: usize,
     /// Wall time covered by the spans (ms).
-    pub wall_ms: f64,
+    pub(crate) wall_ms: f64,
     /// Sum of the span durations (ms).
-    pub busy_ms: f64,
+    pub(crate) busy_ms: f64,
     /// `wall_ms` over the profile's total.
-    pub share: f64,
+    pub(crate) share: f64,
     /// Wall time not covered by the rows directly below (ms, at least 0): the row's own work.
-    pub self_ms: f64,
+    pub(crate) self_ms: f64,
     /// Threads the spans ran on.
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Peak resident memory (MB) when the last span exited; `None` where not available.
-    pub peak_rss_mb: Option<f64>,
+    pub(crate) peak_rss_mb: Option<f64>,
 }
 
 impl ProfileRow {
     /// The last label.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.path.last().map_or("", String::as_str)
     }
 
     /// Depth in the tree (0 for roots).
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.path.len().saturating_sub(1)
     }
 }
 
 /// A summarised profile.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// Wall time of all root spans together (ms).
-    pub total_ms: f64,
+    pub(crate) total_ms: f64,
     /// Peak resident memory of the process at the end (MB).
-    pub peak_rss_mb: Option<f64>,
+    pub(crate) peak_rss_mb: Option<f64>,
     /// Rows in tree order (children after their parent, by start time).
-    pub rows: Vec<ProfileRow>,
+    pub(crate) rows: Vec<ProfileRow>,
 }
 
 impl Profile {
     /// Summarises `records` (see the module docs).
-    pub fn from_records(records: &[SpanRecord]) -> Self {
+    pub(crate) fn from_records(records: &[SpanRecord]) -> Self {
         let paths: Vec<Vec<String>> = (0..records.len()).map(|i| path_of(records, i)).collect();
         struct Acc {
             intervals: Vec<(f64, f64)>,
@@ -153,7 +153,7 @@ impl Profile {
 
     /// The `n` rows with the most time of their own ([`ProfileRow::self_ms`]: their wall
     /// time less that of the rows below them), largest first.
-    pub fn bottlenecks(&self, n: usize) -> Vec<&ProfileRow> {
+    pub(crate) fn bottlenecks(&self, n: usize) -> Vec<&ProfileRow> {
         let mut rows: Vec<&ProfileRow> = self.rows.iter().collect();
         rows.sort_by(|a, b| b.self_ms.total_cmp(&a.self_ms));
         rows.truncate(n);
@@ -161,7 +161,7 @@ impl Profile {
     }
 
     /// The table and the bottlenecks as text.
-    pub fn format(&self) -> String {
+    pub(crate) fn format(&self) -> String {
         let rss = |r: Option<f64>| r.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0}"));
         let width = self
             .rows

@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The columns of the stage table, in order: header and the stage names summed into it.
-pub const STAGE_COLUMNS: [(&str, &[&str]); 5] = [
+pub(crate) const STAGE_COLUMNS: [(&str, &[&str]); 5] = [
     ("Undist", &["undistortion"]),
     ("Match", &["sparse_matching", "triangulation", "dense_matching"]),
     ("Depth", &["depth_ranges", "depth_estimation"]),
@@ -28,12 +28,12 @@ pub const STAGE_COLUMNS: [(&str, &[&str]); 5] = [
 ];
 
 /// Exit code of `aquamvs benchmark --compare` when a regression was found.
-pub const REGRESSION_EXIT_CODE: u8 = 3;
+pub(crate) const REGRESSION_EXIT_CODE: u8 = 3;
 
 /// How a pathway ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PathwayStatus {
+pub(crate) enum PathwayStatus {
     /// It ran and produced outputs.
     Ran,
     /// It could not run here (models not configured, unsupported build); see the reason.
@@ -44,65 +44,65 @@ pub enum PathwayStatus {
 
 /// Ground-truth metrics at one tolerance (fractions in [0, 1]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QualityAt {
+pub(crate) struct QualityAt {
     /// Tolerance (mm).
-    pub tolerance_mm: f64,
+    pub(crate) tolerance_mm: f64,
     /// Share of points within the tolerance of the true surface (precision).
-    pub accuracy: f64,
+    pub(crate) accuracy: f64,
     /// Share of the visible true surface with a point within the tolerance (recall).
-    pub completeness: f64,
+    pub(crate) completeness: f64,
     /// Harmonic mean of the two.
-    pub f1: f64,
+    pub(crate) f1: f64,
 }
 
 /// Ground-truth metrics of a pathway's cloud.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Quality {
+pub(crate) struct Quality {
     /// Median point-to-surface distance (mm).
-    pub median_error_mm: f64,
+    pub(crate) median_error_mm: f64,
     /// Mean point-to-surface distance (mm).
-    pub mean_error_mm: f64,
+    pub(crate) mean_error_mm: f64,
     /// Metrics at 1, 2 and 5 mm.
-    pub at: Vec<QualityAt>,
+    pub(crate) at: Vec<QualityAt>,
 }
 
 /// The result of one pathway.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PathwayResult {
+pub(crate) struct PathwayResult {
     /// Display name (`classical full`, `LightGlue sparse`, …).
-    pub name: String,
+    pub(crate) name: String,
     /// `matcher_type` used.
-    pub matcher: String,
+    pub(crate) matcher: String,
     /// `pipeline_mode` used.
-    pub mode: String,
+    pub(crate) mode: String,
     /// How it ended.
-    pub status: PathwayStatus,
+    pub(crate) status: PathwayStatus,
     /// Why it was skipped or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Wall time of each stage (s), in run order.
     #[serde(default)]
-    pub stage_seconds: Vec<(String, f64)>,
+    pub(crate) stage_seconds: Vec<(String, f64)>,
     /// Sum of the stage times (s).
     #[serde(default)]
-    pub total_seconds: f64,
+    pub(crate) total_seconds: f64,
     /// Points of the written cloud.
     #[serde(default)]
-    pub points: usize,
+    pub(crate) points: usize,
     /// Points per m² of the cloud's XY bounding box.
     #[serde(default)]
-    pub density_pts_m2: f64,
+    pub(crate) density_pts_m2: f64,
     /// Ground-truth metrics, when the input has ground truth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<Quality>,
+    pub(crate) quality: Option<Quality>,
     /// Where its outputs are.
     #[serde(default)]
-    pub output_dir: String,
+    pub(crate) output_dir: String,
 }
 
 impl PathwayResult {
     /// A pathway that did not run.
-    pub fn not_run(
+    pub(crate) fn not_run(
         name: &str,
         matcher: &str,
         mode: &str,
@@ -125,7 +125,7 @@ impl PathwayResult {
     }
 
     /// Seconds of one table column, `None` when none of its stages ran.
-    pub fn column_seconds(&self, stages: &[&str]) -> Option<f64> {
+    pub(crate) fn column_seconds(&self, stages: &[&str]) -> Option<f64> {
         let times: Vec<f64> = self
             .stage_seconds
             .iter()
@@ -138,23 +138,23 @@ impl PathwayResult {
 
 /// The machine the benchmark ran on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SystemInfo {
+pub(crate) struct SystemInfo {
     /// `linux`, `macos`, `windows`.
-    pub os: String,
+    pub(crate) os: String,
     /// `x86_64`, `aarch64`.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Threads available to the process.
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// CPU model, where the platform says.
     #[serde(default)]
-    pub cpu: Option<String>,
+    pub(crate) cpu: Option<String>,
     /// `release` or `debug` build.
-    pub build: String,
+    pub(crate) build: String,
 }
 
 impl SystemInfo {
     /// This machine.
-    pub fn current() -> Self {
+    pub(crate) fn current() -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
             text.lines()
                 .find(|l| l.starts_with("model name"))
@@ -173,21 +173,21 @@ impl SystemInfo {
 
 /// A whole benchmark run (the `.json` file).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BenchmarkReport {
+pub(crate) struct BenchmarkReport {
     /// aquamvs version.
-    pub aquamvs_version: String,
+    pub(crate) aquamvs_version: String,
     /// When it ran (UTC, `YYYY-MM-DD HH:MM:SS`).
-    pub generated_utc: String,
+    pub(crate) generated_utc: String,
     /// The config, or the built-in scene.
-    pub input: String,
+    pub(crate) input: String,
     /// Frame index.
-    pub frame: usize,
+    pub(crate) frame: usize,
     /// Whether quality metrics come from ground truth.
-    pub ground_truth: bool,
+    pub(crate) ground_truth: bool,
     /// The machine.
-    pub system: SystemInfo,
+    pub(crate) system: SystemInfo,
     /// One entry per pathway, in run order.
-    pub pathways: Vec<PathwayResult>,
+    pub(crate) pathways: Vec<PathwayResult>,
 }
 
 fn secs(v: Option<f64>) -> String {
@@ -257,7 +257,7 @@ impl BenchmarkReport {
     }
 
     /// The console text: results table, ground-truth table, notes.
-    pub fn format_console(&self) -> String {
+    pub(crate) fn format_console(&self) -> String {
         let mut out = grid(&self.table());
         let quality = self.quality_table();
         if !quality.is_empty() {
@@ -273,7 +273,7 @@ impl BenchmarkReport {
     }
 
     /// The Markdown report; `charts` are image file names next to it.
-    pub fn markdown(&self, charts: &[(&str, &str)]) -> String {
+    pub(crate) fn markdown(&self, charts: &[(&str, &str)]) -> String {
         let mut md = String::from("# aquamvs benchmark report\n\n");
         md.push_str(&format!("**Input:** {}  \n", self.input));
         md.push_str(&format!("**Frame:** {}  \n", self.frame));
@@ -330,7 +330,7 @@ impl BenchmarkReport {
 }
 
 /// Cells as a console grid with `+---+` borders (like tabulate's `grid` style).
-pub fn grid(rows: &[Vec<String>]) -> String {
+pub(crate) fn grid(rows: &[Vec<String>]) -> String {
     let widths = column_widths(rows);
     let rule: String =
         widths.iter().map(|w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+\n";
@@ -353,7 +353,7 @@ pub fn grid(rows: &[Vec<String>]) -> String {
 }
 
 /// Cells as a Markdown table.
-pub fn markdown_table(rows: &[Vec<String>]) -> String {
+pub(crate) fn markdown_table(rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
         out.push_str(&format!("| {} |\n", row.join(" | ")));
@@ -375,14 +375,14 @@ fn column_widths(rows: &[Vec<String>]) -> Vec<usize> {
 
 /// Regression thresholds of [`compare`].
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// A time that grows by more than this many percent is a regression (default 10).
-    pub time_pct: f64,
+    pub(crate) time_pct: f64,
     /// … but only when it also grows by at least this many seconds (default 0.05).
-    pub min_time_delta_s: f64,
+    pub(crate) min_time_delta_s: f64,
     /// Accuracy, completeness or F1 dropping by more than this many percent of the baseline
     /// value is a regression (default 5).
-    pub quality_pct: f64,
+    pub(crate) quality_pct: f64,
 }
 
 impl Default for Thresholds {
@@ -394,7 +394,7 @@ impl Default for Thresholds {
 /// What kind of value a metric is (decides the direction of a regression).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MetricKind {
+pub(crate) enum MetricKind {
     /// Seconds: higher is worse.
     Time,
     /// Accuracy, completeness, F1: lower is worse.
@@ -405,52 +405,52 @@ pub enum MetricKind {
 
 /// One metric of one pathway in both runs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// Pathway name.
-    pub pathway: String,
+    pub(crate) pathway: String,
     /// Metric name (`total_s`, `Depth_s`, `f1_2mm`, …).
-    pub metric: String,
+    pub(crate) metric: String,
     /// What kind of value it is.
-    pub kind: MetricKind,
+    pub(crate) kind: MetricKind,
     /// Baseline value.
-    pub baseline: f64,
+    pub(crate) baseline: f64,
     /// Current value.
-    pub current: f64,
+    pub(crate) current: f64,
     /// Whether it moved the wrong way by more than its threshold.
-    pub regression: bool,
+    pub(crate) regression: bool,
 }
 
 impl Delta {
     /// `current − baseline`.
-    pub fn delta(&self) -> f64 {
+    pub(crate) fn delta(&self) -> f64 {
         self.current - self.baseline
     }
 
     /// Change in percent of the baseline; `None` for a zero baseline.
-    pub fn percent(&self) -> Option<f64> {
+    pub(crate) fn percent(&self) -> Option<f64> {
         (self.baseline != 0.0).then(|| 100.0 * self.delta() / self.baseline.abs())
     }
 }
 
 /// The outcome of [`compare`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     /// Every metric compared.
-    pub deltas: Vec<Delta>,
+    pub(crate) deltas: Vec<Delta>,
     /// Pathways that ran in the baseline and not now, with the reason; a failure counts as a
     /// regression, a skip does not.
-    pub missing: Vec<(String, String, bool)>,
+    pub(crate) missing: Vec<(String, String, bool)>,
 }
 
 impl Comparison {
     /// Number of regressions.
-    pub fn n_regressions(&self) -> usize {
+    pub(crate) fn n_regressions(&self) -> usize {
         self.deltas.iter().filter(|d| d.regression).count()
             + self.missing.iter().filter(|m| m.2).count()
     }
 
     /// The comparison as a console grid plus the regression summary.
-    pub fn format(&self) -> String {
+    pub(crate) fn format(&self) -> String {
         let mut rows = vec![
             ["Pathway", "Metric", "Baseline", "Current", "Delta", "% Delta", "Status"]
                 .map(String::from)
@@ -519,7 +519,7 @@ fn metrics(p: &PathwayResult) -> Vec<(String, MetricKind, f64)> {
 }
 
 /// Compares `current` with `baseline` (see the module docs).
-pub fn compare(
+pub(crate) fn compare(
     baseline: &BenchmarkReport,
     current: &BenchmarkReport,
     th: &Thresholds,
@@ -561,7 +561,7 @@ pub fn compare(
 }
 
 /// `YYYY-MM-DD HH:MM:SS` and `YYYYMMDD_HHMMSS` of a Unix time (UTC).
-pub fn utc_stamps(unix_seconds: u64) -> (String, String) {
+pub(crate) fn utc_stamps(unix_seconds: u64) -> (String, String) {
     let days = (unix_seconds / 86_400) as i64;
     let rem = unix_seconds % 86_400;
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);

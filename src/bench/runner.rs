@@ -25,19 +25,19 @@ use super::report::{
 
 /// One way through the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pathway {
+pub(crate) struct Pathway {
     /// Display name.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Name on the command line and folder name.
-    pub slug: &'static str,
+    pub(crate) slug: &'static str,
     /// Matcher.
-    pub matcher: MatcherType,
+    pub(crate) matcher: MatcherType,
     /// Mode.
-    pub mode: PipelineMode,
+    pub(crate) mode: PipelineMode,
 }
 
 /// Every pathway, in run order.
-pub const PATHWAYS: [Pathway; 5] = [
+pub(crate) const PATHWAYS: [Pathway; 5] = [
     Pathway {
         name: "classical sparse",
         slug: "classical-sparse",
@@ -71,7 +71,7 @@ pub const PATHWAYS: [Pathway; 5] = [
 ];
 
 /// Parses a comma-separated list of pathway slugs (`classical-full,roma-full`) or `all`.
-pub fn parse_pathways(list: &str) -> Result<Vec<Pathway>, String> {
+pub(crate) fn parse_pathways(list: &str) -> Result<Vec<Pathway>, String> {
     if list.trim() == "all" {
         return Ok(PATHWAYS.to_vec());
     }
@@ -97,22 +97,22 @@ pub fn parse_pathways(list: &str) -> Result<Vec<Pathway>, String> {
 
 /// What to run.
 #[derive(Clone, Debug)]
-pub struct BenchmarkOptions {
+pub(crate) struct BenchmarkOptions {
     /// Frame index.
-    pub frame: usize,
+    pub(crate) frame: usize,
     /// Pathways, in order.
-    pub pathways: Vec<Pathway>,
+    pub(crate) pathways: Vec<Pathway>,
     /// Folder for the pathway outputs (`OUT/runs/<slug>`).
-    pub out_dir: PathBuf,
+    pub(crate) out_dir: PathBuf,
     /// Ground-truth folder of a synthetic scene (enables accuracy metrics).
-    pub ground_truth: Option<PathBuf>,
+    pub(crate) ground_truth: Option<PathBuf>,
     /// What the input is, for the report.
-    pub input_label: String,
+    pub(crate) input_label: String,
 }
 
 /// Errors that stop the whole benchmark (per-pathway problems are results, not errors).
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// The inputs could not be set up or read.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
@@ -130,7 +130,7 @@ pub enum BenchError {
 }
 
 /// Why a learned pathway cannot run with this config, if it cannot.
-pub fn missing_models(loaded: &LoadedConfig, pathway: &Pathway) -> Option<String> {
+pub(crate) fn missing_models(loaded: &LoadedConfig, pathway: &Pathway) -> Option<String> {
     let c = &loaded.config;
     match pathway.matcher {
         MatcherType::Lightglue if c.sparse_matching.matcher_model.is_none() => Some(
@@ -149,7 +149,7 @@ pub fn missing_models(loaded: &LoadedConfig, pathway: &Pathway) -> Option<String
 
 /// Runs every pathway of `opts` on frame `opts.frame` of `loaded`; `progress` hears which
 /// pathway starts.
-pub fn run_benchmark(
+pub(crate) fn run_benchmark(
     loaded: &LoadedConfig,
     opts: &BenchmarkOptions,
     progress: &dyn Fn(&Pathway),
@@ -188,7 +188,7 @@ pub fn run_benchmark(
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -299,7 +299,7 @@ fn run_pathway(
 }
 
 /// Points of the cloud file and points per m² of its XY bounding box (0, 0 without a cloud).
-pub fn cloud_density(path: &Path) -> (usize, f64) {
+pub(crate) fn cloud_density(path: &Path) -> (usize, f64) {
     let Ok(cloud) = crate::io::ply::read_point_cloud(path) else { return (0, 0.0) };
     let density = match cloud.bounds() {
         Some((lo, hi)) if (hi.x - lo.x) * (hi.y - lo.y) > 0.0 => {
@@ -332,7 +332,7 @@ fn quality(cloud: &Path, gt: &Path, frame: usize) -> Result<Quality, crate::eval
 }
 
 /// The ground-truth folder next to a config written by `aquamvs synth`, if there is one.
-pub fn ground_truth_next_to(config: &Path) -> Option<PathBuf> {
+pub(crate) fn ground_truth_next_to(config: &Path) -> Option<PathBuf> {
     let dir = config.parent()?.join("ground_truth");
     dir.join("scene.json").is_file().then_some(dir)
 }

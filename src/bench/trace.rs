@@ -30,40 +30,41 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// One enter/exit of a span, in microseconds since the recorder started.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Interval {
+pub(crate) struct Interval {
     /// Small thread number (1 for the anchor thread, then in order of first appearance).
-    pub tid: u32,
+    pub(crate) tid: u32,
     /// Start (µs).
-    pub start_us: f64,
+    pub(crate) start_us: f64,
     /// End (µs).
-    pub end_us: f64,
+    pub(crate) end_us: f64,
 }
 
 impl Interval {
     /// Length (µs).
-    pub fn duration_us(&self) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn duration_us(&self) -> f64 {
         self.end_us - self.start_us
     }
 }
 
 /// Everything recorded about one span.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SpanRecord {
+pub(crate) struct SpanRecord {
     /// Display name: the `name` field of a `stage` span, else the span's name.
-    pub label: String,
+    pub(crate) label: String,
     /// The span's name in the code (`stage`, `plane_sweep`, …).
-    pub span_name: String,
+    pub(crate) span_name: String,
     /// Module path that created it.
-    pub target: String,
+    pub(crate) target: String,
     /// The span's fields, formatted.
-    pub fields: BTreeMap<String, String>,
+    pub(crate) fields: BTreeMap<String, String>,
     /// Index of the logical parent in the record list.
-    pub parent: Option<usize>,
+    pub(crate) parent: Option<usize>,
     /// Enter/exit intervals, in order.
-    pub intervals: Vec<Interval>,
+    pub(crate) intervals: Vec<Interval>,
     /// Peak resident memory of the process (MB, `VmHWM`) when the span last exited; `None`
     /// where the platform does not report it.
-    pub peak_rss_mb: Option<f64>,
+    pub(crate) peak_rss_mb: Option<f64>,
 }
 
 /// Thread-safe store shared by the layer and whoever reads the results.
@@ -87,7 +88,7 @@ struct RecordIndex(u64, usize);
 /// A `tracing_subscriber` layer that records spans (see the module docs). Clones share one
 /// store: keep a clone to read the results after the layer is installed.
 #[derive(Clone, Debug)]
-pub struct SpanRecorder {
+pub(crate) struct SpanRecorder {
     state: Arc<Mutex<State>>,
 }
 
@@ -99,7 +100,7 @@ impl Default for SpanRecorder {
 
 impl SpanRecorder {
     /// A recorder whose clock starts now.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 start: Instant::now(),
@@ -121,7 +122,7 @@ impl SpanRecorder {
 
     /// Forgets everything recorded so far, restarts the clock and makes the calling thread
     /// the anchor thread (see the module docs). Spans open now are ignored from here on.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let mut state = self.lock();
         state.start = Instant::now();
         state.generation += 1;
@@ -132,17 +133,17 @@ impl SpanRecorder {
     }
 
     /// The spans recorded so far, in creation order.
-    pub fn records(&self) -> Vec<SpanRecord> {
+    pub(crate) fn records(&self) -> Vec<SpanRecord> {
         self.lock().records.clone()
     }
 
     /// Thread numbers and names (`main`, `rayon-3`, `thread-2` when unnamed).
-    pub fn thread_names(&self) -> BTreeMap<u32, String> {
+    pub(crate) fn thread_names(&self) -> BTreeMap<u32, String> {
         self.lock().thread_names.clone()
     }
 
     /// The Chrome Trace Event document of everything recorded.
-    pub fn chrome_trace(&self) -> serde_json::Value {
+    pub(crate) fn chrome_trace(&self) -> serde_json::Value {
         chrome_trace(&self.records(), &self.thread_names())
     }
 }
@@ -266,13 +267,8 @@ where
 
 /// Peak resident set size of this process in MB (`VmHWM` of `/proc/self/status`); `None` off
 /// Linux or when it cannot be read.
-pub fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     proc_status_kb("VmHWM:").map(|kb| kb / 1024.0)
-}
-
-/// Current resident set size in MB (`VmRSS`); `None` off Linux.
-pub fn current_rss_mb() -> Option<f64> {
-    proc_status_kb("VmRSS:").map(|kb| kb / 1024.0)
 }
 
 fn proc_status_kb(key: &str) -> Option<f64> {
@@ -288,7 +284,10 @@ fn parse_status_kb(status: &str, key: &str) -> Option<f64> {
 
 /// The Chrome Trace Event document (`{"traceEvents": [...], "displayTimeUnit": "ms"}`) of
 /// `records`: one complete (`X`) event per interval, plus process and thread names.
-pub fn chrome_trace(records: &[SpanRecord], threads: &BTreeMap<u32, String>) -> serde_json::Value {
+pub(crate) fn chrome_trace(
+    records: &[SpanRecord],
+    threads: &BTreeMap<u32, String>,
+) -> serde_json::Value {
     use serde_json::json;
     let pid = std::process::id();
     let mut events = vec![json!({

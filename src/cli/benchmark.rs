@@ -23,62 +23,62 @@ use crate::synth::rig::RigPreset;
 
 /// Flags of `aquamvs benchmark`.
 #[derive(Debug, Args)]
-pub struct BenchmarkArgs {
+pub(crate) struct BenchmarkArgs {
     /// The config to benchmark [default: the built-in synthetic scene, with ground truth].
     #[arg(value_name = "CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Frame to run every pathway on.
     #[arg(long, default_value_t = 0)]
-    pub frame: usize,
+    pub(crate) frame: usize,
     /// Comma-separated pathways: classical-sparse, classical-full, lightglue-sparse,
     /// lightglue-full, roma-full, or `all`. Learned ones are skipped (with the reason) when
     /// their models are not configured.
     #[arg(long, value_name = "LIST", default_value = "all", value_parser = parse_list)]
-    pub pathways: PathwayList,
+    pub(crate) pathways: PathwayList,
     /// Folder for the reports, charts and pathway outputs [default: OUTPUT_DIR/benchmark for a
     /// config, `aquamvs_benchmark` for the built-in scene].
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// A previous benchmark's JSON: print per-metric deltas and exit with code 3 on a
     /// regression.
     #[arg(long, value_name = "BASELINE.json")]
-    pub compare: Option<PathBuf>,
+    pub(crate) compare: Option<PathBuf>,
     /// Time regression threshold (percent slower than the baseline).
     #[arg(long, value_name = "PCT", default_value_t = 10.0)]
-    pub time_threshold: f64,
+    pub(crate) time_threshold: f64,
     /// Times that grow by less than this many seconds are never regressions (noise).
     #[arg(long, value_name = "SECONDS", default_value_t = 0.05)]
-    pub min_time_delta: f64,
+    pub(crate) min_time_delta: f64,
     /// Accuracy, completeness and F1 regression threshold (percent below the baseline).
     #[arg(long, value_name = "PCT", default_value_t = 5.0)]
-    pub quality_threshold: f64,
+    pub(crate) quality_threshold: f64,
     /// Ground truth of a synthetic scene (`aquamvs synth`'s `ground_truth` folder) [default:
     /// the `ground_truth` folder next to CONFIG, if any].
     #[arg(long, value_name = "DIR")]
-    pub ground_truth: Option<PathBuf>,
+    pub(crate) ground_truth: Option<PathBuf>,
     /// Image size of the built-in scene's cameras.
     #[arg(long, value_parser = super::synth::parse_size, default_value = "320x240")]
-    pub size: ImageSize,
+    pub(crate) size: ImageSize,
     /// Built-in scene: the small rig (3 ring cameras + centre camera) instead of the 13-camera
     /// tank rig; with the default size well under a minute (CI).
     #[arg(long, conflicts_with = "config")]
-    pub small: bool,
+    pub(crate) small: bool,
     /// Override a config value, validated like the file: `--set matcher_type=classical`,
     /// `--set reconstruction.num_depths=64` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<crate::config::Override>,
+    pub(crate) set: Vec<crate::config::Override>,
 }
 
 /// The pathways of `--pathways`.
 #[derive(Clone, Debug)]
-pub struct PathwayList(pub Vec<Pathway>);
+pub(crate) struct PathwayList(pub Vec<Pathway>);
 
 fn parse_list(s: &str) -> Result<PathwayList, String> {
     parse_pathways(s).map(PathwayList)
 }
 
 /// Runs the benchmark, writes the reports and charts, compares with a baseline.
-pub fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let pathways = args.pathways.0.clone();
     let baseline = match &args.compare {
         Some(path) => Some(read_report(path)?),

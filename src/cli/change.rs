@@ -17,53 +17,53 @@ use crate::synth::scene::GroundTruth;
 
 /// Flags of `aquamvs change`.
 #[derive(Debug, Args)]
-pub struct ChangeArgs {
+pub(crate) struct ChangeArgs {
     /// The output folder of a reconstruct run (the config's `output_dir`).
     #[arg(value_name = "OUTPUT")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// The reference frame (index).
     #[arg(long, value_name = "A", requires = "to", conflicts_with = "series")]
-    pub from: Option<usize>,
+    pub(crate) from: Option<usize>,
     /// The frame compared with it (index).
     #[arg(long, value_name = "B", requires = "from")]
-    pub to: Option<usize>,
+    pub(crate) to: Option<usize>,
     /// Compare every frame with a height map against the first; writes
     /// summary/change.csv and summary/change.png too.
     #[arg(long)]
-    pub series: bool,
+    pub(crate) series: bool,
     /// With --series: compare each frame with the previous one instead of the first.
     #[arg(long, requires = "series")]
-    pub consecutive: bool,
+    pub(crate) consecutive: bool,
     /// Level of detection: a cell's change counts when |Δz| > t·√(σA² + σB²)
     /// (1.96: 95 % two-sided; Wheaton et al. 2010).
     #[arg(long, default_value_t = DEFAULT_T, value_name = "T")]
-    pub t: f64,
+    pub(crate) t: f64,
     /// Where the points summed over the occluder window fell below this fraction of the
     /// other frame's, the bed is occluded (a fish) and not compared.
     #[arg(long, default_value_t = DEFAULT_SUPPORT_DROP, value_name = "FRACTION")]
-    pub support_drop: f64,
+    pub(crate) support_drop: f64,
     /// Side of the square (m) over which point counts are summed to find an occluder: where
     /// the sum fell below --support-drop of the other frame's, the bed is not compared.
     #[arg(long, default_value_t = DEFAULT_OCCLUDER_WINDOW_M, value_name = "METRES")]
-    pub occluder_window: f64,
+    pub(crate) occluder_window: f64,
     /// Margin (m) around an occluder's footprint that is not compared either (depths there mix
     /// the occluder's and the bed's).
     #[arg(long, default_value_t = DEFAULT_OCCLUDER_MARGIN_M, value_name = "METRES")]
-    pub occluder_margin: f64,
+    pub(crate) occluder_margin: f64,
     /// Region of interest: a polygon in world metres, `x,y;x,y;x,y…`.
     #[arg(long, value_name = "POLYGON", conflicts_with = "roi_mask")]
-    pub roi_polygon: Option<String>,
+    pub(crate) roi_polygon: Option<String>,
     /// Region of interest: a mask (non-zero = in) drawn on a camera's undistorted image (as
     /// written by `aquamvs export-refs`); needs --roi-camera.
     #[arg(long, value_name = "PNG", requires = "roi_camera")]
-    pub roi_mask: Option<PathBuf>,
+    pub(crate) roi_mask: Option<PathBuf>,
     /// The camera the --roi-mask was drawn on.
     #[arg(long, value_name = "CAMERA", requires = "roi_mask")]
-    pub roi_camera: Option<String>,
+    pub(crate) roi_camera: Option<String>,
     /// Score each comparison against a synthetic scene's `ground_truth` folder (written by
     /// `aquamvs synth`); the figures go into change/A_B.json.
     #[arg(long, value_name = "DIR")]
-    pub ground_truth: Option<PathBuf>,
+    pub(crate) ground_truth: Option<PathBuf>,
 }
 
 fn print_pair(r: &PairReport) {
@@ -107,7 +107,7 @@ fn print_pair(r: &PairReport) {
 }
 
 /// Compares the frames and writes change/A_B.{npz,json,png} (and the series summary).
-pub fn run(args: ChangeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ChangeArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.t.is_finite() && args.t >= 0.0,
         "--t must be a number ≥ 0 (1.96 is the 95 % level of detection), got {}",

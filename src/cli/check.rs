@@ -10,18 +10,18 @@ use crate::setup::check::{CheckReport, Summary, check_project_with};
 
 /// Flags of `aquamvs check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The config file to check.
     #[arg(value_name = "CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Override a config value, validated like the file: `--set matcher_type=classical`,
     /// `--set reconstruction.num_depths=64` (repeatable; see docs/configuration.md).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<Override>,
+    pub(crate) set: Vec<Override>,
 }
 
 /// Runs the check and prints its report; exit code 1 when there are problems.
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let report = check_project_with(&args.config, &args.set);
     if let Some(summary) = &report.summary {
         print_summary(summary);

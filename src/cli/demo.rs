@@ -16,20 +16,20 @@ use crate::synth::surface::SurfaceKind;
 
 /// Flags of `aquamvs demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Folder for the scene and the results.
     #[arg(long, value_name = "DIR", default_value = "aquamvs_demo")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Image size of the 13 cameras (the real rig's is 1600x1200, about 4× slower).
     #[arg(long, value_parser = super::synth::parse_size, default_value = "800x600")]
-    pub size: ImageSize,
+    pub(crate) size: ImageSize,
     /// Seed of the scene.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
 }
 
 /// Runs the demo and prints where everything is and how accurate it was.
-pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let mut spec = SceneSpec::new(SurfaceKind::Sandbed, RigPreset::Tank, args.seed);
     let scale = args.size.width as f64 / spec.rig.size.width as f64;

@@ -11,35 +11,35 @@ use crate::layout::FrameLayout;
 
 /// Flags of `aquamvs evaluate`.
 #[derive(Debug, Args)]
-pub struct EvaluateArgs {
+pub(crate) struct EvaluateArgs {
     /// The point cloud (PLY), e.g. output/frame_000000/point_cloud/fused.ply.
     #[arg(value_name = "CLOUD")]
-    pub cloud: PathBuf,
+    pub(crate) cloud: PathBuf,
     /// The `ground_truth` folder written by `aquamvs synth`.
     #[arg(long, value_name = "DIR")]
-    pub ground_truth: PathBuf,
+    pub(crate) ground_truth: PathBuf,
     /// Frame of the ground truth to compare with.
     #[arg(long, default_value_t = 0)]
-    pub frame: usize,
+    pub(crate) frame: usize,
     /// Completeness counts the surface seen by at least this many cameras.
     #[arg(long, default_value_t = 2)]
-    pub min_views: usize,
+    pub(crate) min_views: usize,
     /// Also compare the depth maps (CAM.npz) in this folder.
     #[arg(long, value_name = "DIR")]
-    pub depth_maps: Option<PathBuf>,
+    pub(crate) depth_maps: Option<PathBuf>,
     /// Also score this mesh (PLY) [default: the frame's `mesh/surface.ply` when CLOUD is a
     /// frame's result cloud in an aquamvs output folder].
     #[arg(long, value_name = "FILE")]
-    pub mesh: Option<PathBuf>,
+    pub(crate) mesh: Option<PathBuf>,
     /// Where to write the metrics as JSON [default: the frame's
     /// `point_cloud/fused.metrics.json` when CLOUD is a frame's result cloud; otherwise not
     /// written]. An existing file is replaced only when it holds metrics aquamvs wrote.
     #[arg(long, visible_alias = "json", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 }
 
 /// Evaluates, prints the metrics and writes them as JSON.
-pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let frame = FrameLayout::of_result_cloud(&args.cloud);
     let json_path = match (&args.output, &frame) {
         (Some(path), _) => Some(path.clone()),
@@ -106,7 +106,7 @@ fn check_replaceable(path: &std::path::Path) -> anyhow::Result<()> {
 const METRICS_FILE_CAP: u64 = 16 << 20;
 
 /// The metrics as a small text report.
-pub fn format_evaluation(e: &Evaluation) -> String {
+pub(crate) fn format_evaluation(e: &Evaluation) -> String {
     let m = &e.cloud_metrics;
     let a = &m.accuracy;
     let mut out = format!(

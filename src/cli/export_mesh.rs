@@ -11,26 +11,26 @@ use crate::surface::export::{default_output_path, export_mesh, export_mesh_batch
 /// Flags of `aquamvs export-mesh`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["input", "input_dir"])))]
-pub struct ExportMeshArgs {
+pub(crate) struct ExportMeshArgs {
     /// A PLY mesh (e.g. output/frame_000000/mesh/surface.ply); the export goes next to it.
     #[arg(value_name = "INPUT")]
-    pub input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_parser = ["obj", "stl", "gltf", "glb", "ply"])]
-    pub format: String,
+    pub(crate) format: String,
     /// Simplify to about this many triangles first.
     #[arg(long, value_name = "N")]
-    pub simplify: Option<usize>,
+    pub(crate) simplify: Option<usize>,
     /// Export every top-level `*.ply` of this folder instead.
     #[arg(long, value_name = "DIR", conflicts_with = "input")]
-    pub input_dir: Option<PathBuf>,
+    pub(crate) input_dir: Option<PathBuf>,
     /// Folder for batch exports (must exist) [default: the input folder].
     #[arg(long, value_name = "DIR", requires = "input_dir")]
-    pub output_dir: Option<PathBuf>,
+    pub(crate) output_dir: Option<PathBuf>,
 }
 
 /// Runs the export; exit code 1 when any file failed.
-pub fn run(args: ExportMeshArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ExportMeshArgs) -> anyhow::Result<ExitCode> {
     let format = ExportFormat::from_name(&args.format)?;
     if format == ExportFormat::Stl {
         tracing::warn!("STL stores no colours; the mesh is exported without them");

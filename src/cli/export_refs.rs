@@ -10,17 +10,17 @@ use crate::setup::export_refs::export_reference_images;
 
 /// Flags of `aquamvs export-refs`.
 #[derive(Debug, Args)]
-pub struct ExportRefsArgs {
+pub(crate) struct ExportRefsArgs {
     /// The config file (its inputs, calibration and output folder are used).
     #[arg(value_name = "CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// The frame to export (0-based index into every camera's input).
     #[arg(long, default_value_t = 0)]
-    pub frame: usize,
+    pub(crate) frame: usize,
 }
 
 /// Exports the images and prints where they are and what to do next.
-pub fn run(args: ExportRefsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ExportRefsArgs) -> anyhow::Result<ExitCode> {
     let refs = export_reference_images(&args.config, args.frame)?;
     for (camera, why) in &refs.skipped {
         println!("[WARN] camera {camera} skipped: {why}");

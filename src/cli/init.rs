@@ -10,35 +10,35 @@ use crate::setup::init::{InitError, InitOptions, InitReport, run_init};
 
 /// Flags of `aquamvs init`.
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Folder with one sub-folder of images or one video file per camera.
     #[arg(long, value_name = "DIR")]
-    pub input_dir: PathBuf,
+    pub(crate) input_dir: PathBuf,
     /// Regular expression matched at the start of each input name; capture group 1 is the
     /// camera name (e.g. '^(e3v[0-9a-f]+)').
     #[arg(long, value_name = "REGEX")]
-    pub pattern: String,
+    pub(crate) pattern: String,
     /// AquaCal calibration JSON.
     #[arg(long, value_name = "FILE")]
-    pub calibration: PathBuf,
+    pub(crate) calibration: PathBuf,
     /// Output folder the config will point to.
     #[arg(long, value_name = "DIR")]
-    pub output_dir: PathBuf,
+    pub(crate) output_dir: PathBuf,
     /// Where to write the config.
     #[arg(long, value_name = "FILE", default_value = "config.yaml")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Write the values of a quality preset into the config.
     #[arg(long, value_parser = ["fast", "balanced", "quality"])]
-    pub preset: Option<String>,
+    pub(crate) preset: Option<String>,
     /// Replace an existing config file.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 const RULE: &str = "======================================================================";
 
 /// Runs `init` and prints the summary.
-pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let opts = InitOptions {
         input_dir: args.input_dir,
         pattern: args.pattern,

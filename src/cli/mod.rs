@@ -46,21 +46,21 @@ use crate::bench::trace::SpanRecorder;
 /// Refractive multi-view stereo for underwater surfaces seen from cameras in air.
 #[derive(Debug, Parser)]
 #[command(name = "aquamvs", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides both flags.
     #[arg(short, long, action = ArgAction::Count, global = true)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Only errors on stderr; no progress bars.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// The command to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Write a config for a folder of camera inputs and a calibration file.
     Init(init::InitArgs),
     /// Validate a config, its calibration and its inputs before a long run.
@@ -94,7 +94,7 @@ pub enum Command {
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only `profile` records spans: the recorder costs a little on every span.
     let recorder = matches!(cli.command, Command::Profile(_)).then(SpanRecorder::new);
@@ -108,11 +108,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    run_with(cli, None)
 }
 
 /// Runs a parsed command line; `profile` uses `recorder` when the logging set-up installed

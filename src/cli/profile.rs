@@ -18,28 +18,28 @@ use crate::synth::rig::RigPreset;
 
 /// Flags of `aquamvs profile`.
 #[derive(Debug, Args)]
-pub struct ProfileArgs {
+pub(crate) struct ProfileArgs {
     /// The config to profile [default: a built-in synthetic scene].
     #[arg(value_name = "CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Frame to profile.
     #[arg(long, default_value_t = 0)]
-    pub frame: usize,
+    pub(crate) frame: usize,
     /// Also write DIR/trace.json (Chrome trace: Perfetto, chrome://tracing) and
     /// DIR/profile.json; the frame's outputs go to DIR/output [default: a temporary folder].
     #[arg(long, value_name = "DIR")]
-    pub output_dir: Option<PathBuf>,
+    pub(crate) output_dir: Option<PathBuf>,
     /// Image size of the built-in scene's cameras.
     #[arg(long, value_parser = super::synth::parse_size, default_value = "320x240")]
-    pub size: ImageSize,
+    pub(crate) size: ImageSize,
     /// Built-in scene: the small rig (3 ring cameras + centre camera) instead of the 13-camera
     /// tank rig.
     #[arg(long, conflicts_with = "config")]
-    pub small: bool,
+    pub(crate) small: bool,
     /// Override a config value, validated like the file: `--set matcher_type=classical`,
     /// `--set reconstruction.num_depths=64` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<crate::config::Override>,
+    pub(crate) set: Vec<crate::config::Override>,
 }
 
 /// `profile.json`.
@@ -55,7 +55,7 @@ struct ProfileFile<'a> {
 }
 
 /// Profiles one frame with the span `recorder` the logging set-up installed (or installs one).
-pub fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::Result<ExitCode> {
     let recorder = match recorder {
         Some(r) => r,
         None => install_recorder()?,

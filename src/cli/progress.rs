@@ -4,7 +4,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar for `total` steps of `unit`, or a hidden one when `quiet`.
-pub fn bar(total: u64, unit: &str, quiet: bool) -> ProgressBar {
+pub(crate) fn bar(total: u64, unit: &str, quiet: bool) -> ProgressBar {
     let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
     let bar = ProgressBar::with_draw_target(Some(total), target);
     let template =

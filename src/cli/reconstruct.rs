@@ -10,35 +10,35 @@ use crate::pipeline::{FrameStatus, Observer, RunOptions, RunReport, Shard, recon
 
 /// Flags of `aquamvs reconstruct`.
 #[derive(Debug, Args)]
-pub struct ReconstructArgs {
+pub(crate) struct ReconstructArgs {
     /// The config file.
     #[arg(value_name = "CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Frames to process as START:STOP:STEP (STOP exclusive; each part optional, e.g. `0:10`,
     /// `::5`); overrides `preprocessing.frame_*`.
     #[arg(long, value_parser = parse_frames, value_name = "START:STOP:STEP")]
-    pub frames: Option<(usize, Option<usize>, usize)>,
+    pub(crate) frames: Option<(usize, Option<usize>, usize)>,
     /// Process only shard K of N (0 ≤ K < N): every N-th selected frame starting at the K-th.
     /// Shards share the output folder; run them as a Slurm array
     /// (`--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`) or a Kubernetes indexed Job.
     #[arg(long, value_parser = Shard::parse, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    pub(crate) shard: Option<Shard>,
     /// Recompute every frame, even those whose outputs are complete and up to date.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Override a config value, validated like the file: `--set matcher_type=classical`,
     /// `--set reconstruction.num_depths=64` (repeatable; the used config in the output folder
     /// records the result).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<crate::config::Override>,
+    pub(crate) set: Vec<crate::config::Override>,
     /// AquaMVS's device override (`cpu` or `cuda`): the same as `--set runtime.device=…`
     /// (`cuda` runs the learned matchers' models on the GPU; the rest runs on the CPU).
     #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
+    pub(crate) device: Option<String>,
 }
 
 /// Parses `START:STOP:STEP`.
-pub fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), String> {
+pub(crate) fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), String> {
     if s.trim().is_empty() {
         return Err("the frame selection is empty: give START:STOP:STEP (e.g. `0:10`, `5` or \
                     `::2`), or leave out --frames for the config's selection"
@@ -115,7 +115,7 @@ impl Observer for Bars {
 
 /// Runs the reconstruction; exit code 0 when every frame succeeded, else 2 + the frames that
 /// failed or are degraded.
-pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut overrides = args.set.clone();
     if let Some(device) = &args.device {
         overrides
@@ -137,7 +137,7 @@ pub fn run(args: ReconstructArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 
 /// Runs `f` on a pool of `threads` workers (all cores when `None`; at most
 /// [`crate::config::MAX_THREADS`]).
-pub fn with_threads<T: Send>(
+pub(crate) fn with_threads<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> T + Send,
 ) -> anyhow::Result<T> {
@@ -157,7 +157,7 @@ pub fn with_threads<T: Send>(
 
 /// 0 when every frame is complete; otherwise 2 + the number of incomplete (failed or
 /// degraded) frames, capped at 125.
-pub fn exit_code(n_incomplete: usize) -> ExitCode {
+pub(crate) fn exit_code(n_incomplete: usize) -> ExitCode {
     if n_incomplete == 0 {
         ExitCode::SUCCESS
     } else {

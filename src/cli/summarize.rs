@@ -11,15 +11,15 @@ use crate::pipeline::summary::{describe_indices, summarize, write_summary};
 
 /// Flags of `aquamvs summarize`.
 #[derive(Debug, Args)]
-pub struct SummarizeArgs {
+pub(crate) struct SummarizeArgs {
     /// The output folder of one or more reconstruct runs (the config's `output_dir`).
     #[arg(value_name = "OUTPUT")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 }
 
 /// Prints the merged summary and writes its files; exit code 0 when every selected frame is
 /// done or up to date, 1 when frames failed, are degraded or are missing.
-pub fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     let summary = summarize(&args.output)?;
     let paths = write_summary(&summary)?;
     print!("{summary}");

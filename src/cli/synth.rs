@@ -13,110 +13,110 @@ use crate::synth::surface::SurfaceKind;
 
 /// Flags of `aquamvs synth`.
 #[derive(Debug, Args)]
-pub struct SynthArgs {
+pub(crate) struct SynthArgs {
     /// The bottom: flat, undulating, sandbed, or bower (a time series: a crater with a raised
     /// rim grows over the frames and a fish crosses the view in the odd frames).
     #[arg(long, default_value = "sandbed", value_parser = ["flat", "undulating", "sandbed", "bower"])]
-    pub scene: String,
+    pub(crate) scene: String,
     /// The rig: tank (12 ring cameras + fisheye centre, 1600×1200) or tiny (3 + 1, 320×240).
     #[arg(long, default_value = "tank", value_parser = ["tank", "tiny"])]
-    pub rig: String,
+    pub(crate) rig: String,
     /// Output folder (created); a folder that is not empty is refused unless --force is given.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Write into a folder that is not empty, replacing files of the same names
     /// (calibration.json, config.yaml, images/, ground_truth/).
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Image size WIDTHxHEIGHT; focal lengths scale with the width unless --focal is given.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_size)]
-    pub size: Option<ImageSize>,
+    pub(crate) size: Option<ImageSize>,
     /// Number of frames (the bottom drifts slightly between frames; 1 to 10000).
     #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
-    pub frames: usize,
+    pub(crate) frames: usize,
     /// Seed of the surface layout, texture and noise.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Number of ring cameras (1 to 64).
     #[arg(long, allow_negative_numbers = true)]
-    pub cameras: Option<usize>,
+    pub(crate) cameras: Option<usize>,
     /// Ring radius (m).
     #[arg(long, allow_negative_numbers = true)]
-    pub radius: Option<f64>,
+    pub(crate) radius: Option<f64>,
     /// Tilt of the ring cameras toward the centre (degrees).
     #[arg(long, allow_negative_numbers = true)]
-    pub tilt: Option<f64>,
+    pub(crate) tilt: Option<f64>,
     /// World Z of the cameras (m; the water is at --water-z below).
     #[arg(long, allow_negative_numbers = true)]
-    pub camera_z: Option<f64>,
+    pub(crate) camera_z: Option<f64>,
     /// Focal length of the ring cameras (pixels).
     #[arg(long, allow_negative_numbers = true)]
-    pub focal: Option<f64>,
+    pub(crate) focal: Option<f64>,
     /// Brown distortion k1,k2,p1,p2,k3 of the ring cameras.
     #[arg(long, allow_negative_numbers = true, value_delimiter = ',', num_args = 5)]
-    pub distortion: Option<Vec<f64>>,
+    pub(crate) distortion: Option<Vec<f64>>,
     /// Make the centre camera a fisheye (true) or a pinhole (false).
     #[arg(long)]
-    pub fisheye_centre: Option<bool>,
+    pub(crate) fisheye_centre: Option<bool>,
     /// Leave out the centre camera.
     #[arg(long)]
-    pub no_centre: bool,
+    pub(crate) no_centre: bool,
     /// World Z of the water surface (m).
     #[arg(long, allow_negative_numbers = true)]
-    pub water_z: Option<f64>,
+    pub(crate) water_z: Option<f64>,
     /// Refractive index of the water.
     #[arg(long, allow_negative_numbers = true)]
-    pub n_water: Option<f64>,
+    pub(crate) n_water: Option<f64>,
     /// Sensor noise (grey levels, standard deviation).
     #[arg(long, allow_negative_numbers = true)]
-    pub noise: Option<f32>,
+    pub(crate) noise: Option<f32>,
     /// Per-camera colour gain differences (±fraction).
     #[arg(long, allow_negative_numbers = true)]
-    pub gain_spread: Option<f32>,
+    pub(crate) gain_spread: Option<f32>,
     /// Sub-pixel rays per pixel along each axis.
     #[arg(long, allow_negative_numbers = true)]
-    pub supersample: Option<usize>,
+    pub(crate) supersample: Option<usize>,
     /// Turn on every degradation of real footage at plausible strengths: JPEG q80, blur 0.7 px,
     /// 300 particles, caustics 0.5, vignetting 0.3, turbidity 0.4 /m, calibration 0.33 px off
     /// (each flag below overrides its value; 0 turns one off).
     #[arg(long)]
-    pub realistic: bool,
+    pub(crate) realistic: bool,
     /// Write frames as JPEG of quality Q (1-100) instead of PNG: lossy 8×8-block compression,
     /// as cameras and recorders store footage.
     #[arg(long, value_name = "Q", allow_negative_numbers = true)]
-    pub jpeg_quality: Option<i64>,
+    pub(crate) jpeg_quality: Option<i64>,
     /// Lens blur: Gaussian point spread of standard deviation PX pixels (defocus, soft optics).
     #[arg(long, value_name = "PX", allow_negative_numbers = true)]
-    pub blur: Option<f32>,
+    pub(crate) blur: Option<f32>,
     /// Suspended particles (marine snow, silt) seen by each camera per frame, on average:
     /// small bright or dark spheres at real 3-D positions in the water, drifting between frames.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub particles: Option<i64>,
+    pub(crate) particles: Option<i64>,
     /// Caustics: a moving network of focused sunlight on the bed; the brightest ridges reach
     /// about 1 + A times the mean light (which stays the same).
     #[arg(long, value_name = "A", allow_negative_numbers = true)]
-    pub caustics: Option<f32>,
+    pub(crate) caustics: Option<f32>,
     /// Vignetting: radial light fall-off of the lens, brightness 1 − V in the image corners.
     #[arg(long, value_name = "V", allow_negative_numbers = true)]
-    pub vignetting: Option<f32>,
+    pub(crate) vignetting: Option<f32>,
     /// Turbidity: attenuation of light per metre of water path (green; red 1.4×, blue 0.8×),
     /// plus the backscatter veil that replaces it.
     #[arg(long, value_name = "T", allow_negative_numbers = true)]
-    pub turbidity: Option<f64>,
+    pub(crate) turbidity: Option<f64>,
     /// Write a calibration that reprojects the bed PX pixels RMS off (each camera moved at
     /// random); images and ground truth keep the true one.
     #[arg(long, value_name = "PX", allow_negative_numbers = true)]
-    pub calibration_error: Option<f64>,
+    pub(crate) calibration_error: Option<f64>,
 }
 
 /// Most ring cameras `synth --cameras` builds (the tank rig has 12).
-pub const MAX_SYNTH_CAMERAS: usize = 64;
+pub(crate) const MAX_SYNTH_CAMERAS: usize = 64;
 /// Most frames `synth --frames` renders.
-pub const MAX_SYNTH_FRAMES: usize = 10_000;
+pub(crate) const MAX_SYNTH_FRAMES: usize = 10_000;
 
 /// Parses `WIDTHxHEIGHT` (each side ≥ 16, within the image limits of
 /// [`crate::io::limits`]).
-pub fn parse_size(s: &str) -> Result<ImageSize, String> {
+pub(crate) fn parse_size(s: &str) -> Result<ImageSize, String> {
     let (w, h) = s
         .split_once(['x', 'X', '×'])
         .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT (e.g. 800x600)"))?;
@@ -134,7 +134,7 @@ pub fn parse_size(s: &str) -> Result<ImageSize, String> {
 }
 
 /// The scene described by the flags.
-pub fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
+pub(crate) fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
     // clap restricted both values to the known names.
     let surface: SurfaceKind = args.scene.parse().map_err(anyhow::Error::msg)?;
     let preset: RigPreset = args.rig.parse().map_err(anyhow::Error::msg)?;
@@ -204,7 +204,7 @@ pub fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
 
 /// The degradations the flags ask for: the `--realistic` preset (or none), with each flag
 /// given overriding its value.
-pub fn degradations_from_args(args: &SynthArgs) -> anyhow::Result<Degradations> {
+pub(crate) fn degradations_from_args(args: &SynthArgs) -> anyhow::Result<Degradations> {
     let mut d = if args.realistic { Degradations::realistic() } else { Degradations::default() };
     if let Some(q) = args.jpeg_quality {
         anyhow::ensure!(
@@ -255,7 +255,7 @@ fn refuse_non_empty(out: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Writes the scene and says what is where.
-pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let spec = spec_from_args(&args)?;
     if !args.force {
         refuse_non_empty(&args.out)?;

@@ -13,7 +13,7 @@ use crate::preprocess::temporal::{
 
 /// Output formats on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// One lossless PNG per output frame: {out}/{video_stem}/frame_NNNNNN.png.
     Png,
     /// One H.264 video per input: {out}/{stem}_median.mp4.
@@ -21,40 +21,40 @@ pub enum FormatArg {
 }
 
 /// Longest median window (`--window`), in frames: the window's frames are held in memory.
-pub const MAX_WINDOW: usize = 10_000;
+pub(crate) const MAX_WINDOW: usize = 10_000;
 
 /// Flags of `aquamvs temporal-filter`.
 #[derive(Debug, Args)]
-pub struct TemporalFilterArgs {
+pub(crate) struct TemporalFilterArgs {
     /// A video file, or a folder whose top-level videos (.mp4 .avi .mkv .mov) are all filtered.
     #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Output folder [default: the video's folder; for a folder input, FOLDER_median beside it].
     #[arg(long, value_name = "DIR")]
-    pub output_dir: Option<PathBuf>,
+    pub(crate) output_dir: Option<PathBuf>,
     /// Frames per median window.
     #[arg(long, default_value_t = 30, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_WINDOW as u64))]
-    pub window: usize,
+    pub(crate) window: usize,
     /// Write every N-th output frame.
     #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
-    pub framestep: usize,
+    pub(crate) framestep: usize,
     /// Use every N-th frame inside a window (ceil(window / N) frames per median).
     #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
-    pub window_step: usize,
+    pub(crate) window_step: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Png)]
-    pub format: FormatArg,
+    pub(crate) format: FormatArg,
     /// Frame rate of MP4 outputs.
     #[arg(long, default_value_t = 30.0)]
-    pub output_fps: f64,
+    pub(crate) output_fps: f64,
     /// Sequential ring-buffer schedule: outputs at frames that are multiples of --framestep
     /// (the default schedule puts them at window-1 + k * framestep).
     #[arg(long)]
-    pub exact_seek: bool,
+    pub(crate) exact_seek: bool,
 }
 
 /// Filters every video and prints AquaMVS's summary; exit code 1 when a video failed.
-pub fn run(args: TemporalFilterArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: TemporalFilterArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let format = match args.format {
         FormatArg::Png => OutputFormat::Png,
         FormatArg::Mp4 => OutputFormat::Mp4,

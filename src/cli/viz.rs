@@ -11,20 +11,20 @@ use crate::viz::redraw;
 
 /// Flags of `aquamvs viz`.
 #[derive(Debug, Args)]
-pub struct VizArgs {
+pub(crate) struct VizArgs {
     /// The output folder of a run (holds config.yaml and the frame_NNNNNN folders).
     #[arg(value_name = "OUTPUT")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Only this frame (the time-series gallery needs every frame and is skipped).
     #[arg(long, value_name = "N")]
-    pub frame: Option<usize>,
+    pub(crate) frame: Option<usize>,
     /// Which pictures: depth, features, scene, rig, summary [default: all].
     #[arg(long, value_name = "STAGE", value_delimiter = ',', num_args = 1..)]
-    pub stages: Vec<VizStage>,
+    pub(crate) stages: Vec<VizStage>,
 }
 
 /// Redraws, lists what was written and what was skipped. Fails when nothing could be drawn.
-pub fn run(args: VizArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: VizArgs) -> anyhow::Result<ExitCode> {
     let report = redraw(&args.output, args.frame, &args.stages)?;
     for path in &report.written {
         println!("{}", path.display());
