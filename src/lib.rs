@@ -73,10 +73,10 @@
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub(crate) mod bench;
+mod bench;
 pub mod calib;
 pub mod change;
-pub(crate) mod cli;
+mod cli;
 pub mod cloud;
 pub mod config;
 pub mod dense;
