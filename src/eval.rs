@@ -67,21 +67,9 @@ pub struct CloudMetrics {
     pub f1: Vec<AtTolerance>,
 }
 
-/// Samples of the true surface with the area each represents.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SurfaceSamples {
-    /// Sample positions on the surface.
-    pub points: Vec<Point3<f64>>,
-    /// Surface area (m²) each sample stands for.
-    pub areas: Vec<f64>,
-}
-
-impl SurfaceSamples {
-    /// Total area (m²).
-    pub fn total_area(&self) -> f64 {
-        self.areas.iter().sum()
-    }
-}
+/// Samples of the true surface with the area each represents (a ground-truth type of
+/// `synth`, which writes them).
+pub use crate::synth::surface::SurfaceSamples;
 
 /// Distances from each point to the surface (parallel).
 pub fn point_distances(points: &[Point3<f64>], surface: &SurfaceModel) -> Vec<f64> {

@@ -4,26 +4,25 @@
 use nalgebra::{Point3, Vector3};
 
 use crate::cloud::PointCloud;
+use crate::synth::rng::SplitMix;
 
-/// SplitMix64: tiny, seeded, good enough for test geometry (no extra dependency).
-pub(crate) struct Rng(u64);
+/// The crate's one generator ([`SplitMix`]), seeded as these tests always were (the seed
+/// scrambled first, so their clouds stay the same), with the draws they use.
+pub(crate) struct Rng(SplitMix);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+        Self(SplitMix::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03))
     }
 
+    /// The next 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [lo, hi).
     pub(crate) fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+        self.0.range(lo, hi)
     }
 
     /// Standard normal (Box-Muller).

@@ -14,7 +14,6 @@ use nalgebra::{Point2, Point3};
 use rayon::prelude::*;
 
 use crate::calib::{CameraCalib, Rig, RigError};
-use crate::eval::SurfaceSamples;
 use crate::geom::camera::Intrinsics;
 use crate::geom::refraction::{Ray, RefractiveCamera};
 use crate::imgproc::{GrayImage, ImageSize, RgbImage};
@@ -23,7 +22,7 @@ use super::degrade::{
     Degradations, Particle, SplatCamera, gaussian_blur, splat_particles, vignette,
 };
 use super::rng::hash_unit;
-use super::surface::{Fish, SurfaceModel};
+use super::surface::{Fish, SurfaceModel, SurfaceSamples};
 use super::texture::Texture;
 
 /// Intersections are refined until the bracket is this short (m).

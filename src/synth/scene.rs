@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::calib::{Rig, RigError, load_rig, save_rig};
 use crate::config::Config;
-use crate::eval::SurfaceSamples;
 use crate::geom::refraction::RefractiveCamera;
 use crate::io::atomic::write_bytes_atomic;
 use crate::io::images::write_png_rgb;
@@ -35,7 +34,7 @@ use super::render::{
     RenderOptions, ground_truth_depth, render_frame, undistorted_camera, visible_samples,
 };
 use super::rig::{RigParams, RigPreset};
-use super::surface::{Fish, SurfaceKind, SurfaceModel};
+use super::surface::{Fish, SurfaceKind, SurfaceModel, SurfaceSamples};
 use super::texture::Texture;
 
 /// File name, in the `ground_truth` folder, of the true calibration when the one written for

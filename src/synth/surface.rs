@@ -11,6 +11,22 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::SplitMix;
 
+/// Samples of the true surface with the area each represents.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SurfaceSamples {
+    /// Sample positions on the surface.
+    pub points: Vec<Point3<f64>>,
+    /// Surface area (m²) each sample stands for.
+    pub areas: Vec<f64>,
+}
+
+impl SurfaceSamples {
+    /// Total area (m²).
+    pub fn total_area(&self) -> f64 {
+        self.areas.iter().sum()
+    }
+}
+
 /// One smooth contribution to the elevation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
