@@ -2,7 +2,7 @@
 //! needed) → depth ranges → plane sweep per ring camera → consistency filter → fusion →
 //! surface → outputs. Each stage is a `tracing` span named as in AquaMVS's timings, and its
 //! wall time goes into the frame's report. This file only sequences the stages (in
-//! [`super::stage`]); their options are the run's resolved [`super::plan::StageOptions`].
+//! `pipeline::stage`); their options are the run's resolved [`super::plan::StageOptions`].
 
 use std::collections::BTreeMap;
 
