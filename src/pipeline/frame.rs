@@ -513,6 +513,7 @@ fn fuse(
         min_confidence: rc.min_confidence as f32,
         depth_tolerance: rc.depth_tolerance,
         min_consistent_views: rc.min_consistent_views,
+        count_all: ctx.config.runtime.save_consistency_maps,
     };
     let skip_filter = ctx.config.matcher_type == MatcherType::Roma
         && !ctx.config.dense_matching.roma_consistency_filter;
