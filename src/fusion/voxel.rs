@@ -49,7 +49,16 @@ pub fn voxel_downsample(cloud: &PointCloud, voxel_size: f64) -> Result<PointClou
     let (normals, colors) = (cloud.normals(), cloud.colors());
     let mut order: Vec<([i32; 3], u32)> =
         points.par_iter().enumerate().map(|(i, p)| (key_of(p), i as u32)).collect();
-    canonical_order(cloud, &mut order);
+    let canonical = |a: &([i32; 3], u32), b: &([i32; 3], u32)| -> Ordering {
+        let (ia, ib) = (a.1 as usize, b.1 as usize);
+        a.0.cmp(&b.0)
+            .then_with(|| cmp_coords(&points[ia].coords, &points[ib].coords))
+            .then_with(|| colors.map_or(Ordering::Equal, |c| c[ia].cmp(&c[ib])))
+            .then_with(|| normals.map_or(Ordering::Equal, |n| cmp_coords(&n[ia], &n[ib])))
+    };
+    // The comparator is a total order on everything that reaches the output, so an unstable
+    // sort gives the same result as a stable one, whatever the input order.
+    order.par_sort_unstable_by(canonical);
 
     let mut out_points = Vec::new();
     let mut out_normals = normals.map(|_| Vec::new());
@@ -86,32 +95,6 @@ pub fn voxel_downsample(cloud: &PointCloud, voxel_size: f64) -> Result<PointClou
     // The attribute vectors are built alongside the points, so the lengths agree.
     PointCloud::from_parts(out_points, out_normals, out_colors)
         .map_err(|e| unreachable!("attribute lengths match by construction: {e}"))
-}
-
-/// Sorts `order` (`(voxel key, point index)` pairs of points of `cloud`) in the canonical
-/// order: by key, then coordinates, colour and normal.
-///
-/// The canonical comparator is a total order on everything that reaches the output, so an
-/// unstable sort gives the same result as a stable one, whatever the input order. Sorting by
-/// key alone first (no look-ups into the cloud) and then each voxel's few points canonically
-/// gives the order of one canonical sort (tested) without its cache misses.
-fn canonical_order(cloud: &PointCloud, order: &mut [([i32; 3], u32)]) {
-    order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let within = within_voxel(cloud);
-    order.par_chunk_by_mut(|a, b| a.0 == b.0).for_each(|run| run.sort_unstable_by(&within));
-}
-
-/// The canonical order of two points of one voxel: coordinates, then colour, then normal.
-fn within_voxel(
-    cloud: &PointCloud,
-) -> impl Fn(&([i32; 3], u32), &([i32; 3], u32)) -> Ordering + Sync + '_ {
-    let (points, normals, colors) = (cloud.points(), cloud.normals(), cloud.colors());
-    move |a, b| {
-        let (ia, ib) = (a.1 as usize, b.1 as usize);
-        cmp_coords(&points[ia].coords, &points[ib].coords)
-            .then_with(|| colors.map_or(Ordering::Equal, |c| c[ia].cmp(&c[ib])))
-            .then_with(|| normals.map_or(Ordering::Equal, |n| cmp_coords(&n[ia], &n[ib])))
-    }
 }
 
 fn cmp_coords(a: &Vector3<f64>, b: &Vector3<f64>) -> Ordering {
@@ -204,52 +187,6 @@ mod tests {
         assert_eq!(bits(&voxel_downsample(&shuffled, 0.05).unwrap()), bits(&reference));
         // Sorted by voxel key, hence non-decreasing x voxel index first.
         assert!(reference.len() > 100);
-    }
-
-    /// The two-stage sort (keys, then each voxel) gives the order of one sort by the whole
-    /// canonical comparator, on a cloud with many points per voxel, repeated coordinates that
-    /// only colour or normal tell apart, and exact duplicates.
-    #[test]
-    fn two_stage_sort_is_the_canonical_sort() {
-        let mut rng = Rng::new(7);
-        let n = 4000;
-        let pts: Vec<_> = (0..n)
-            .map(|i| {
-                if i % 5 == 0 {
-                    Point3::new(0.5, 0.5, 0.5)
-                } else {
-                    Point3::new(rng.uniform(), rng.uniform(), rng.uniform())
-                }
-            })
-            .collect();
-        let colors: Vec<[u8; 3]> = (0..n).map(|_| [rng.below(3) as u8, 0, 0]).collect();
-        let normals: Vec<Vector3<f64>> =
-            (0..n).map(|_| Vector3::new(0.0, rng.below(2) as f64, 1.0)).collect();
-        let cloud = PointCloud::from_parts(pts, Some(normals), Some(colors)).unwrap();
-        let keys: Vec<[i32; 3]> = cloud
-            .points()
-            .iter()
-            .map(|p| [(p.x * 4.0) as i32, (p.y * 4.0) as i32, (p.z * 4.0) as i32])
-            .collect();
-        let within = within_voxel(&cloud);
-        let mut one_sort: Vec<([i32; 3], u32)> =
-            keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
-        one_sort.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| within(a, b)));
-        let mut two_stage: Vec<([i32; 3], u32)> =
-            keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
-        canonical_order(&cloud, &mut two_stage);
-        // Equal up to the order of exact duplicates, which the output cannot tell apart.
-        let key = |o: &[([i32; 3], u32)]| -> Vec<_> {
-            o.iter()
-                .map(|&(k, i)| {
-                    let i = i as usize;
-                    let p = cloud.points()[i];
-                    let n = cloud.normals().unwrap()[i];
-                    (k, p.coords.map(f64::to_bits), cloud.colors().unwrap()[i], n.map(f64::to_bits))
-                })
-                .collect()
-        };
-        assert_eq!(key(&two_stage), key(&one_sort));
     }
 
     #[test]
