@@ -49,8 +49,12 @@ fn fusion(c: &mut Criterion) {
     let reference = DepthView { camera: &maps[0].0, depth: &maps[0].1 };
     let targets: Vec<DepthView<'_>> =
         maps[1..].iter().map(|(camera, depth)| DepthView { camera, depth }).collect();
-    let opts =
-        ConsistencyOptions { min_confidence: 0.1, depth_tolerance: 0.005, min_consistent_views: 1 };
+    let opts = ConsistencyOptions {
+        min_confidence: 0.1,
+        depth_tolerance: 0.005,
+        min_consistent_views: 1,
+        count_all: true,
+    };
     let size = maps[0].1.size();
     let mut group = c.benchmark_group("fusion_tiny");
     group.sample_size(20).measurement_time(Duration::from_secs(10));

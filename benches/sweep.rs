@@ -13,7 +13,9 @@
 //! - `AQUAMVS_BENCH_ONCE=1`: no criterion; runs each sweep once, prints its time, evaluations
 //!   per second and its accuracy against the true depths (for profilers such as callgrind,
 //!   and for quick comparisons). `AQUAMVS_BENCH_MODES=full,c2f` picks the sweeps (default:
-//!   all) and `AQUAMVS_BENCH_DEPTHS` the number of hypotheses.
+//!   all) and `AQUAMVS_BENCH_DEPTHS` the number of hypotheses. `AQUAMVS_BENCH_LEVELS=0,1`
+//!   adds coarse-to-fine sweeps with that many coarse levels (`c2f-L0`, `c2f-L1`, …; with the
+//!   default two levels, `c2f − c2f-L1` is the cost of the coarsest level).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -107,18 +109,21 @@ fn scene(full: bool) -> Scene {
 }
 
 /// The sweeps compared: name and options.
-fn modes(n_depths: usize) -> Vec<(&'static str, SweepOptions)> {
-    vec![
-        ("full", SweepOptions { n_depths, ..SweepOptions::default() }),
-        (
-            "c2f",
-            SweepOptions {
-                n_depths,
-                coarse_to_fine: Some(CoarseToFine::default()),
-                ..SweepOptions::default()
-            },
-        ),
-    ]
+fn modes(n_depths: usize) -> Vec<(String, SweepOptions)> {
+    let c2f = |levels: usize| SweepOptions {
+        n_depths,
+        coarse_to_fine: Some(CoarseToFine { levels, ..CoarseToFine::default() }),
+        ..SweepOptions::default()
+    };
+    let mut modes = vec![
+        ("full".to_owned(), SweepOptions { n_depths, ..SweepOptions::default() }),
+        ("c2f".to_owned(), c2f(CoarseToFine::default().levels)),
+    ];
+    let levels = std::env::var("AQUAMVS_BENCH_LEVELS").unwrap_or_default();
+    for l in levels.split(',').filter_map(|v| v.trim().parse::<usize>().ok()) {
+        modes.push((format!("c2f-L{l}"), c2f(l)));
+    }
+    modes
 }
 
 fn n_depths() -> usize {

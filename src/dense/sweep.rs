@@ -41,7 +41,7 @@ use crate::geom::refraction::RefractiveCamera;
 use crate::imgproc::downscale::box_downscale;
 use crate::imgproc::sample::sample_bilinear;
 use crate::imgproc::{GrayImage, ImageSize};
-use crate::parallel::{STRIP_ROWS, column_chunks};
+use crate::parallel::{CHUNK_COLUMNS, STRIP_ROWS, column_chunks};
 
 pub use super::warp::warp_coordinates;
 
@@ -580,14 +580,15 @@ impl<'a> Fused<'a> {
         let mut work = self.strip_work(grid, reference, sources.len(), strip.rows());
         let mut aggregated = vec![0.0f32; width];
         let mut active = Vec::with_capacity(tiles.len());
+        let mut runs = Vec::with_capacity(tiles.len());
         for (k, &depth) in hypotheses.values().iter().enumerate() {
             let k32 = k as u32;
             active.clear();
             active.extend((0..tiles.len()).filter(|&t| bands[t].0 <= k32 && k32 <= bands[t].1));
             let (Some(&first), Some(&last)) = (active.first(), active.last()) else { continue };
             let span = tiles[first].start..tiles[last].end;
-            let columns = active.iter().map(|&t| tiles[t].clone());
-            self.strip_costs(&mut work, sources, (k, depth), &span, columns);
+            merge_adjacent(active.iter().map(|&t| tiles[t].clone()), CHUNK_COLUMNS, &mut runs);
+            self.strip_costs(&mut work, sources, (k, depth), &span, runs.iter().cloned());
             let mut views: [&[f32]; MAX_SOURCES] = [&[]; MAX_SOURCES];
             for &t in &active {
                 let cols = tiles[t].clone();
@@ -603,6 +604,28 @@ impl<'a> Fused<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Consecutive column ranges of `ranges` (ascending, disjoint) that touch joined into runs of
+/// at most `max_width` columns (a range wider than that on its own stays whole), into `out`.
+///
+/// The fused kernel reads `2(w − 1)` columns of halo around each range it scores, and its
+/// costs do not depend on where a range is cut (module `dense::fused`), so neighbouring active
+/// tiles scored as one range give the same bits for less work.
+fn merge_adjacent(
+    ranges: impl Iterator<Item = std::ops::Range<usize>>,
+    max_width: usize,
+    out: &mut Vec<std::ops::Range<usize>>,
+) {
+    out.clear();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end == r.start && r.end - last.start <= max_width => {
+                last.end = r.end;
+            }
+            _ => out.push(r),
+        }
     }
 }
 
@@ -893,6 +916,18 @@ mod tests {
         assert!(n_valid > fd.len() / 2, "{n_valid} valid of {}", fd.len());
         // Ties between hypotheses whose costs differ only by rounding may pick a neighbour.
         assert!(n_differ * 1000 <= fd.len(), "{n_differ} of {} pixels differ", fd.len());
+    }
+
+    #[test]
+    fn adjacent_tiles_merge_up_to_the_widest_run() {
+        let mut runs = Vec::new();
+        let tiles = [0..10, 10..20, 20..30, 40..50, 50..75, 90..200];
+        merge_adjacent(tiles.iter().cloned(), 25, &mut runs);
+        assert_eq!(runs, vec![0..20, 20..30, 40..50, 50..75, 90..200]);
+        merge_adjacent(tiles.iter().cloned(), 1000, &mut runs);
+        assert_eq!(runs, vec![0..30, 40..75, 90..200]);
+        merge_adjacent(std::iter::empty(), 1000, &mut runs);
+        assert!(runs.is_empty());
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl StageOptions {
                 min_confidence: rc.min_confidence as f32,
                 depth_tolerance: rc.depth_tolerance,
                 min_consistent_views: rc.min_consistent_views,
+                count_all: config.runtime.save_consistency_maps,
             },
             consistency_filter: config.matcher_type != MatcherType::Roma
                 || config.dense_matching.roma_consistency_filter,
