@@ -14,6 +14,7 @@ use crate::config::{
     AggregationKind, CostFunctionKind, DepthRange, MatcherType, PipelineMode, SurfaceMethodKind,
 };
 use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
+use crate::dense::refine::{RefineOptions, refine_depth_map};
 use crate::dense::sweep::{CoarseToFine, SweepOptions, SweepView, plane_sweep};
 use crate::dense::{Aggregation, CostFunction, CostOptions, DepthMap, NccVariant, RayDepthRange};
 use crate::features::classical::{ClassicalMatcher, ClassicalOptions};
@@ -22,8 +23,8 @@ use crate::features::pairs::canonical_pairs;
 use crate::features::{Matcher, View as FeatureView};
 use crate::fusion::{
     ConsistencyOptions, DepthView, NormalOptions, NormalOrientation, OutlierOptions, backproject,
-    filter_depth_map, normals_and_inliers, remove_statistical_outliers, voxel_downsample,
-    with_normals,
+    depth_map_normals, filter_depth_map, normals_and_inliers, remove_statistical_outliers,
+    statistical_inlier_mask, voxel_downsample, with_normals,
 };
 use crate::imgproc::{GrayImage, RgbImage, rgb_to_gray};
 use crate::io::npz::{ArrayRef, Compression, write_npz_with};
@@ -485,6 +486,17 @@ fn sweep_all(
         }
         let RayDepthRange { min, max } = ranges[name];
         let mut map = plane_sweep(reference, &sources, min, max, &opts)?;
+        if ctx.config.reconstruction.refine {
+            let refine = RefineOptions {
+                window_radius: opts.cost.window_size / 2,
+                aggregation: opts.aggregation,
+                ..RefineOptions::default()
+            };
+            map = tracing::info_span!("refine").in_scope(|| {
+                refine_depth_map(reference, &sources, &map, &refine)
+                    .map_err(|e| PipelineError::Frame(format!("camera `{name}`: {e}")))
+            })?;
+        }
         if let Some(mask) = ctx.masks.get(name) {
             map.apply_mask(mask)?;
         }
@@ -518,6 +530,9 @@ fn fuse(
         && !ctx.config.dense_matching.roma_consistency_filter;
     let mut points = Vec::new();
     let mut colours = Vec::new();
+    // Normals from stereo (refined depth maps) replace PCA when every map has them.
+    let mut stereo_normals =
+        (!maps.is_empty() && maps.values().all(|m| m.normal().is_some())).then(Vec::new);
     for name in ring {
         let Some(map) = maps.get(name) else { continue };
         let _span = tracing::debug_span!("consistency", camera = name.as_str()).entered();
@@ -544,13 +559,19 @@ fn fuse(
         }
         let part = tracing::debug_span!("backproject")
             .in_scope(|| backproject(ctx.camera(name), depth, &views[name].rgb));
+        if let (Some(out), Some(normal)) = (stereo_normals.as_mut(), map.normal()) {
+            out.extend(depth_map_normals(ctx.camera(name), depth, normal));
+        }
         let (p, _, c) = part.into_parts();
         points.extend(p);
         colours.extend(c.unwrap_or_default());
     }
-    let cloud = PointCloud::new(points)
+    let mut cloud = PointCloud::new(points)
         .with_colors(colours)
         .map_err(|e| PipelineError::Frame(e.to_string()))?;
+    if let Some(normals) = stereo_normals {
+        cloud = cloud.with_normals(normals).map_err(|e| PipelineError::Frame(e.to_string()))?;
+    }
     tracing::info!("{} points from {} depth maps", cloud.len(), maps.len());
     let cloud = tracing::debug_span!("voxel_downsample")
         .in_scope(|| voxel_downsample(&cloud, rc.voxel_size))?;
@@ -592,7 +613,18 @@ fn normals_and_outliers(
     voxel: f64,
 ) -> Result<(PointCloud, Option<Vec<bool>>), PipelineError> {
     let rc = &ctx.config.reconstruction;
-    if !(rc.outlier_removal_enabled && cloud.len() > rc.outlier_nb_neighbors) {
+    let outliers = rc.outlier_removal_enabled && cloud.len() > rc.outlier_nb_neighbors;
+    if cloud.normals().is_some() {
+        // Normals from stereo, averaged per voxel: only the outlier test is left.
+        let opts = OutlierOptions {
+            nb_neighbors: rc.outlier_nb_neighbors,
+            std_ratio: rc.outlier_std_ratio,
+        };
+        let inliers =
+            outliers.then(|| statistical_inlier_mask(cloud.points(), &opts)).transpose()?;
+        return Ok((cloud, inliers));
+    }
+    if !outliers {
         return Ok((orient_normals(ctx, cloud, voxel)?, None));
     }
     let centres: Vec<Point3<f64>> = ctx.cameras.values().map(|c| c.camera.centre()).collect();
