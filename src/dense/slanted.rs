@@ -139,7 +139,7 @@ impl DepthCurve {
     /// The curve of `ray` in `source` around `d0` with nodes `h` apart; `None` when a
     /// projection fails or `h` is not positive.
     pub fn new(source: &RefractiveCamera, ray: &PixelRay, d0: f64, h: f64) -> Option<Self> {
-        if !(h > 0.0) {
+        if h.is_nan() || h <= 0.0 {
             return None;
         }
         let at = |d: f64| source.project(&ray.point_at(d)).ok();
