@@ -16,12 +16,16 @@
 //!   all) and `AQUAMVS_BENCH_DEPTHS` the number of hypotheses. `AQUAMVS_BENCH_LEVELS=0,1`
 //!   adds coarse-to-fine sweeps with that many coarse levels (`c2f-L0`, `c2f-L1`, …; with the
 //!   default two levels, `c2f − c2f-L1` is the cost of the coarsest level).
+//! - `refine` (criterion and once): the slanted-plane refinement (`reconstruction.refine`) of
+//!   the coarse-to-fine sweep's map, timed alone, with the accuracy after it. In once mode
+//!   `AQUAMVS_BENCH_REFINE=ITERATIONS,PIXEL_STRIDE,WINDOW_STRIDE` overrides its defaults.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aquamvs::dense::DepthMap;
+use aquamvs::dense::refine::{RefineOptions, refine_depth_map};
 use aquamvs::dense::sweep::{CoarseToFine, SweepOptions, SweepView, plane_sweep};
 use aquamvs::features::PairOptions;
 use aquamvs::features::pairs::select_pairs_for_rig;
@@ -191,6 +195,40 @@ fn once(scene: &Scene) {
             valid * 100.0,
         );
     }
+    if wanted.is_empty() || wanted.split(',').any(|m| m == "refine") {
+        let swept = c2f_map(scene);
+        let (median_mm, within, _) = accuracy(&swept, &scene.truth);
+        eprintln!(
+            "c2f before refinement: median error {median_mm:.3} mm, ≤2 mm {:.2} %",
+            within * 100.0
+        );
+        let mut opts = RefineOptions::default();
+        if let Ok(knobs) = std::env::var("AQUAMVS_BENCH_REFINE") {
+            let v: Vec<usize> = knobs.split(',').filter_map(|k| k.trim().parse().ok()).collect();
+            if let [iterations, pixel_stride, window_stride] = v[..] {
+                opts = RefineOptions { iterations, pixel_stride, window_stride, ..opts };
+            }
+        }
+        let (start, cpu_start) = (Instant::now(), cpu_seconds());
+        let map = refine_depth_map(scene.reference(), &scene.sources(), &swept, &opts)
+            .expect("refinement runs");
+        let seconds = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_start;
+        let (median_mm, within, valid) = accuracy(&map, &scene.truth);
+        eprintln!(
+            "refine (of c2f): {seconds:.3} s wall, {cpu:.2} s CPU, median error {median_mm:.3} mm, \
+             ≤2 mm {:.2} %, valid {:.2} % of covered pixels",
+            within * 100.0,
+            valid * 100.0,
+        );
+    }
+}
+
+/// The coarse-to-fine sweep's map, the input of the refinement.
+fn c2f_map(scene: &Scene) -> DepthMap {
+    let (_, opts) = modes(n_depths()).pop().expect("c2f is the last mode");
+    plane_sweep(scene.reference(), &scene.sources(), scene.range.0, scene.range.1, &opts)
+        .expect("sweep runs")
 }
 
 fn main() {
@@ -222,6 +260,21 @@ fn main() {
             })
         });
     }
+    let swept = c2f_map(&scene);
+    group.throughput(Throughput::Elements(size.area() as u64));
+    group.bench_function(format!("tank_{}x{}_refine", size.width, size.height), |b| {
+        b.iter(|| {
+            black_box(
+                refine_depth_map(
+                    scene.reference(),
+                    &scene.sources(),
+                    &swept,
+                    &RefineOptions::default(),
+                )
+                .expect("refinement runs"),
+            )
+        })
+    });
     group.finish();
     criterion.final_summary();
 }

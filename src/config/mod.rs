@@ -386,6 +386,11 @@ config_section! {
         /// depths where the band holds the minimum; ≈2.4× less CPU at 1600×1200). `false`
         /// tests every hypothesis at every pixel, as AquaMVS does.
         coarse_to_fine: bool = true,
+        /// Refine each swept depth map with a slanted plane (depth and normal) per pixel for
+        /// multi-view photometric consistency (removes the fronto-parallel window's bias on
+        /// tilted and rippled beds) and use its normals in fusion instead of PCA. `false`
+        /// keeps the sweep's depths, as AquaMVS does.
+        refine: bool = true,
         /// Cameras that must agree for a depth to survive the consistency filter.
         min_consistent_views: usize = 3; check at_least(1usize),
         /// Agreement tolerance of the consistency filter, in the target camera's ray depth (m).

@@ -58,8 +58,10 @@ pub mod auto_range;
 pub mod cost;
 pub mod extract;
 mod fused;
+pub mod refine;
 pub mod roma;
 pub mod score;
+pub mod slanted;
 pub mod sweep;
 pub mod warp;
 
@@ -76,7 +78,7 @@ pub use extract::{
 };
 pub use score::StripScorer;
 
-use crate::imgproc::{GrayImage, ImageSize, MaskImage};
+use crate::imgproc::{GrayImage, Image, ImageSize, MaskImage};
 use crate::io::npz::{ArrayBuf, ArrayData, ArrayRef, NpzError, read_npz, write_npz};
 
 /// A range of ray depths (metres along the refracted ray from the water surface): the one
@@ -102,15 +104,20 @@ pub struct DepthRange {
     pub n_depths: usize,
 }
 
+/// Per-pixel unit normals (world frame, x y z), NaN where unknown.
+pub type NormalImage = Image<f32, 3>;
+
 /// A per-view depth map: ray depth in metres (NaN = invalid) and a confidence in [0, 1]
-/// (0 = invalid), with the depth range it was swept over when known.
+/// (0 = invalid), with the depth range it was swept over when known and, after refinement
+/// ([`refine`]), the surface normal of every pixel.
 ///
-/// Invariant: depth and confidence have the same size.
+/// Invariant: depth, confidence and normal have the same size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DepthMap {
     depth: GrayImage,
     confidence: GrayImage,
     range: Option<DepthRange>,
+    normal: Option<NormalImage>,
 }
 
 /// Errors of the dense pathway: depth maps and the sweep's building blocks.
@@ -145,6 +152,8 @@ const DEPTH_KEY: &str = "depth";
 const CONFIDENCE_KEY: &str = "confidence";
 /// Our addition: `[min, max, n_depths]` as float64; readers that do not know it ignore it.
 const RANGE_KEY: &str = "depth_range";
+/// Our addition: unit normals, world frame, H × W × 3 float32 (NaN where unknown).
+const NORMAL_KEY: &str = "normal";
 
 impl DepthMap {
     /// A depth map from its parts; fails unless depth and confidence have the same size.
@@ -160,7 +169,26 @@ impl DepthMap {
                 actual: confidence.size(),
             });
         }
-        Ok(Self { depth, confidence, range })
+        Ok(Self { depth, confidence, range, normal: None })
+    }
+
+    /// The map with per-pixel normals; fails unless `normal` has the map's size.
+    pub fn with_normal(mut self, normal: NormalImage) -> Result<Self, DenseError> {
+        if normal.size() != self.size() {
+            return Err(DenseError::SizeMismatch {
+                what: "normal",
+                expected: self.size(),
+                actual: normal.size(),
+            });
+        }
+        self.normal = Some(normal);
+        Ok(self)
+    }
+
+    /// Unit surface normal per pixel (world frame; NaN where unknown), when the map has them
+    /// (refined maps do; swept and reference maps do not).
+    pub fn normal(&self) -> Option<&NormalImage> {
+        self.normal.as_ref()
     }
 
     /// For callers that built both images with one size.
@@ -170,7 +198,7 @@ impl DepthMap {
         range: Option<DepthRange>,
     ) -> Self {
         debug_assert_eq!(depth.size(), confidence.size());
-        Self { depth, confidence, range }
+        Self { depth, confidence, range, normal: None }
     }
 
     /// The image size.
@@ -193,7 +221,7 @@ impl DepthMap {
         self.range
     }
 
-    /// Depth, confidence and range.
+    /// Depth, confidence and range (the normals, if any, are dropped).
     pub fn into_parts(self) -> (GrayImage, GrayImage, Option<DepthRange>) {
         (self.depth, self.confidence, self.range)
     }
@@ -220,11 +248,19 @@ impl DepthMap {
                 *c = 0.0;
             }
         }
+        if let Some(normal) = &mut self.normal {
+            for (n, &m) in normal.as_mut_slice().chunks_exact_mut(3).zip(mask.as_slice()) {
+                if m == 0 {
+                    n.fill(f32::NAN);
+                }
+            }
+        }
         Ok(())
     }
 
     /// Writes the map as `.npz` (float32 `depth` and `confidence`, H × W, as the reference
-    /// does; plus float64 `depth_range` when known), atomically.
+    /// does; plus float64 `depth_range` when known and float32 `normal`, H × W × 3, when the
+    /// map has normals), atomically.
     pub fn write_npz(&self, path: &Path) -> Result<(), DenseError> {
         let range = self.range.map(|r| [r.min, r.max, r.n_depths as f64]);
         let mut arrays = vec![
@@ -233,6 +269,11 @@ impl DepthMap {
         ];
         if let Some(range) = &range {
             arrays.push((RANGE_KEY, ArrayRef::new(&[3], ArrayData::F64(range))?));
+        }
+        if let Some(normal) = &self.normal {
+            let size = normal.size();
+            let shape = [size.height, size.width, 3];
+            arrays.push((NORMAL_KEY, ArrayRef::new(&shape, ArrayData::F32(normal.as_slice()))?));
         }
         write_npz(path, &arrays)?;
         Ok(())
@@ -255,8 +296,33 @@ impl DepthMap {
             }
             _ => None,
         };
-        Self::new(depth, confidence, range)
+        let normal = arrays.remove(NORMAL_KEY);
+        let map = Self::new(depth, confidence, range).map_err(|e| in_file(path, e))?;
+        let Some(normal) = normal else { return Ok(map) };
+        let size = map.size();
+        match normal.into_parts() {
+            (shape, ArrayBuf::F32(values)) if shape == [size.height, size.width, 3] => {
+                let image = Image::new(size, values).map_err(|e| in_file(path, e))?;
+                map.with_normal(image)
+            }
+            (shape, _) => Err(in_file(
+                path,
+                format!(
+                    "array 'normal' must be float32 of shape [{}, {}, 3] (the depth map's \
+                     height × width × 3), found shape {shape:?}; delete the file to recompute it",
+                    size.height, size.width
+                ),
+            )),
+        }
     }
+}
+
+/// An error about the depth-map file `path`.
+fn in_file(path: &Path, e: impl std::fmt::Display) -> DenseError {
+    DenseError::Npz(NpzError::Malformed {
+        context: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -322,6 +388,43 @@ mod tests {
         let err = DepthMap::read_npz(&path).unwrap_err();
         assert!(err.to_string().contains("missing array 'confidence'"), "{err}");
         assert!(err.to_string().contains("ref.npz"), "{err}");
+    }
+
+    #[test]
+    fn normals_round_trip_and_bad_normals_fail() {
+        let size = ImageSize::new(4, 3);
+        let normal = NormalImage::from_fn(size, |x, y| {
+            if x == 1 && y == 1 { [f32::NAN; 3] } else { [0.6, 0.0, -0.8 + 0.01 * x as f32] }
+        });
+        let map = sample().with_normal(normal).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cam0.npz");
+        map.write_npz(&path).unwrap();
+        let back = DepthMap::read_npz(&path).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(back.normal().unwrap().as_slice()), bits(map.normal().unwrap().as_slice()));
+        // Masking invalidates normals too.
+        let mut masked = back.clone();
+        masked.apply_mask(&Image::from_fn(size, |x, _| [u8::from(x != 0)])).unwrap();
+        assert!(masked.normal().unwrap().get(0, 2).iter().all(|v| v.is_nan()));
+        // Maps without normals write no `normal` array and read back without one.
+        sample().write_npz(&path).unwrap();
+        assert!(!read_npz(&path).unwrap().contains_key("normal"));
+        assert!(DepthMap::read_npz(&path).unwrap().normal().is_none());
+        // A normal of the wrong shape is refused, naming the file and the array.
+        let flat = vec![0.0f32; 12];
+        write_npz(
+            &path,
+            &[
+                ("depth", ArrayRef::image(map.depth())),
+                ("confidence", ArrayRef::image(map.confidence())),
+                ("normal", ArrayRef::f32_2d(3, 4, &flat).unwrap()),
+            ],
+        )
+        .unwrap();
+        let err = DepthMap::read_npz(&path).unwrap_err().to_string();
+        assert!(err.contains("cam0.npz") && err.contains("'normal'"), "{err}");
+        assert!(sample().with_normal(NormalImage::from_elem(ImageSize::new(2, 2), 0.0)).is_err());
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub use consistency::{
     ConsistencyOptions, DepthView, FilteredDepth, backproject, filter_depth_map,
 };
 pub use neighbourhood::normals_and_inliers;
-pub use normals::{NormalOptions, NormalOrientation, estimate_normals, with_normals};
+pub use normals::{
+    NormalOptions, NormalOrientation, depth_map_normals, estimate_normals, with_normals,
+};
 pub use outliers::{OutlierOptions, remove_statistical_outliers, statistical_inlier_mask};
 pub use voxel::voxel_downsample;
 

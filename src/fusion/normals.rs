@@ -118,6 +118,43 @@ pub fn estimate_normals(
     Ok(normals)
 }
 
+/// The normals of the points [`backproject`](super::backproject) makes from `depth` (one per
+/// valid pixel whose ray exists, row-major), taken from a refined depth map's per-pixel
+/// `normal` image (world frame, facing the camera) instead of PCA: normals from stereo, sharp
+/// at edges and free of any neighbour search. A pixel whose normal is unknown (NaN) gets
+/// `−ray direction` (facing the camera). Panics when the sizes differ (a programming error).
+pub fn depth_map_normals(
+    camera: &crate::geom::refraction::RefractiveCamera,
+    depth: &crate::dense::DepthMap,
+    normal: &crate::dense::NormalImage,
+) -> Vec<Vector3<f64>> {
+    let size = depth.size();
+    assert_eq!(size, normal.size(), "depth map and normal image of one camera");
+    assert_eq!(size, camera.size(), "depth map and camera");
+    let rows: Vec<Vec<Vector3<f64>>> = (0..size.height)
+        .into_par_iter()
+        .map(|y| {
+            let mut out = Vec::new();
+            for (x, d) in depth.depth().row(y).iter().enumerate() {
+                if !d.is_finite() {
+                    continue;
+                }
+                if let Ok(ray) = camera.cast_ray(x as f64, y as f64) {
+                    let [nx, ny, nz] = normal.get(x, y);
+                    let n = Vector3::new(f64::from(nx), f64::from(ny), f64::from(nz));
+                    out.push(if n.iter().all(|c| c.is_finite()) && n.norm() > 0.5 {
+                        n.normalize()
+                    } else {
+                        -ray.dir.into_inner()
+                    });
+                }
+            }
+            out
+        })
+        .collect();
+    rows.into_iter().flatten().collect()
+}
+
 /// `cloud` with its normals replaced by [`estimate_normals`].
 pub fn with_normals(cloud: PointCloud, options: &NormalOptions) -> Result<PointCloud, FusionError> {
     let normals = estimate_normals(cloud.points(), options)?;

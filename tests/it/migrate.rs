@@ -291,8 +291,14 @@ width, height = int(sys.argv[2]), int(sys.argv[3])
 cams = sys.argv[4].split(",")
 for cam in cams:
     with np.load(frame / "depth_maps" / f"{cam}.npz") as d:
-        # AquaMVS's two arrays, plus our documented `depth_range` ([min, max, n_depths]).
-        assert sorted(d.files) == ["confidence", "depth", "depth_range"], d.files
+        # AquaMVS's two arrays, plus our documented `depth_range` ([min, max, n_depths]) and
+        # the refined maps' `normal` (H x W x 3, unit where the depth is valid).
+        assert sorted(d.files) == ["confidence", "depth", "depth_range", "normal"], d.files
+        normal = d["normal"]
+        assert normal.dtype == np.float32 and normal.shape == (height, width, 3), normal.shape
+        valid = np.isfinite(d["depth"])
+        assert np.all(np.abs(np.linalg.norm(normal[valid], axis=1) - 1) < 1e-4)
+        assert np.all(np.isnan(normal[~valid]))
         assert d["depth_range"].dtype == np.float64 and d["depth_range"].shape == (3,)
         for key in ("depth", "confidence"):
             a = d[key]

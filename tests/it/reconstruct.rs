@@ -88,7 +88,10 @@ fn tiny_scene_end_to_end_with_pictures() {
         let covered = metric(maps, "/n_both_valid") / metric(maps, "/n_gt_valid");
         assert!(covered > 0.9, "{cam}: {covered}\n{maps}");
     }
-    assert_npz_header(&frame.join("depth_maps/cam00.npz"), &["depth.npy", "confidence.npy"]);
+    assert_npz_header(
+        &frame.join("depth_maps/cam00.npz"),
+        &["depth.npy", "confidence.npy", "normal.npy"],
+    );
     assert_npz_header(
         &frame.join("features/cam00_cam01.npz"),
         &["pixels_a.npy", "pixels_b.npy", "scores.npy"],
