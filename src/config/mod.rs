@@ -386,6 +386,11 @@ config_section! {
         /// depths where the band holds the minimum; ≈2.4× less CPU at 1600×1200). `false`
         /// tests every hypothesis at every pixel, as AquaMVS does.
         coarse_to_fine: bool = true,
+        /// In a sequence, sweep each ring camera's depths near the previous frame's (a band
+        /// around them), and search cold only where they no longer explain the images (a
+        /// fish, a dug pit). A run's, a shard's and a resumed run's first frame is cold; needs
+        /// `coarse_to_fine`. `false` sweeps every frame cold.
+        warm_start: bool = true,
         /// Cameras that must agree for a depth to survive the consistency filter.
         min_consistent_views: usize = 3; check at_least(1usize),
         /// Agreement tolerance of the consistency filter, in the target camera's ray depth (m).

@@ -61,6 +61,7 @@ mod fused;
 pub mod roma;
 pub mod score;
 pub mod sweep;
+pub mod warm;
 pub mod warp;
 
 use std::path::Path;
