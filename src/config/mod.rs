@@ -391,6 +391,11 @@ config_section! {
         /// tilted and rippled beds) and use its normals in fusion instead of PCA. `false`
         /// keeps the sweep's depths, as AquaMVS does.
         refine: bool = true,
+        /// In a sequence, sweep each ring camera's depths near the previous frame's (a band
+        /// around them), and search cold only where they no longer explain the images (a
+        /// fish, a dug pit). A run's, a shard's and a resumed run's first frame is cold; needs
+        /// `coarse_to_fine`. `false` sweeps every frame cold.
+        warm_start: bool = true,
         /// Cameras that must agree for a depth to survive the consistency filter.
         min_consistent_views: usize = 3; check at_least(1usize),
         /// Agreement tolerance of the consistency filter, in the target camera's ray depth (m).

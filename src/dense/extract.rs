@@ -268,6 +268,11 @@ pub struct DepthAccumulator {
 }
 
 impl DepthAccumulator {
+    /// Every pixel's lowest cost so far (read before finishing).
+    pub(crate) fn best_costs(&self) -> Vec<f32> {
+        self.registers.iter().map(|r| r.best).collect()
+    }
+
     /// An accumulator for images of `size` and `n_depths` hypotheses (2 ≤ `n_depths` < 2³²).
     pub fn new(size: ImageSize, n_depths: usize) -> Result<Self, ExtractError> {
         if n_depths < 2 || u32::try_from(n_depths).is_err() {
@@ -398,6 +403,11 @@ pub(crate) struct BandedAccumulator {
 }
 
 impl BandedAccumulator {
+    /// Every pixel's lowest cost so far (read before finishing).
+    pub(crate) fn best_costs(&self) -> Vec<f32> {
+        self.registers.iter().map(|r| r.best).collect()
+    }
+
     /// State for images of `size`.
     pub(crate) fn new(size: ImageSize) -> Self {
         Self { size, registers: vec![Registers::default(); size.area()] }
@@ -412,6 +422,13 @@ impl BandedAccumulator {
             .enumerate()
             .map(|(i, registers)| BandedRows { first_row: i * step, width, registers })
             .collect()
+    }
+
+    /// The index and cost of pixel `(x, y)`'s lowest cost so far (an index below the
+    /// pixel's band, or at its first hypothesis, both mean "at the band's lower end").
+    pub(crate) fn best(&self, x: usize, y: usize) -> (u32, f32) {
+        let r = &self.registers[y * self.size.width + x];
+        (r.best_index, r.best)
     }
 
     /// Depth and confidence of every pixel, the index of its lowest cost and its mean cost:

@@ -63,6 +63,7 @@ pub mod roma;
 pub mod score;
 pub mod slanted;
 pub mod sweep;
+pub mod warm;
 pub mod warp;
 
 use std::path::Path;

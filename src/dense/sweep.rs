@@ -220,7 +220,7 @@ fn sweep_coarse_to_fine(
 }
 
 /// Whether images of `size` are large enough for a coarse level.
-fn has_coarse_level(size: ImageSize, opts: &SweepOptions, c2f: &CoarseToFine) -> bool {
+pub(super) fn has_coarse_level(size: ImageSize, opts: &SweepOptions, c2f: &CoarseToFine) -> bool {
     let f = c2f.downscale.max(2);
     let window = opts.cost.window_size;
     size.width / f >= 2 * window && size.height / f >= 2 * window
@@ -228,10 +228,12 @@ fn has_coarse_level(size: ImageSize, opts: &SweepOptions, c2f: &CoarseToFine) ->
 
 /// One level of a coarse-to-fine sweep: its depth map and, per pixel, the index of the lowest
 /// cost and the mean cost over all hypotheses.
-struct Level {
-    map: DepthMap,
-    best: Vec<u32>,
-    mean: Vec<f32>,
+pub(super) struct Level {
+    pub(super) map: DepthMap,
+    pub(super) best: Vec<u32>,
+    /// The lowest cost per pixel.
+    pub(super) cost: Vec<f32>,
+    pub(super) mean: Vec<f32>,
     /// The fine tiles and each tile's band of hypotheses; `None` for a full sweep. Only the
     /// tests read it (they check that coarse to fine is exact wherever a band holds the
     /// minimum).
@@ -241,7 +243,7 @@ struct Level {
 
 /// Sweeps with up to `levels` coarser levels below this one: every hypothesis at the
 /// coarsest, per-tile bands at the others.
-fn sweep_level(
+pub(super) fn sweep_level(
     reference: SweepView<'_>,
     sources: &[SweepView<'_>],
     hypotheses: &DepthHypotheses,
@@ -255,14 +257,71 @@ fn sweep_level(
         let mut accumulator =
             DepthAccumulator::new(size, hypotheses.len()).map_err(DenseError::from)?;
         sweep_into(reference, sources, hypotheses, opts, &mut accumulator)?;
+        let cost = accumulator.best_costs();
         let (map, best, mean) =
             accumulator.finish_with_profile(hypotheses).map_err(DenseError::from)?;
-        return Ok(Level { map, best, mean, bands: None });
+        return Ok(Level { map, best, cost, mean, bands: None });
     };
-    let f = c2f.downscale.max(2);
-    let _span = tracing::debug_span!("coarse_to_fine", width = size.width, downscale = f).entered();
+    let _span = tracing::debug_span!("coarse_to_fine", width = size.width).entered();
+    let tiles = Tiles::new(size, opts.strip_rows.max(1), tile_columns(opts, c2f));
+    let coarse = coarse_bands(reference, sources, hypotheses, opts, c2f, levels, &tiles)?;
+    let mut accumulator = BandedAccumulator::new(size);
+    banded_pass(
+        &fused,
+        reference,
+        sources,
+        hypotheses,
+        opts,
+        &tiles,
+        &coarse.bands,
+        &mut accumulator,
+    )?;
+    let cost = accumulator.best_costs();
+    let (map, best, mean) = accumulator.finish_with_profile(
+        hypotheses,
+        |x, y| coarse.bands[tiles.index_of(x, y)],
+        |x, y| coarse.mean_at(x, y),
+    );
+    Ok(Level { map, best, cost, mean, bands: Some((tiles, coarse.bands)) })
+}
 
-    // The coarse level at 1/f of the resolution.
+/// Width of the fine tiles (at least two cost windows).
+pub(super) fn tile_columns(opts: &SweepOptions, c2f: &CoarseToFine) -> usize {
+    c2f.tile_columns.max(2 * opts.cost.window_size)
+}
+
+/// The level below a fine one, and the band of hypotheses its confident minima give each fine
+/// tile.
+pub(super) struct CoarseBands {
+    /// Resolution divisor between the fine level and this one.
+    f: usize,
+    size: ImageSize,
+    /// Mean cost over all hypotheses per coarse pixel (for the confidence).
+    mean: Vec<f32>,
+    /// Band of every fine tile.
+    pub(super) bands: Vec<(u32, u32)>,
+}
+
+impl CoarseBands {
+    /// The coarse mean cost under fine pixel `(x, y)`.
+    pub(super) fn mean_at(&self, x: usize, y: usize) -> f32 {
+        let (w, h) = (self.size.width, self.size.height);
+        self.mean[(y / self.f).min(h - 1) * w + (x / self.f).min(w - 1)]
+    }
+}
+
+/// Sweeps the coarse level (itself coarse to fine with `levels − 1` levels below it) and
+/// derives each fine tile's band from its confident minima.
+pub(super) fn coarse_bands(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    hypotheses: &DepthHypotheses,
+    opts: &SweepOptions,
+    c2f: &CoarseToFine,
+    levels: usize,
+    tiles: &Tiles,
+) -> Result<CoarseBands, SweepError> {
+    let f = c2f.downscale.max(2);
     let coarse_ref = downscaled(&reference, f)?;
     let coarse_sources: Vec<_> =
         sources.iter().map(|v| downscaled(v, f)).collect::<Result<_, _>>()?;
@@ -278,11 +337,6 @@ fn sweep_level(
         c2f,
         levels - 1,
     )?;
-
-    // Bands per tile of this level.
-    let window = opts.cost.window_size;
-    let strip_rows = opts.strip_rows.max(1);
-    let tiles = Tiles::new(size, strip_rows, c2f.tile_columns.max(2 * window));
     let n = hypotheses.len() as u32;
     let confident: Vec<Option<u32>> = coarse
         .best
@@ -290,44 +344,51 @@ fn sweep_level(
         .zip(coarse.map.confidence().as_slice())
         .map(|(&k, &c)| (c >= c2f.min_confidence && c > 0.0).then_some(k))
         .collect();
-    let bands: Vec<(u32, u32)> = (0..tiles.count())
+    let bands = (0..tiles.count())
         .map(|t| {
             let (rows, cols) = tiles.tile(t);
             tile_band(&confident, coarse_size, f, rows, cols, c2f.margin as u32, n)
         })
         .collect();
+    Ok(CoarseBands { f, size: coarse_size, mean: coarse.mean, bands })
+}
 
-    // This level: each tile's band only.
-    let grid = WarpGrid::new(size, opts.warp_grid);
-    let mut accumulator = BandedAccumulator::new(size);
-    accumulator.strips_mut(strip_rows).into_par_iter().enumerate().try_for_each(|(i, strip)| {
-        let strip_bands = &bands[i * tiles.per_strip..(i + 1) * tiles.per_strip];
-        fused.sweep_strip_banded(
-            &grid,
-            reference,
-            sources,
-            hypotheses,
-            opts.aggregation,
-            strip,
-            &tiles.columns,
-            strip_bands,
-        )
-    })?;
-    let coarse_at = |x: usize, y: usize| {
-        (y / f).min(coarse_size.height - 1) * coarse_size.width + (x / f).min(coarse_size.width - 1)
-    };
-    let (map, best, mean) = accumulator.finish_with_profile(
-        hypotheses,
-        |x, y| bands[tiles.index_of(x, y)],
-        |x, y| coarse.mean[coarse_at(x, y)],
-    );
-    Ok(Level { map, best, mean, bands: Some((tiles, bands)) })
+/// Pushes each tile's band of hypotheses into `accumulator` (a tile with an empty band,
+/// `lo > hi`, gets nothing).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn banded_pass(
+    fused: &Fused<'_>,
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    hypotheses: &DepthHypotheses,
+    opts: &SweepOptions,
+    tiles: &Tiles,
+    bands: &[(u32, u32)],
+    accumulator: &mut BandedAccumulator,
+) -> Result<(), SweepError> {
+    let grid = WarpGrid::new(reference.image.size(), opts.warp_grid);
+    accumulator.strips_mut(tiles.strip_rows).into_par_iter().enumerate().try_for_each(
+        |(i, strip)| {
+            let strip_bands = &bands[i * tiles.per_strip..(i + 1) * tiles.per_strip];
+            fused.sweep_strip_banded(
+                &grid,
+                reference,
+                sources,
+                hypotheses,
+                opts.aggregation,
+                strip,
+                &tiles.columns,
+                strip_bands,
+            )
+        },
+    )?;
+    Ok(())
 }
 
 /// The fine tiles of a coarse-to-fine sweep: row strips × column ranges.
-struct Tiles {
-    strip_rows: usize,
-    columns: Vec<std::ops::Range<usize>>,
+pub(super) struct Tiles {
+    pub(super) strip_rows: usize,
+    pub(super) columns: Vec<std::ops::Range<usize>>,
     /// Column index of every image column.
     column_of: Vec<u16>,
     per_strip: usize,
@@ -335,7 +396,7 @@ struct Tiles {
 }
 
 impl Tiles {
-    fn new(size: ImageSize, strip_rows: usize, tile_columns: usize) -> Self {
+    pub(super) fn new(size: ImageSize, strip_rows: usize, tile_columns: usize) -> Self {
         let n = size.width.div_ceil(tile_columns).max(1);
         let columns: Vec<_> = (0..n)
             .map(|i| i * size.width / n..(i + 1) * size.width / n)
@@ -354,12 +415,12 @@ impl Tiles {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.per_strip * self.n_strips
     }
 
     /// Rows and columns of tile `t` (strip-major).
-    fn tile(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    pub(super) fn tile(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let strip = t / self.per_strip;
         (
             strip * self.strip_rows..(strip + 1) * self.strip_rows,
@@ -367,7 +428,7 @@ impl Tiles {
         )
     }
 
-    fn index_of(&self, x: usize, y: usize) -> usize {
+    pub(super) fn index_of(&self, x: usize, y: usize) -> usize {
         (y / self.strip_rows) * self.per_strip + self.column_of[x] as usize
     }
 }
@@ -375,7 +436,7 @@ impl Tiles {
 /// The band of hypotheses of one fine tile: the 2nd-98th percentile of the confident coarse
 /// minima over the tile and one coarse pixel around it, widened by `margin`; the whole range
 /// when no coarse pixel there is confident.
-fn tile_band(
+pub(super) fn tile_band(
     confident: &[Option<u32>],
     coarse: ImageSize,
     f: usize,
@@ -402,7 +463,10 @@ fn tile_band(
 }
 
 /// Sizes agree, at least one and at most [`MAX_SOURCES`] sources.
-fn check_views(reference: SweepView<'_>, sources: &[SweepView<'_>]) -> Result<(), SweepError> {
+pub(super) fn check_views(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+) -> Result<(), SweepError> {
     if sources.is_empty() {
         return Err(SweepError::NoSources);
     }
@@ -447,7 +511,7 @@ fn sweep_into(
 }
 
 /// What the fused own-window NCC pass needs, shared by all strips.
-struct Fused<'a> {
+pub(super) struct Fused<'a> {
     window: usize,
     min_valid: usize,
     quantiser: Quantiser,
@@ -457,7 +521,7 @@ struct Fused<'a> {
 
 impl<'a> Fused<'a> {
     /// `None` unless the cost is own-window NCC and every image can be sampled (≥ 2 × 2).
-    fn new(
+    pub(super) fn new(
         reference: SweepView<'_>,
         sources: &[SweepView<'a>],
         cost: &CostOptions,
