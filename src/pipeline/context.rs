@@ -62,6 +62,9 @@ pub struct Context {
     pub learned: Option<super::learned::Learned>,
     /// The options of every stage, resolved from the config by the plan.
     pub options: super::plan::StageOptions,
+    /// Each ring camera's sweep of the frame computed last (the next frame's warm start);
+    /// the frame loop empties it whenever a frame is skipped or fails.
+    pub(crate) warm: Mutex<super::stage::depth::WarmPriors>,
 }
 
 impl Context {
@@ -132,6 +135,7 @@ impl Context {
             n_frames_available,
             learned,
             options,
+            warm: Mutex::default(),
         })
     }
 

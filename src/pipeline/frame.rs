@@ -25,7 +25,9 @@ use super::stage::surface::{sparse_outputs, surface_outputs};
 use super::stage::undistort::undistort_frame;
 use super::{Observer, PipelineError};
 
-/// Runs every stage on frame `index` and writes its outputs.
+/// Runs every stage on frame `index` and writes its outputs. Frames processed one after
+/// another on the same context warm-start their sweeps from the previous one's
+/// (`reconstruction.warm_start`); a fresh context starts cold.
 pub fn process_frame(
     ctx: &Context,
     index: usize,

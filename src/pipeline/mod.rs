@@ -101,6 +101,14 @@ pub enum PipelineError {
     /// The plane sweep failed.
     #[error(transparent)]
     Sweep(#[from] crate::dense::sweep::SweepError),
+    /// The refinement of a camera's depth map failed.
+    #[error("camera `{camera}`: {source}")]
+    Refine {
+        /// The ring camera.
+        camera: String,
+        /// Why.
+        source: crate::dense::refine::RefineError,
+    },
     /// Feature matching failed.
     #[error(transparent)]
     Features(#[from] crate::features::FeatureError),

@@ -109,6 +109,11 @@ pub fn reconstruct(
     for &index in &frames {
         observer.frame_started(index);
         let outcome = run_frame(&ctx, &fingerprint, index, opts.force, observer, pictures);
+        if matches!(outcome.status, FrameStatus::Skipped | FrameStatus::Failed) {
+            // Never warm-start from a frame older than the one before (skipped: resume) or
+            // from one that failed.
+            ctx.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
         observer.frame_finished(index, outcome.status != FrameStatus::Failed);
         report.frames.push(outcome);
         report.seconds = start.elapsed().as_secs_f64();

@@ -3,6 +3,8 @@
 //! be run and tested alone with options built by hand. A new stage option is one field here
 //! and one line in [`StageOptions::resolve`].
 
+use crate::dense::refine::RefineOptions;
+use crate::dense::warm::WarmStart;
 use std::num::NonZeroUsize;
 
 use crate::config::{
@@ -45,6 +47,11 @@ pub struct StageOptions {
     pub auto_range: AutoRangeOptions,
     /// The plane sweep.
     pub sweep: SweepOptions,
+    /// The slanted-plane refinement after each sweep (`reconstruction.refine`).
+    pub refine: Option<RefineOptions>,
+    /// Warm start of each frame's sweeps from the previous frame's
+    /// (`reconstruction.warm_start`; only with `coarse_to_fine`).
+    pub warm_start: Option<WarmStart>,
     /// The consistency filter.
     pub consistency: ConsistencyOptions,
     /// Whether the consistency filter runs (RoMa depth maps are fused unfiltered, as the
@@ -128,6 +135,12 @@ impl StageOptions {
                 margin_m: rc.depth_margin,
                 ..AutoRangeOptions::default()
             },
+            refine: rc.refine.then_some(RefineOptions {
+                window_radius: sweep.cost.window_size / 2,
+                aggregation: sweep.aggregation,
+                ..RefineOptions::default()
+            }),
+            warm_start: (rc.warm_start && rc.coarse_to_fine).then(WarmStart::default),
             sweep,
             consistency: ConsistencyOptions {
                 min_confidence: rc.min_confidence as f32,

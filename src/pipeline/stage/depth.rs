@@ -12,14 +12,16 @@ use std::collections::BTreeMap;
 use nalgebra::Point3;
 
 use crate::dense::auto_range::{AutoRangeOptions, auto_depth_range};
-use crate::dense::sweep::{SweepOptions, SweepView, plane_sweep};
+use crate::dense::refine::refine_depth_map;
+use crate::dense::sweep::{SweepView, plane_sweep};
+use crate::dense::warm::{SweepPrior, plane_sweep_seeded};
 use crate::dense::{DepthMap, RayDepthRange};
 use crate::imgproc::MaskImage;
 use crate::layout::FrameLayout;
 use crate::sparse::{DepthRangeOptions, SparseCloud, depth_range};
 
 use super::super::context::Context;
-use super::super::plan::DepthRangeSource;
+use super::super::plan::{DepthRangeSource, StageOptions};
 use super::super::report::FrameReport;
 use super::super::{Observer, PipelineError};
 use super::FrameViews;
@@ -129,18 +131,67 @@ fn auto_range(
     }
 }
 
-/// The plane sweep of one camera, masked.
+/// Each ring camera's sweep of the frame computed last, the next frame's warm start
+/// ([`crate::dense::warm`]). Kept in memory only: a run's first frame is cold, and so is the
+/// first frame after one that was skipped (resume) or failed, so a frame never starts from a
+/// stale sweep.
+#[derive(Debug, Default)]
+pub(crate) struct WarmPriors {
+    /// The frame the priors come from.
+    pub frame: Option<usize>,
+    /// Priors by camera.
+    pub priors: BTreeMap<String, SweepPrior>,
+}
+
+impl WarmPriors {
+    /// Forgets every prior.
+    pub fn clear(&mut self) {
+        self.frame = None;
+        self.priors.clear();
+    }
+}
+
+/// The plane sweep of one camera (warm from `prior` when given and `opts.warm_start` is on),
+/// refined when `opts.refine` is on, masked; with the next frame's prior.
 pub(crate) fn sweep_camera(
     input: &SweepInput<'_>,
-    opts: &SweepOptions,
-) -> Result<DepthMap, PipelineError> {
+    opts: &StageOptions,
+    prior: Option<&SweepPrior>,
+) -> Result<(DepthMap, Option<SweepPrior>), PipelineError> {
     let RayDepthRange { min, max } = input.range;
     tracing::debug!("camera `{}`: {} source(s)", input.name, input.sources.len());
-    let mut map = plane_sweep(input.reference, &input.sources, min, max, opts)?;
+    let (mut map, next) = match &opts.warm_start {
+        Some(warm) => {
+            let (map, next, outcome) = plane_sweep_seeded(
+                input.reference,
+                &input.sources,
+                (min, max),
+                &opts.sweep,
+                warm,
+                prior,
+            )?;
+            if outcome.warm {
+                tracing::info!(
+                    "camera `{}`: warm start, {} of {} tiles searched cold",
+                    input.name,
+                    outcome.fallback_tiles,
+                    outcome.tiles
+                );
+            }
+            (map, next)
+        }
+        None => (plane_sweep(input.reference, &input.sources, min, max, &opts.sweep)?, None),
+    };
+    if let Some(refine) = &opts.refine {
+        map = tracing::info_span!("refine").in_scope(|| {
+            refine_depth_map(input.reference, &input.sources, &map, refine)
+                .map_err(|source| PipelineError::Refine { camera: input.name.to_owned(), source })
+        })?;
+    }
     if let Some(mask) = input.mask {
         map.apply_mask(mask)?;
     }
-    Ok(map)
+    Ok((map, next))
 }
 
 /// Plane sweep of every ring camera; writes `depth_maps/CAM.npz`. A camera without a source
@@ -155,6 +206,12 @@ pub(crate) fn sweep_all(
     observer: &dyn Observer,
 ) -> Result<BTreeMap<String, DepthMap>, PipelineError> {
     let mut maps = BTreeMap::new();
+    // The previous frame's sweeps, taken out: if this frame fails, the next one starts cold.
+    let mut warm = std::mem::take(&mut *ctx.warm.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(frame) = warm.frame {
+        tracing::info!("sweeps start from frame {frame}'s where it still explains the images");
+    }
+    let mut next_priors = BTreeMap::new();
     observer.cameras_started(ring.len());
     for name in ring {
         let _span = tracing::info_span!("plane_sweep", camera = name.as_str()).entered();
@@ -166,7 +223,11 @@ pub(crate) fn sweep_all(
         }
         let input =
             SweepInput { name, reference, sources, range: ranges[name], mask: ctx.masks.get(name) };
-        let map = sweep_camera(&input, &ctx.options.sweep)?;
+        let prior = warm.priors.remove(name.as_str());
+        let (map, next) = sweep_camera(&input, &ctx.options, prior.as_ref())?;
+        if let Some(next) = next {
+            next_priors.insert(name.clone(), next);
+        }
         let file = dir.depth_map(name)?;
         tracing::debug_span!("export", file = file.rel.as_str())
             .in_scope(|| map.write_npz(&file.path))?;
@@ -174,6 +235,8 @@ pub(crate) fn sweep_all(
         maps.insert(name.clone(), map);
         observer.camera_done(name);
     }
+    *ctx.warm.lock().unwrap_or_else(|e| e.into_inner()) =
+        WarmPriors { frame: Some(report.index), priors: next_priors };
     Ok(maps)
 }
 
@@ -238,8 +301,10 @@ mod tests {
             range: true_range(&scene, camera, 0.02),
             mask: Some(&mask),
         };
-        let opts = SweepOptions { n_depths: 48, ..SweepOptions::default() };
-        let map = sweep_camera(&input, &opts).expect("sweep runs");
+        let mut opts = StageOptions::resolve(&crate::config::Config::default());
+        opts.sweep.n_depths = 48;
+        let (map, prior) = sweep_camera(&input, &opts, None).expect("sweep runs");
+        assert!(prior.is_some(), "warm start is on by default: the next frame's prior");
         assert_eq!(map.size(), size);
         let depth = map.depth();
         let (mut close, mut total) = (0, 0);
