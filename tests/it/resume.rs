@@ -318,3 +318,39 @@ fn cluster_examples_pass_the_shard() {
     let command = &job["spec"]["template"]["spec"]["containers"][0]["command"];
     assert_eq!(command, &serde_json::json!(["aquamvs", "summarize", "/data/output"]));
 }
+
+/// Warm start (`reconstruction.warm_start`): in a run, frames after the first sweep from the
+/// previous frame's depths; a resumed run's first computed frame is cold (the frame before it
+/// was skipped, so its sweeps are not in memory), never seeded from a stale frame; and the
+/// warm frames keep as many points as cold ones.
+#[test]
+fn frames_warm_start_from_the_previous_one_and_a_resumed_run_starts_cold() {
+    let (_dir, root) = scene(3);
+    let (_, stderr) = reconstruct(&root, &[]);
+    assert!(!stderr.contains("start from frame 2"), "{stderr}");
+    for previous in [0, 1] {
+        let line = format!("sweeps start from frame {previous}'s");
+        assert_eq!(stderr.matches(&line).count(), 1, "{line}\n{stderr}");
+    }
+    assert!(stderr.contains("warm start,"), "{stderr}");
+    // Frame 1 lost its record: the rerun skips frame 0 and computes frame 1 cold.
+    std::fs::remove_file(frame(&root, 1).join("frame.json")).unwrap();
+    let (_, stderr) = reconstruct(&root, &[]);
+    assert!(stderr.contains("frame 0: up to date, skipped"), "{stderr}");
+    assert!(!stderr.contains("sweeps start from"), "{stderr}");
+    assert_frame_valid(&root, 1);
+    // The same frames cold: as many fused points (within 5 %).
+    let (_, stderr) = reconstruct(
+        &root,
+        &["--set", "output_dir=cold", "--set", "reconstruction.warm_start=false"],
+    );
+    assert!(!stderr.contains("sweeps start from"), "{stderr}");
+    for index in [1, 2] {
+        let fused = |out: &str| {
+            let path = root.join(format!("{out}/frame_{index:06}/point_cloud/fused.ply"));
+            read_point_cloud(&path).unwrap().len() as f64
+        };
+        let (warm, cold) = (fused("output"), fused("cold"));
+        assert!((warm - cold).abs() <= 0.05 * cold, "frame {index}: {warm} vs {cold} points");
+    }
+}
