@@ -208,7 +208,7 @@ pub(crate) fn sweep_all(
     let mut maps = BTreeMap::new();
     // The previous frame's sweeps, taken out: if this frame fails, the next one starts cold.
     let mut warm = std::mem::take(&mut *ctx.warm.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(frame) = warm.frame {
+    if let Some(frame) = warm.frame.filter(|_| !warm.priors.is_empty()) {
         tracing::info!("sweeps start from frame {frame}'s where it still explains the images");
     }
     let mut next_priors = BTreeMap::new();
@@ -235,8 +235,8 @@ pub(crate) fn sweep_all(
         maps.insert(name.clone(), map);
         observer.camera_done(name);
     }
-    *ctx.warm.lock().unwrap_or_else(|e| e.into_inner()) =
-        WarmPriors { frame: Some(report.index), priors: next_priors };
+    let frame = (!next_priors.is_empty()).then_some(report.index);
+    *ctx.warm.lock().unwrap_or_else(|e| e.into_inner()) = WarmPriors { frame, priors: next_priors };
     Ok(maps)
 }
 
