@@ -546,9 +546,7 @@ mod tests {
     use crate::dense::CostOptions;
     use crate::dense::sweep::{SweepOptions, plane_sweep};
     use crate::geom::refraction::RefractiveCamera;
-    use crate::synth::render::{
-        RenderOptions, ground_truth_depth, render_camera, undistorted_camera,
-    };
+    use crate::synth::render::grey_views;
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::{Component, SurfaceModel};
     use crate::synth::texture::Texture;
@@ -588,20 +586,7 @@ mod tests {
                 },
             ],
         );
-        let texture = Texture::Sand { seed: 7 };
-        let opts = RenderOptions::exact();
-        let names: Vec<&str> = rig.cameras().iter().map(|c| c.name.as_str()).collect();
-        let cams: Vec<RefractiveCamera> =
-            names.iter().map(|n| undistorted_camera(&rig, n).unwrap()).collect();
-        let images = names
-            .iter()
-            .map(|n| {
-                crate::imgproc::rgb_to_gray(
-                    &render_camera(&rig, n, &surface, &texture, &opts).unwrap(),
-                )
-            })
-            .collect();
-        let truth = ground_truth_depth(&cams[0], &surface);
+        let (cams, images, truth) = grey_views(&rig, &surface, &Texture::Sand { seed: 7 });
         let finite = truth.as_slice().iter().copied().filter(|d| d.is_finite());
         let (lo, hi) = finite.fold((f32::INFINITY, 0.0f32), |(l, h), d| (l.min(d), h.max(d)));
         Scene { cams, images, truth, surface, range: (f64::from(lo) - 0.03, f64::from(hi) + 0.03) }

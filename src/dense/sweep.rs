@@ -749,9 +749,7 @@ fn sweep_strip_general(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::render::{
-        RenderOptions, ground_truth_depth, render_camera, undistorted_camera,
-    };
+    use crate::synth::render::{grey_views, undistorted_camera};
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::{SurfaceKind, SurfaceModel};
     use crate::synth::texture::Texture;
@@ -772,20 +770,7 @@ mod tests {
             1,
             0,
         );
-        let texture = Texture::Sand { seed: 4 };
-        let opts = RenderOptions::exact();
-        let names: Vec<&str> = rig.cameras().iter().map(|c| c.name.as_str()).collect();
-        let cams: Vec<RefractiveCamera> =
-            names.iter().map(|n| undistorted_camera(&rig, n).unwrap()).collect();
-        let images: Vec<GrayImage> = names
-            .iter()
-            .map(|n| {
-                crate::imgproc::rgb_to_gray(
-                    &render_camera(&rig, n, &surface, &texture, &opts).unwrap(),
-                )
-            })
-            .collect();
-        let truth = ground_truth_depth(&cams[0], &surface);
+        let (cams, images, truth) = grey_views(&rig, &surface, &Texture::Sand { seed: 4 });
         let finite: Vec<f32> = truth.as_slice().iter().copied().filter(|d| d.is_finite()).collect();
         let lo = finite.iter().copied().fold(f32::INFINITY, f32::min) as f64 - 0.03;
         let hi = finite.iter().copied().fold(0.0f32, f32::max) as f64 + 0.03;

@@ -282,9 +282,7 @@ mod tests {
     use crate::dense::CostOptions;
     use crate::dense::sweep::plane_sweep;
     use crate::geom::refraction::RefractiveCamera;
-    use crate::synth::render::{
-        RenderOptions, ground_truth_depth, render_camera, undistorted_camera,
-    };
+    use crate::synth::render::grey_views;
     use crate::synth::rig::{RigParams, RigPreset};
     use crate::synth::surface::{Component, SurfaceModel};
     use crate::synth::texture::Texture;
@@ -298,19 +296,7 @@ mod tests {
         params.focal_px = 150.0;
         params.centre_focal_px = 150.0;
         let rig = params.build().unwrap();
-        let names: Vec<&str> = rig.cameras().iter().map(|c| c.name.as_str()).collect();
-        let cams: Vec<RefractiveCamera> =
-            names.iter().map(|n| undistorted_camera(&rig, n).unwrap()).collect();
-        let texture = Texture::Sand { seed: 4 };
-        let images = names
-            .iter()
-            .map(|n| {
-                let rgb = render_camera(&rig, n, surface, &texture, &RenderOptions::exact());
-                crate::imgproc::rgb_to_gray(&rgb.unwrap())
-            })
-            .collect();
-        let truth = ground_truth_depth(&cams[0], surface);
-        (cams, images, truth)
+        grey_views(&rig, surface, &Texture::Sand { seed: 4 })
     }
 
     /// A bower bed at `progress` (the crater deepens from 0 to 3 cm).

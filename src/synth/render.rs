@@ -515,6 +515,29 @@ pub(crate) fn looking_down() -> (Rig, SurfaceModel) {
     (Rig::new(vec![calib], WaterInterface::new(0.5, 1.0, 1.333)).unwrap(), SurfaceModel::flat(1.0))
 }
 
+/// Every camera of a distortion-free `rig` as the sweep sees it (undistorted model, grey image
+/// of `surface` rendered exactly), with the first camera's true ray depths: the scene of the
+/// dense kernels' tests.
+#[cfg(test)]
+pub(crate) fn grey_views(
+    rig: &Rig,
+    surface: &SurfaceModel,
+    texture: &Texture,
+) -> (Vec<RefractiveCamera>, Vec<GrayImage>, GrayImage) {
+    let names: Vec<&str> = rig.cameras().iter().map(|c| c.name.as_str()).collect();
+    let cams: Vec<RefractiveCamera> =
+        names.iter().map(|n| undistorted_camera(rig, n).unwrap()).collect();
+    let opts = RenderOptions::exact();
+    let images = names
+        .iter()
+        .map(|n| {
+            crate::imgproc::rgb_to_gray(&render_camera(rig, n, surface, texture, &opts).unwrap())
+        })
+        .collect();
+    let truth = ground_truth_depth(&cams[0], surface);
+    (cams, images, truth)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
