@@ -185,11 +185,7 @@ pub fn plane_sweep(
     d_max: f64,
     opts: &SweepOptions,
 ) -> Result<DepthMap, SweepError> {
-    check_views(reference, sources)?;
-    if !(d_min >= 0.0 && d_max > d_min && d_max.is_finite()) {
-        return Err(SweepError::BadRange { min: d_min, max: d_max });
-    }
-    let hypotheses = depth_hypotheses(d_min, d_max, opts.n_depths).map_err(DenseError::from)?;
+    let hypotheses = checked_hypotheses(reference, sources, (d_min, d_max), opts)?;
     if let Some(c2f) = opts.coarse_to_fine
         && let Some(map) = sweep_coarse_to_fine(reference, sources, &hypotheses, opts, &c2f)?
     {
@@ -199,6 +195,21 @@ pub fn plane_sweep(
         .map_err(DenseError::from)?;
     sweep_into(reference, sources, &hypotheses, opts, &mut accumulator)?;
     Ok(accumulator.finish(&hypotheses).map_err(DenseError::from)?)
+}
+
+/// The views checked ([`check_views`]) and the hypotheses of a sweep over ray depths
+/// `[d_min, d_max]` (a range that is not `0 ≤ d_min < d_max < ∞` is refused).
+pub(super) fn checked_hypotheses(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    (d_min, d_max): (f64, f64),
+    opts: &SweepOptions,
+) -> Result<DepthHypotheses, SweepError> {
+    check_views(reference, sources)?;
+    if !(d_min >= 0.0 && d_max > d_min && d_max.is_finite()) {
+        return Err(SweepError::BadRange { min: d_min, max: d_max });
+    }
+    Ok(depth_hypotheses(d_min, d_max, opts.n_depths).map_err(DenseError::from)?)
 }
 
 /// The coarse-to-fine sweep; `None` when it does not apply (a cost other than own-window NCC,

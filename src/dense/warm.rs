@@ -30,10 +30,10 @@
 
 use super::extract::BandedAccumulator;
 use super::sweep::{
-    CoarseToFine, Fused, SweepError, SweepOptions, SweepView, Tiles, banded_pass, coarse_bands,
-    has_coarse_level, sweep_level, tile_band, tile_columns,
+    CoarseToFine, Fused, SweepError, SweepOptions, SweepView, Tiles, banded_pass,
+    checked_hypotheses, coarse_bands, has_coarse_level, sweep_level, tile_band, tile_columns,
 };
-use super::{DenseError, DepthHypotheses, DepthMap, depth_hypotheses};
+use super::{DepthHypotheses, DepthMap};
 use crate::imgproc::{GrayImage, ImageSize};
 
 /// How a warm sweep trusts the previous frame (see the module documentation).
@@ -112,24 +112,16 @@ pub fn plane_sweep_seeded(
         let map = super::sweep::plane_sweep(reference, sources, d_min, d_max, opts)?;
         return Ok((map, None, WarmOutcome::default()));
     };
-    if !(d_min >= 0.0 && d_max > d_min && d_max.is_finite()) {
-        return Err(SweepError::BadRange { min: d_min, max: d_max });
-    }
-    let hypotheses = depth_hypotheses(d_min, d_max, opts.n_depths).map_err(DenseError::from)?;
+    let hypotheses = checked_hypotheses(reference, sources, (d_min, d_max), opts)?;
     match prior.filter(|p| p.size == size) {
         None => {
-            // Validates the views as the cold sweep does.
-            super::sweep::check_views(reference, sources)?;
             let level = sweep_level(reference, sources, &hypotheses, opts, &c2f, c2f.levels)?;
             let next =
                 prior_of(&level.map, &level.best, &level.cost, &level.mean, &hypotheses, &c2f);
             let tiles = Tiles::new(size, opts.strip_rows.max(1), tile_columns(opts, &c2f)).count();
             Ok((level.map, Some(next), WarmOutcome { warm: false, tiles, fallback_tiles: tiles }))
         }
-        Some(prior) => {
-            super::sweep::check_views(reference, sources)?;
-            warm_sweep(reference, sources, &hypotheses, opts, &c2f, warm, prior)
-        }
+        Some(prior) => warm_sweep(reference, sources, &hypotheses, opts, &c2f, warm, prior),
     }
 }
 
@@ -279,8 +271,8 @@ fn nearest_index(hypotheses: &DepthHypotheses, d: f32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dense::CostOptions;
     use crate::dense::sweep::plane_sweep;
+    use crate::dense::{CostOptions, depth_hypotheses};
     use crate::geom::refraction::RefractiveCamera;
     use crate::synth::render::grey_views;
     use crate::synth::rig::{RigParams, RigPreset};
