@@ -179,6 +179,21 @@ impl FrameReader {
             .into_iter()
             .collect())
     }
+
+    /// [`Self::read`] with the cameras one after another on the calling thread: for reading
+    /// ahead on a thread of its own while the rayon pool computes the previous frame (a
+    /// parallel read there would queue behind that work). Same result as [`Self::read`].
+    pub fn read_serial(&mut self, frame: usize) -> Result<FrameImages, FramesError> {
+        if frame >= self.count {
+            return Err(FramesError::FrameOutOfRange { frame, count: self.count });
+        }
+        let _span = tracing::debug_span!("read_ahead", frame).entered();
+        Ok(self
+            .cameras
+            .iter_mut()
+            .map(|camera| (camera.name.clone(), camera.read(frame)))
+            .collect())
+    }
 }
 
 /// The cameras of `images` that could be read; each failure is logged as a warning naming
@@ -245,8 +260,16 @@ mod tests {
         let images = reader.read(1).unwrap();
         let err = images["b"].as_ref().unwrap_err().to_string();
         assert!(err.contains("camera `b`, frame 1") && err.contains("f1.png"), "{err}");
+        // Reading ahead, one camera after another, gives the same entries and the same errors.
+        let serial = reader.read_serial(1).unwrap();
+        assert!(serial["a"].as_ref().unwrap() == images["a"].as_ref().unwrap());
+        assert_eq!(serial["b"].as_ref().unwrap_err().to_string(), err);
         let kept = readable_images(1, images);
         assert_eq!(kept.keys().collect::<Vec<_>>(), ["a"]);
+        assert!(matches!(
+            reader.read_serial(3),
+            Err(FramesError::FrameOutOfRange { frame: 3, .. })
+        ));
         let err = reader.read(3).unwrap_err().to_string();
         assert!(err.contains("frame 3 is past the end: the inputs have 3 frame(s)"), "{err}");
     }

@@ -15,6 +15,7 @@ use crate::sparse::SparseCloud;
 use super::context::Context;
 use super::learned::Learned;
 use super::pictures::{FrameProducts, Pictures};
+use super::read_ahead::FrameRead;
 use super::report::FrameReport;
 use super::roma::roma_depth_maps;
 use super::stage::Stages;
@@ -34,6 +35,18 @@ pub fn process_frame(
     observer: &dyn Observer,
     pictures: &dyn Pictures,
 ) -> Result<FrameReport, PipelineError> {
+    process_read_frame(ctx, index, None, observer, pictures)
+}
+
+/// [`process_frame`] on frame `index`'s images as the frame loop read them (ahead), or read
+/// here when `read` is `None`.
+pub(crate) fn process_read_frame(
+    ctx: &Context,
+    index: usize,
+    read: Option<FrameRead>,
+    observer: &dyn Observer,
+    pictures: &dyn Pictures,
+) -> Result<FrameReport, PipelineError> {
     let _span = tracing::info_span!("frame", index).entered();
     let config = &ctx.config;
     let out = OutputLayout::new(&config.output_dir).frame(index);
@@ -41,7 +54,7 @@ pub fn process_frame(
     let mut report = FrameReport { index, ..FrameReport::default() };
     let mut stages = Stages { report: &mut report };
 
-    let views = stages.run("undistortion", |report| undistort_frame(ctx, index, report))?;
+    let views = stages.run("undistortion", |report| undistort_frame(ctx, index, read, report))?;
     let present = |name: &String| views.contains_key(name);
     let ring: Vec<String> = ctx.ring.iter().filter(|n| present(n)).cloned().collect();
     if ring.is_empty() {

@@ -26,6 +26,7 @@ pub mod heightmap;
 pub mod learned;
 pub mod pictures;
 pub mod plan;
+mod read_ahead;
 pub mod report;
 pub mod resume;
 pub mod roma;

@@ -10,8 +10,9 @@ use crate::io::atomic::write_bytes_atomic;
 use crate::layout::{LockMode, OutputLayout, OutputLock};
 
 use super::context::Context;
-use super::frame::process_frame;
+use super::frame::process_read_frame;
 use super::pictures::Pictures;
+use super::read_ahead::ReadAhead;
 use super::report::{FrameOutcome, FrameReport, FrameStatus, RunReport, Shard, unix_now};
 use super::resume::{FrameRecord, FrameState, RunFingerprint, check_frame, clear_frame};
 use super::{Observer, PipelineError};
@@ -106,19 +107,25 @@ pub fn reconstruct(
     };
     write_run_json(&report)?;
     observer.frames_started(frames.len());
-    for &index in &frames {
-        observer.frame_started(index);
-        let outcome = run_frame(&ctx, &fingerprint, index, opts.force, observer, pictures);
-        if matches!(outcome.status, FrameStatus::Skipped | FrameStatus::Failed) {
-            // Never warm-start from a frame older than the one before (skipped: resume) or
-            // from one that failed.
-            ctx.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    std::thread::scope(|scope| -> Result<(), PipelineError> {
+        // Frame k + 1's images are read on a thread of their own while frame k is computed.
+        let mut reads = ReadAhead::new(scope, &ctx.reader, &frames);
+        for &index in &frames {
+            observer.frame_started(index);
+            let outcome =
+                run_frame(&ctx, &fingerprint, index, opts.force, observer, pictures, &mut reads);
+            if matches!(outcome.status, FrameStatus::Skipped | FrameStatus::Failed) {
+                // Never warm-start from a frame older than the one before (skipped: resume) or
+                // from one that failed.
+                ctx.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+            observer.frame_finished(index, outcome.status != FrameStatus::Failed);
+            report.frames.push(outcome);
+            report.seconds = start.elapsed().as_secs_f64();
+            write_run_json(&report)?;
         }
-        observer.frame_finished(index, outcome.status != FrameStatus::Failed);
-        report.frames.push(outcome);
-        report.seconds = start.elapsed().as_secs_f64();
-        write_run_json(&report)?;
-    }
+        Ok(())
+    })?;
     // The summary merges every run report of the folder (all shards that finished so far).
     match super::summary::summarize(&config.output_dir)
         .and_then(|s| super::summary::write_summary(&s))
@@ -135,7 +142,8 @@ pub fn reconstruct(
 }
 
 /// One frame: skipped when up to date, otherwise its folder is cleared, the frame computed and
-/// its `frame.json` written last.
+/// its `frame.json` written last. Its images come through `reads`, which then reads the next
+/// frame ahead unless that one is up to date.
 fn run_frame(
     ctx: &Context,
     fingerprint: &RunFingerprint,
@@ -143,6 +151,7 @@ fn run_frame(
     force: bool,
     observer: &dyn Observer,
     pictures: &dyn Pictures,
+    reads: &mut ReadAhead<'_, '_>,
 ) -> FrameOutcome {
     let layout = OutputLayout::new(&ctx.config.output_dir);
     let frame_out = layout.frame(index);
@@ -186,7 +195,16 @@ fn run_frame(
     let result = cleared.map_err(|e| e.to_string()).and_then(|()| {
         // A panic inside a frame is a bug, but it must not take the other frames down.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process_frame(ctx, index, observer, pictures)
+            let next = reads.next_after(index).filter(|&next| {
+                let dir = layout.frame(next).dir().to_path_buf();
+                force
+                    || !matches!(
+                        check_frame(&dir, &fingerprint.frame(ctx, next)),
+                        FrameState::UpToDate(_)
+                    )
+            });
+            let read = reads.read(index, next);
+            process_read_frame(ctx, index, Some(read), observer, pictures)
         })) {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(panic) => {

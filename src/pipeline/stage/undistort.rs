@@ -12,20 +12,26 @@ use crate::imgproc::rgb_to_gray;
 
 use super::super::PipelineError;
 use super::super::context::{CameraSetup, Context};
+use super::super::read_ahead::FrameRead;
 use super::super::report::FrameReport;
 use super::{FrameView, FrameViews};
 
-/// Reads and undistorts every camera's image of frame `index`.
+/// Undistorts every camera's image of frame `index`: `read` when the frame loop has read it
+/// already (ahead, while the previous frame was computed), otherwise read here.
 pub(crate) fn undistort_frame(
     ctx: &Context,
     index: usize,
+    read: Option<FrameRead>,
     report: &mut FrameReport,
 ) -> Result<FrameViews, PipelineError> {
-    let raw = {
-        // Frames are processed one at a time; a poisoned lock only means an earlier frame
-        // panicked, and the readers are still usable.
-        let mut reader = ctx.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        reader.read(index)?
+    let raw = match read {
+        Some(read) => read?,
+        None => {
+            // Frames are processed one at a time; a poisoned lock only means an earlier frame
+            // panicked, and the readers are still usable.
+            let mut reader = ctx.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            reader.read(index)?
+        }
     };
     Ok(undistort_images(&ctx.cameras, raw, index, report))
 }
