@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::output::{ChangeFile, PairReport, SeriesRow, frames_with_height_maps, path, write_pair};
+use super::output::{
+    ChangeFile, ChangePictures, PairReport, SeriesRow, frames_with_height_maps, path, write_pair,
+};
 use super::{ChangeError, ChangeOptions, compare, roi, truth};
 use crate::heightmap::HeightMap;
 use crate::synth::scene::GroundTruth;
@@ -28,8 +30,7 @@ pub enum Region {
 }
 
 /// A comparison job on a run's output folder.
-#[derive(Debug)]
-pub struct Request {
+pub struct Request<'a> {
     /// The run's output folder.
     pub output: PathBuf,
     /// Threshold and occlusion rule.
@@ -38,6 +39,8 @@ pub struct Request {
     pub region: Region,
     /// Ground truth of a synthetic scene to score against.
     pub truth: Option<GroundTruth>,
+    /// Draws the pictures among the change files (the front layer's painter).
+    pub pictures: &'a dyn ChangePictures,
 }
 
 fn input(message: String) -> ChangeError {
@@ -67,7 +70,7 @@ fn list(frames: &[usize]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
-impl Request {
+impl Request<'_> {
     /// One flag per cell of `a`'s grid, or `None` for the whole grid.
     fn region_flags(&self, a: &HeightMap, b: &HeightMap) -> Result<Option<Vec<bool>>, ChangeError> {
         match &self.region {
@@ -141,7 +144,7 @@ impl Request {
         };
         // The time of reading and comparing; writing is a few more milliseconds.
         report.seconds = start.elapsed().as_secs_f64();
-        let written = write_pair(&self.output, &change, &a, &report)?;
+        let written = write_pair(&self.output, &change, &a, &report, self.pictures)?;
         Ok((report, written))
     }
 
@@ -163,22 +166,23 @@ impl Request {
             let (report, _) = self.pair(reference, frames[w])?;
             rows.push(SeriesRow { frame: frames[w], reference, stats: report.stats });
         }
-        write_series(&self.output, &rows, consecutive)?;
+        write_series(&self.output, &rows, consecutive, self.pictures)?;
         Ok(rows)
     }
 }
 
-/// Writes `summary/change.csv` and `summary/change.png`.
+/// Writes `summary/change.csv` and `summary/change.png` (drawn by `pictures`).
 pub fn write_series(
     output: &Path,
     rows: &[SeriesRow],
     consecutive: bool,
+    pictures: &dyn ChangePictures,
 ) -> Result<Vec<PathBuf>, ChangeError> {
     let csv = path(output, ChangeFile::SeriesCsv);
     let png = path(output, ChangeFile::SeriesPlot);
     crate::io::atomic::write_bytes_atomic(&csv, super::output::series_csv(rows).as_bytes())
         .map_err(|e| input(format!("{}: {e}", csv.display())))?;
-    crate::io::images::write_png_rgb(&png, &super::output::series_plot(rows, consecutive))
+    crate::io::images::write_png_rgb(&png, &pictures.series(rows, consecutive))
         .map_err(|e| input(format!("{}: {e}", png.display())))?;
     Ok(vec![csv, png])
 }
