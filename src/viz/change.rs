@@ -12,7 +12,7 @@ use super::draw::{self, Anchor, BLACK};
 
 /// The change pictures as the change files want them ([`picture`], [`series_plot`]).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ChangePainter;
+pub(crate) struct ChangePainter;
 
 impl ChangePictures for ChangePainter {
     fn pair(&self, change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage {
@@ -51,7 +51,7 @@ fn hillshade(map: &HeightMap) -> Vec<f32> {
 /// The difference map over a hillshade of frame A: significant change on the diverging map
 /// (colour bar in millimetres, symmetric about zero), change below the level of detection
 /// left as the bare hillshade, occluded cells darkened, cells without data white.
-pub fn picture(change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage {
+pub(crate) fn picture(change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage {
     let g = &change.grid;
     let (w, h) = (g.size.width, g.size.height);
     // Crop to the cells frame A covers.
@@ -132,7 +132,7 @@ pub fn picture(change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> Rgb
 }
 
 /// A line chart of the cumulative moved volume (and the cumulative net change) per frame.
-pub fn series_plot(rows: &[SeriesRow], consecutive: bool) -> RgbImage {
+pub(crate) fn series_plot(rows: &[SeriesRow], consecutive: bool) -> RgbImage {
     let s = 2usize;
     let (pw, ph) = (720i64, 380i64);
     let (left, right, top, bottom) = (110i64, 30i64, 70i64, 80i64);

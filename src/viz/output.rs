@@ -38,7 +38,7 @@ use crate::mesh::TriangleMesh;
 use crate::pipeline::{FrameProducts, PictureError, Pictures};
 
 /// Errors that stop the pictures from being written at all. (A single unreadable input in
-/// [`redraw`] is not one of them: it is reported as skipped and the rest is drawn.)
+/// `redraw` is not one of them: it is reported as skipped and the rest is drawn.)
 #[derive(Debug, thiserror::Error)]
 pub enum VizError {
     /// A picture could not be encoded or written (the error names the file).
@@ -74,13 +74,13 @@ pub enum VizError {
 
 /// True when `stage` is among `stages`; an empty list means every stage (the config's
 /// `runtime.viz_stages` convention).
-pub fn stage_enabled(stages: &[VizStage], stage: VizStage) -> bool {
+pub(crate) fn stage_enabled(stages: &[VizStage], stage: VizStage) -> bool {
     stage.enabled_in(stages)
 }
 
 /// The pictures of a run ([`Pictures`]): what `reconstruct` draws when the CLI runs it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Painter;
+pub(crate) struct Painter;
 
 impl Pictures for Painter {
     fn draw_frame(
@@ -140,7 +140,7 @@ impl Pictures for Painter {
 /// Writes `viz/depth_CAM.png` and `viz/confidence_CAM.png` of one depth map. `range`
 /// fixes the depth colours (pass one range to all cameras of a frame to compare them);
 /// `None` uses each map's own 1st-99th percentile.
-pub fn write_depth_viz(
+pub(crate) fn write_depth_viz(
     frame: &FrameLayout,
     camera: &str,
     map: &DepthMap,
@@ -154,7 +154,7 @@ pub fn write_depth_viz(
 }
 
 /// Writes `sparse_CAM.png`: the keypoints over the undistorted image.
-pub fn write_keypoints_viz(
+pub(crate) fn write_keypoints_viz(
     frame: &FrameLayout,
     camera: &str,
     image: &RgbImage,
@@ -166,7 +166,7 @@ pub fn write_keypoints_viz(
 }
 
 /// Writes `matches_REF_SRC.png`: the two undistorted images side by side with the matches.
-pub fn write_matches_viz(
+pub(crate) fn write_matches_viz(
     frame: &FrameLayout,
     names: (&str, &str),
     images: (&RgbImage, &RgbImage),
@@ -179,7 +179,7 @@ pub fn write_matches_viz(
 
 /// Writes `fused_{top,oblique,side}.png` for the cloud and `mesh_{top,oblique,side}.png` for
 /// the mesh (whichever is given).
-pub fn write_scene_viz(
+pub(crate) fn write_scene_viz(
     frame: &FrameLayout,
     cloud: Option<&PointCloud>,
     mesh: Option<&TriangleMesh>,
@@ -201,7 +201,7 @@ pub fn write_scene_viz(
 }
 
 /// Writes `rig.png`.
-pub fn write_rig_viz(
+pub(crate) fn write_rig_viz(
     frame: &FrameLayout,
     rig: &Rig,
     cloud: Option<&PointCloud>,
@@ -322,13 +322,13 @@ fn write_all(pictures: Vec<(PathBuf, RgbImage)>) -> Result<Vec<PathBuf>, VizErro
 
 /// Something [`redraw`] could not draw, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     /// The frame, or `None` for pictures of the whole run (the gallery).
-    pub frame: Option<usize>,
+    pub(crate) frame: Option<usize>,
     /// The picture group.
-    pub stage: VizStage,
+    pub(crate) stage: VizStage,
     /// Why (a missing input, or the error that reading it gave).
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl fmt::Display for Skipped {
@@ -342,13 +342,13 @@ impl fmt::Display for Skipped {
 
 /// What [`redraw`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RedrawReport {
+pub(crate) struct RedrawReport {
     /// Frames looked at.
-    pub frames: Vec<usize>,
+    pub(crate) frames: Vec<usize>,
     /// Pictures written.
-    pub written: Vec<PathBuf>,
+    pub(crate) written: Vec<PathBuf>,
     /// Pictures not drawn, with the reason.
-    pub skipped: Vec<Skipped>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 /// Redraws the pictures of a finished (or partial) run from its saved outputs: depth maps
@@ -359,7 +359,7 @@ pub struct RedrawReport {
 /// cannot be drawn (an input that is missing or unreadable) is listed in
 /// [`RedrawReport::skipped`] and the rest is still drawn. Fails only when the output folder or
 /// the requested frame does not exist, or a picture cannot be written.
-pub fn redraw(
+pub(crate) fn redraw(
     output_dir: &Path,
     frame: Option<usize>,
     stages: &[VizStage],
@@ -678,7 +678,7 @@ mod tests {
         let depth = read_rgb(&out.join("frame_000000/viz/depth_cam00.png")).unwrap();
         assert!(depth.width() > 96 && depth.height() > 72);
         let render = read_rgb(&out.join("frame_000000/viz/mesh_oblique.png")).unwrap();
-        assert_eq!(render.size(), crate::viz::RENDER_SIZE);
+        assert_eq!(render.size(), crate::viz::raster::RENDER_SIZE);
         // What could not be drawn is named: features everywhere, frame 1's depth maps and
         // mesh, frame 2's unreadable depth map.
         let skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
