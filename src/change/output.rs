@@ -131,7 +131,7 @@ pub fn write_pair(
 }
 
 /// The error of a change file that could not be written at `path`.
-fn file_error<E: std::error::Error + Send + Sync + 'static>(
+pub(super) fn file_error<E: std::error::Error + Send + Sync + 'static>(
     path: &Path,
 ) -> impl FnOnce(E) -> ChangeError + '_ {
     move |e| ChangeError::File { path: path.to_owned(), source: Box::new(e) }

@@ -73,7 +73,7 @@ pub(crate) struct BenchmarkArgs {
 #[derive(Clone, Debug)]
 pub(crate) struct PathwayList(pub Vec<Pathway>);
 
-fn parse_list(s: &str) -> Result<PathwayList, String> {
+fn parse_list(s: &str) -> Result<PathwayList, crate::bench::runner::PathwayListError> {
     parse_pathways(s).map(PathwayList)
 }
 

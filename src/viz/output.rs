@@ -383,7 +383,8 @@ pub(crate) fn redraw(
     let rig = if want(VizStage::Rig) {
         match load_run_rig(output_dir) {
             Ok(rig) => Some(rig),
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 report.skipped.push(Skipped { frame: None, stage: VizStage::Rig, reason });
                 None
             }
@@ -403,12 +404,12 @@ pub(crate) fn redraw(
                     if maps.is_empty() && failures.is_empty() {
                         skip(&mut report, VizStage::Depth, "no depth_maps/*.npz".into());
                     }
-                    for reason in failures {
-                        skip(&mut report, VizStage::Depth, reason);
+                    for e in failures {
+                        skip(&mut report, VizStage::Depth, e.to_string());
                     }
                     depth_maps = maps;
                 }
-                Err(reason) => skip(&mut report, VizStage::Depth, reason),
+                Err(e) => skip(&mut report, VizStage::Depth, e.to_string()),
             }
         }
         if want(VizStage::Features) {
@@ -424,8 +425,8 @@ pub(crate) fn redraw(
         let cloud = if need_cloud {
             match read_cloud(&dir) {
                 Ok(cloud) => cloud,
-                Err(reason) => {
-                    skip(&mut report, VizStage::Scene, reason);
+                Err(e) => {
+                    skip(&mut report, VizStage::Scene, e.to_string());
                     None
                 }
             }
@@ -519,24 +520,81 @@ fn list_frames(output_dir: &Path) -> Result<Vec<usize>, VizError> {
 /// Depth maps by camera name.
 type NamedDepthMaps = Vec<(String, DepthMap)>;
 
+/// An input of `redraw` that cannot be read: the picture that needs it is skipped, and the
+/// report says why.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InputError {
+    /// The frame has no `depth_maps` folder.
+    #[error("no depth_maps folder")]
+    NoDepthMaps,
+    /// A folder could not be listed.
+    #[error("cannot list {}: {source}", path.display())]
+    List {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A depth map that cannot be read (the error names the file).
+    #[error(transparent)]
+    DepthMap(#[from] crate::dense::DenseError),
+    /// A cloud that cannot be read (the error names the file).
+    #[error(transparent)]
+    Cloud(#[from] crate::io::ply::PlyError),
+    /// The run's config copy is missing.
+    #[error("no {} to find the calibration in", path.display())]
+    NoConfig {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The run's config copy cannot be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The run's config copy cannot be read as text.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The calibration cannot be read.
+    #[error(transparent)]
+    Calibration(#[from] crate::calib::CalibError),
+    /// The calibration the config names is nowhere it was looked for.
+    #[error(
+        "the calibration named in {} is not at {}",
+        config.display(),
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ")
+    )]
+    NoCalibration {
+        /// The run's config copy.
+        config: PathBuf,
+        /// The places tried.
+        tried: Vec<PathBuf>,
+    },
+}
+
 /// The depth maps of a `depth_maps` folder by camera (file stem), sorted by name, and the
 /// reasons for the files that could not be read.
-fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<String>), String> {
+fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<InputError>), InputError> {
     if !dir.is_dir() {
-        return Err("no depth_maps folder".into());
+        return Err(InputError::NoDepthMaps);
     }
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|source| InputError::List { path: dir.to_path_buf(), source })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "npz"))
         .collect();
     paths.sort();
-    let read: Vec<Result<(String, DepthMap), String>> = paths
+    let read: Vec<Result<(String, DepthMap), InputError>> = paths
         .par_iter()
         .map(|p| {
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            DepthMap::read_npz(p).map(|m| (name, m)).map_err(|e| e.to_string())
+            Ok((name, DepthMap::read_npz(p)?))
         })
         .collect();
     let mut maps = Vec::new();
@@ -551,11 +609,11 @@ fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<String>), String> 
 }
 
 /// The frame's cloud: `point_cloud/fused.ply`, else `point_cloud/sparse.ply`, else `None`.
-fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, String> {
+fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, InputError> {
     for file in [frame.fused_cloud(), frame.sparse_cloud()] {
         let path = file.path;
         if path.is_file() {
-            return read_point_cloud(&path).map(Some).map_err(|e| e.to_string());
+            return Ok(Some(read_point_cloud(&path)?));
         }
     }
     Ok(None)
@@ -567,14 +625,15 @@ fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, String> {
 /// original config was; so the calibration path is tried relative to the output folder (what
 /// [`crate::config::load`] resolves), as written (relative to the working directory) and
 /// relative to the output folder's parent (the usual place of the original config).
-fn load_run_rig(output_dir: &Path) -> Result<Rig, String> {
+fn load_run_rig(output_dir: &Path) -> Result<Rig, InputError> {
     let config_path = OutputLayout::new(output_dir).used_config();
     if !config_path.is_file() {
-        return Err(format!("no {} to find the calibration in", config_path.display()));
+        return Err(InputError::NoConfig { path: config_path });
     }
-    let loaded = crate::config::load(&config_path).map_err(|e| e.to_string())?;
+    let loaded = crate::config::load(&config_path)?;
     let mut candidates = vec![loaded.config.calibration_path.clone()];
-    let text = std::fs::read_to_string(&config_path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|source| InputError::Read { path: config_path.clone(), source })?;
     if let Ok(raw) = crate::config::parse_str(&text, &config_path, Path::new("")) {
         let written = raw.config.calibration_path;
         if written.is_relative()
@@ -585,12 +644,8 @@ fn load_run_rig(output_dir: &Path) -> Result<Rig, String> {
         candidates.push(written);
     }
     match candidates.iter().find(|p| p.is_file()) {
-        Some(path) => load_rig(path).map_err(|e| e.to_string()),
-        None => Err(format!(
-            "the calibration named in {} is not at {}",
-            config_path.display(),
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ")
-        )),
+        Some(path) => Ok(load_rig(path)?),
+        None => Err(InputError::NoCalibration { config: config_path, tried: candidates }),
     }
 }
 
@@ -739,7 +794,7 @@ mod tests {
         write_bytes_atomic(&out.join("config.yaml"), yaml.as_bytes()).unwrap();
         assert_eq!(load_run_rig(&out).unwrap(), rig);
         std::fs::remove_file(dir.path().join("calibration.json")).unwrap();
-        let err = load_run_rig(&out).unwrap_err();
+        let err = load_run_rig(&out).unwrap_err().to_string();
         assert!(err.contains("is not at") && err.contains("calibration.json"), "{err}");
     }
 
