@@ -646,7 +646,7 @@ mod tests {
         }
         assert!(directed.iter().all(|&(a, b)| directed.contains(&(b, a))), "closed surface");
         // Outward faces.
-        assert_eq!(faces_outward(&mesh, centre), mesh.n_faces());
+        assert_eq!(faces_outward(mesh, centre), mesh.n_faces());
     }
 
     /// A noisy sine height field (σ = 0.3 mm) at depth 8 over a 0.4 m square (cells 1.7 mm):
