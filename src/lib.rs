@@ -33,15 +33,15 @@
 //! ## The public surface
 //!
 //! What stays public is what the benches (`benches/`), the integration tests (`tests/it`) and
-//! a program embedding the library use; the command line (`cli`) and the benchmark runner
-//! (`bench`) are crate-private, reached only through [`run_cli`]. Test fixtures live behind
+//! a program embedding the library use; the command line (`cli`), the benchmark runner
+//! (`bench`) and the project commands (`setup`: `check`, `init`, `export-refs`) are
+//! crate-private, reached only through [`run_cli`]. Test fixtures live behind
 //! `#[cfg(test)]` (`testutil`, `geom::testutil`, `features::testscene`,
 //! `surface::test_clouds`). One line per public module, with its entry points:
 //!
 //! - [`pipeline`]: a whole run ([`pipeline::reconstruct`]), one frame
 //!   ([`pipeline::process_frame`] on a [`pipeline::Context`]), the validated plan
 //!   ([`pipeline::plan::validate`]) and summaries ([`pipeline::summary::summarize`]).
-//! - [`setup`]: `aquamvs check` ([`setup::check::check_project`]), `init`, `export-refs`.
 //! - [`config`]: [`config::load`] and the typed [`config::Config`].
 //! - [`calib`]: [`calib::load_rig`], [`calib::save_rig`], the [`calib::Rig`].
 //! - [`frames`]: camera inputs ([`frames::InputSet`], [`frames::FrameReader`]).
@@ -54,7 +54,10 @@
 //! - [`heightmap`], [`change`]: height maps of a run's grid and their differences.
 //! - [`preprocess`]: temporal median filtering of videos.
 //! - [`synth`], [`eval`]: synthetic scenes with ground truth, and accuracy against it.
-//! - [`viz`]: pictures (maps, renders, the demo's).
+//! - [`viz`]: pictures, only what the `viz` bench and example draw: a frame's pictures
+//!   ([`viz::write_frame_viz`]), the time-series gallery ([`viz::write_timeseries_gallery`]),
+//!   single maps and renders ([`viz::depth_image`], [`viz::cloud_views`], …), [`viz::demo`].
+//!   The rest of `viz` (the run's `Painter`, the change pictures, `redraw`) is crate-private.
 //! - [`io`], [`layout`]: file formats and every output path.
 //! - [`geom`], [`imgproc`], [`cloud`], [`mesh`], [`spatial`], [`stats`], [`parallel`]: the
 //!   foundations (cameras and refraction, images, point clouds, meshes, neighbour queries).
@@ -94,7 +97,7 @@ pub mod mesh;
 pub mod parallel;
 pub mod pipeline;
 pub mod preprocess;
-pub mod setup;
+mod setup;
 pub mod sparse;
 pub mod spatial;
 pub mod stats;

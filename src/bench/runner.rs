@@ -70,8 +70,24 @@ pub(crate) const PATHWAYS: [Pathway; 5] = [
     },
 ];
 
+/// A `--pathways` list that names no pathway, or one that does not exist.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PathwayListError {
+    /// An unknown slug.
+    #[error("unknown pathway `{given}`; expected `all` or some of {}", known.join(", "))]
+    Unknown {
+        /// The item as given.
+        given: String,
+        /// The known slugs.
+        known: Vec<&'static str>,
+    },
+    /// Nothing but commas and spaces.
+    #[error("no pathway given")]
+    Empty,
+}
+
 /// Parses a comma-separated list of pathway slugs (`classical-full,roma-full`) or `all`.
-pub(crate) fn parse_pathways(list: &str) -> Result<Vec<Pathway>, String> {
+pub(crate) fn parse_pathways(list: &str) -> Result<Vec<Pathway>, PathwayListError> {
     if list.trim() == "all" {
         return Ok(PATHWAYS.to_vec());
     }
@@ -79,18 +95,15 @@ pub(crate) fn parse_pathways(list: &str) -> Result<Vec<Pathway>, String> {
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let normalised = item.to_lowercase().replace(['_', ' '], "-");
         let Some(p) = PATHWAYS.iter().find(|p| p.slug == normalised) else {
-            let known: Vec<&str> = PATHWAYS.iter().map(|p| p.slug).collect();
-            return Err(format!(
-                "unknown pathway `{item}`; expected `all` or some of {}",
-                known.join(", ")
-            ));
+            let known = PATHWAYS.iter().map(|p| p.slug).collect();
+            return Err(PathwayListError::Unknown { given: item.to_owned(), known });
         };
         if !out.contains(p) {
             out.push(*p);
         }
     }
     if out.is_empty() {
-        return Err("no pathway given".into());
+        return Err(PathwayListError::Empty);
     }
     Ok(out)
 }
@@ -347,7 +360,7 @@ mod tests {
         assert_eq!(all.len(), 5);
         let two = parse_pathways("classical_full, RoMa-full,classical-full").unwrap();
         assert_eq!(two.iter().map(|p| p.name).collect::<Vec<_>>(), ["classical full", "RoMa full"]);
-        let err = parse_pathways("sift").unwrap_err();
+        let err = parse_pathways("sift").unwrap_err().to_string();
         assert!(
             err.contains("unknown pathway `sift`") && err.contains("lightglue-sparse"),
             "{err}"

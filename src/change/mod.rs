@@ -231,7 +231,7 @@ pub enum ChangeError {
     },
     /// The region of interest cannot be used.
     #[error("region of interest: {0}")]
-    Roi(String),
+    Roi(#[from] roi::RoiError),
     /// A change file could not be written.
     #[error("{}: {source}", path.display())]
     File {
@@ -241,10 +241,47 @@ pub enum ChangeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// An input (height map, frame, run folder, ground truth) cannot be used; the message
-    /// names it and says what to do.
-    #[error("{0}")]
-    Input(String),
+    /// A frame has no height map; lists the frames that have one.
+    #[error("{}: frame {frame} has no height map; {}", path.display(), frames_with_one(have))]
+    NoHeightMap {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+        /// The frame.
+        frame: usize,
+        /// The frames of the run that have one.
+        have: Vec<usize>,
+    },
+    /// A height map that cannot be read (the error names the file).
+    #[error(transparent)]
+    HeightMap(#[from] crate::heightmap::HeightMapError),
+    /// A series over fewer than two height maps.
+    #[error(
+        "{}: a series needs height maps of at least two frames, found {found}; reconstruct \
+         more frames with `runtime.heightmap` on",
+        output.display()
+    )]
+    TooFewFrames {
+        /// The run's output folder.
+        output: std::path::PathBuf,
+        /// Frames with a height map.
+        found: usize,
+    },
+    /// The synthetic ground truth has no such frame.
+    #[error(transparent)]
+    Truth(#[from] crate::synth::scene::SceneError),
+}
+
+/// "frames with one: 0, 1, 2", or what to do when no frame has one.
+fn frames_with_one(frames: &[usize]) -> String {
+    if frames.is_empty() {
+        return "no frame has one: reconstruct with `runtime.heightmap: true` (or more than one \
+                frame)"
+            .to_owned();
+    }
+    let shown: Vec<String> = frames.iter().take(12).map(usize::to_string).collect();
+    let more =
+        if frames.len() > 12 { format!(" … ({} in all)", frames.len()) } else { String::new() };
+    format!("frames with one: {}{more}", shown.join(", "))
 }
 
 fn describe(g: &Grid) -> String {
@@ -296,7 +333,7 @@ pub fn compare(
     if let Some(r) = roi
         && r.len() != n
     {
-        return Err(ChangeError::Roi(format!("{} flags for {n} cells", r.len())));
+        return Err(roi::RoiError::FlagCount { flags: r.len(), cells: n }.into());
     }
     let mut dz = GrayImage::from_elem(grid.size, f32::NAN);
     let mut lod = GrayImage::from_elem(grid.size, f32::NAN);

@@ -6,7 +6,9 @@
 //! OUTPUT/summary/change.csv, change.png                 a series (change --series, summarize)
 //! ```
 //!
-//! Every path is built by [`path`], so the layout lives in one place.
+//! Every path is built by [`path`], so the layout lives in one place. The pictures among these
+//! files are drawn by the front layer through [`ChangePictures`] (as a run's pictures are
+//! through [`crate::pipeline::Pictures`]): this module writes them, it does not draw them.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +18,21 @@ use super::truth::TruthReport;
 use super::{ChangeError, ChangeMap, ChangeStats};
 use crate::heightmap::HeightMap;
 use crate::heightmap::vector;
+use crate::imgproc::RgbImage;
 use crate::io::atomic::write_bytes_atomic;
 use crate::io::images::write_png_rgb;
 use crate::io::npz::{ArrayRef, Compression, write_npz_with};
 use crate::layout::{OutputLayout, sub};
-use crate::viz::change::picture;
-pub use crate::viz::change::series_plot;
+
+/// Draws the pictures of the change analysis. Implemented by the front layer
+/// (`viz::change::ChangePainter`); the change files call it where they write each picture.
+pub trait ChangePictures: Sync {
+    /// The difference map of frame `from` → `to` over frame A (`a`), for `change/A_B.png`.
+    fn pair(&self, change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage;
+
+    /// The moved volume of a series over time, for `summary/change.png`.
+    fn series(&self, rows: &[SeriesRow], consecutive: bool) -> RgbImage;
+}
 
 /// The files of the change analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,12 +101,13 @@ pub struct PairReport {
     pub seconds: f64,
 }
 
-/// Writes `change/A_B.npz`, `.json` and `.png`; returns the paths.
+/// Writes `change/A_B.npz`, `.json` and `.png` (drawn by `pictures`); returns the paths.
 pub fn write_pair(
     output: &Path,
     change: &ChangeMap,
     a: &HeightMap,
     report: &PairReport,
+    pictures: &dyn ChangePictures,
 ) -> Result<Vec<PathBuf>, ChangeError> {
     let (from, to) = (report.from, report.to);
     let file = |ext| path(output, ChangeFile::Pair { from, to, ext });
@@ -114,12 +126,12 @@ pub fn write_pair(
     write_npz_with(&npz, &arrays, Compression::Deflated).map_err(file_error(&npz))?;
     let text = serde_json::to_string_pretty(report).map_err(file_error(&json))?;
     write_bytes_atomic(&json, text.as_bytes()).map_err(file_error(&json))?;
-    write_png_rgb(&png, &picture(change, a, from, to)).map_err(file_error(&png))?;
+    write_png_rgb(&png, &pictures.pair(change, a, from, to)).map_err(file_error(&png))?;
     Ok(vec![npz, json, png])
 }
 
 /// The error of a change file that could not be written at `path`.
-fn file_error<E: std::error::Error + Send + Sync + 'static>(
+pub(super) fn file_error<E: std::error::Error + Send + Sync + 'static>(
     path: &Path,
 ) -> impl FnOnce(E) -> ChangeError + '_ {
     move |e| ChangeError::File { path: path.to_owned(), source: Box::new(e) }

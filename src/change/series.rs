@@ -5,7 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::output::{ChangeFile, PairReport, SeriesRow, frames_with_height_maps, path, write_pair};
+use super::output::{
+    ChangeFile, ChangePictures, PairReport, SeriesRow, file_error, frames_with_height_maps, path,
+    write_pair,
+};
+use super::roi::RoiError;
 use super::{ChangeError, ChangeOptions, compare, roi, truth};
 use crate::heightmap::HeightMap;
 use crate::synth::scene::GroundTruth;
@@ -28,8 +32,7 @@ pub enum Region {
 }
 
 /// A comparison job on a run's output folder.
-#[derive(Debug)]
-pub struct Request {
+pub struct Request<'a> {
     /// The run's output folder.
     pub output: PathBuf,
     /// Threshold and occlusion rule.
@@ -38,10 +41,8 @@ pub struct Request {
     pub region: Region,
     /// Ground truth of a synthetic scene to score against.
     pub truth: Option<GroundTruth>,
-}
-
-fn input(message: String) -> ChangeError {
-    ChangeError::Input(message)
+    /// Draws the pictures among the change files (the front layer's painter).
+    pub pictures: &'a dyn ChangePictures,
 }
 
 /// Reads frame `frame`'s height map of `output`.
@@ -49,25 +50,12 @@ pub fn read_height_map(output: &Path, frame: usize) -> Result<HeightMap, ChangeE
     let p = path(output, ChangeFile::HeightMap(frame));
     if !p.is_file() {
         let have = frames_with_height_maps(output);
-        let listed = if have.is_empty() {
-            "no frame has one: reconstruct with `runtime.heightmap: true` (or more than one frame)"
-                .to_string()
-        } else {
-            format!("frames with one: {}", list(&have))
-        };
-        return Err(input(format!("{}: frame {frame} has no height map; {listed}", p.display())));
+        return Err(ChangeError::NoHeightMap { path: p, frame, have });
     }
-    HeightMap::read(&p).map_err(|e| input(e.to_string()))
+    Ok(HeightMap::read(&p)?)
 }
 
-fn list(frames: &[usize]) -> String {
-    let shown: Vec<String> = frames.iter().take(12).map(usize::to_string).collect();
-    let more =
-        if frames.len() > 12 { format!(" … ({} in all)", frames.len()) } else { String::new() };
-    format!("{}{more}", shown.join(", "))
-}
-
-impl Request {
+impl Request<'_> {
     /// One flag per cell of `a`'s grid, or `None` for the whole grid.
     fn region_flags(&self, a: &HeightMap, b: &HeightMap) -> Result<Option<Vec<bool>>, ChangeError> {
         match &self.region {
@@ -75,19 +63,16 @@ impl Request {
             Region::Polygon(p) => Ok(Some(roi::polygon_flags(&a.grid, p))),
             Region::Mask { camera, mask } => {
                 let config_path = self.output.join("config.yaml");
-                let loaded = crate::config::load(&config_path).map_err(|e| {
-                    ChangeError::Roi(format!(
-                        "{}: {e} (the run's copy of its config names the calibration)",
-                        config_path.display()
-                    ))
-                })?;
+                let loaded = crate::config::load(&config_path)
+                    .map_err(|source| RoiError::RunConfig { path: config_path, source })?;
                 let rig = crate::calib::load_rig(&loaded.config.calibration_path)
-                    .map_err(|e| ChangeError::Roi(e.to_string()))?;
-                let (_, cam) = rig
-                    .undistorted_camera(camera)
-                    .map_err(|e| ChangeError::Roi(format!("--roi-camera: {e}")))?;
-                let image = crate::io::images::read_mask(mask)
-                    .map_err(|e| ChangeError::Roi(format!("{}: {e}", mask.display())))?;
+                    .map_err(RoiError::from)?;
+                let (_, cam) = rig.undistorted_camera(camera).map_err(RoiError::Camera)?;
+                let mask_file = |source: Box<dyn std::error::Error + Send + Sync>| {
+                    RoiError::MaskFile { path: mask.clone(), source }
+                };
+                let image =
+                    crate::io::images::read_mask(mask).map_err(|e| mask_file(Box::new(e)))?;
                 // Frame A's bed where it has one, else frame B's.
                 let mut z = a.z.clone();
                 for (za, zb) in z.as_mut_slice().iter_mut().zip(b.z.as_slice()) {
@@ -96,7 +81,7 @@ impl Request {
                     }
                 }
                 let flags = roi::mask_flags(&a.grid, &z, &cam, &image)
-                    .map_err(|e| ChangeError::Roi(format!("{}: {e}", mask.display())))?;
+                    .map_err(|e| mask_file(Box::new(e)))?;
                 Ok(Some(flags))
             }
         }
@@ -123,9 +108,7 @@ impl Request {
         let change = compare((from, &a), (to, &b), flags.as_deref(), &self.options)?;
         let ground_truth = match &self.truth {
             Some(gt) => {
-                let (sa, sb) = (gt.surface(from), gt.surface(to));
-                let (sa, sb) =
-                    (sa.map_err(|e| input(e.to_string()))?, sb.map_err(|e| input(e.to_string()))?);
+                let (sa, sb) = (gt.surface(from)?, gt.surface(to)?);
                 Some(truth::evaluate(&change, sa, sb, [gt.fish(from), gt.fish(to)]))
             }
             None => None,
@@ -141,7 +124,7 @@ impl Request {
         };
         // The time of reading and comparing; writing is a few more milliseconds.
         report.seconds = start.elapsed().as_secs_f64();
-        let written = write_pair(&self.output, &change, &a, &report)?;
+        let written = write_pair(&self.output, &change, &a, &report, self.pictures)?;
         Ok((report, written))
     }
 
@@ -150,12 +133,10 @@ impl Request {
     pub fn series(&self, consecutive: bool) -> Result<Vec<SeriesRow>, ChangeError> {
         let frames = frames_with_height_maps(&self.output);
         if frames.len() < 2 {
-            return Err(input(format!(
-                "{}: a series needs height maps of at least two frames, found {}; reconstruct \
-                 more frames with `runtime.heightmap` on",
-                self.output.display(),
-                frames.len()
-            )));
+            return Err(ChangeError::TooFewFrames {
+                output: self.output.clone(),
+                found: frames.len(),
+            });
         }
         let mut rows = Vec::new();
         for w in 1..frames.len() {
@@ -163,22 +144,23 @@ impl Request {
             let (report, _) = self.pair(reference, frames[w])?;
             rows.push(SeriesRow { frame: frames[w], reference, stats: report.stats });
         }
-        write_series(&self.output, &rows, consecutive)?;
+        write_series(&self.output, &rows, consecutive, self.pictures)?;
         Ok(rows)
     }
 }
 
-/// Writes `summary/change.csv` and `summary/change.png`.
+/// Writes `summary/change.csv` and `summary/change.png` (drawn by `pictures`).
 pub fn write_series(
     output: &Path,
     rows: &[SeriesRow],
     consecutive: bool,
+    pictures: &dyn ChangePictures,
 ) -> Result<Vec<PathBuf>, ChangeError> {
     let csv = path(output, ChangeFile::SeriesCsv);
     let png = path(output, ChangeFile::SeriesPlot);
     crate::io::atomic::write_bytes_atomic(&csv, super::output::series_csv(rows).as_bytes())
-        .map_err(|e| input(format!("{}: {e}", csv.display())))?;
-    crate::io::images::write_png_rgb(&png, &super::output::series_plot(rows, consecutive))
-        .map_err(|e| input(format!("{}: {e}", png.display())))?;
+        .map_err(file_error(&csv))?;
+    crate::io::images::write_png_rgb(&png, &pictures.series(rows, consecutive))
+        .map_err(file_error(&png))?;
     Ok(vec![csv, png])
 }

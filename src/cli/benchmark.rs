@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::bench::BuiltinScene;
 use crate::bench::charts::{accuracy_chart, depth_chart, runtime_chart, stage_chart};
 use crate::bench::report::{
     BenchmarkReport, PathwayStatus, REGRESSION_EXIT_CODE, Thresholds, compare, utc_stamps,
@@ -15,11 +14,10 @@ use crate::bench::report::{
 use crate::bench::runner::{
     BenchmarkOptions, Pathway, ground_truth_next_to, parse_pathways, run_benchmark, unix_now,
 };
-use crate::imgproc::{GrayImage, ImageSize, RgbImage};
+use crate::imgproc::{GrayImage, RgbImage};
 use crate::io::atomic::write_bytes_atomic;
 use crate::io::images::write_png_rgb;
 use crate::layout::OutputLayout;
-use crate::synth::rig::RigPreset;
 
 /// Flags of `aquamvs benchmark`.
 #[derive(Debug, Args)]
@@ -56,13 +54,8 @@ pub(crate) struct BenchmarkArgs {
     /// the `ground_truth` folder next to CONFIG, if any].
     #[arg(long, value_name = "DIR")]
     pub(crate) ground_truth: Option<PathBuf>,
-    /// Image size of the built-in scene's cameras.
-    #[arg(long, value_parser = super::synth::parse_size, default_value = "320x240")]
-    pub(crate) size: ImageSize,
-    /// Built-in scene: the small rig (3 ring cameras + centre camera) instead of the 13-camera
-    /// tank rig; with the default size well under a minute (CI).
-    #[arg(long, conflicts_with = "config")]
-    pub(crate) small: bool,
+    #[command(flatten)]
+    pub(crate) scene: super::profile::SceneArgs,
     /// Override a config value, validated like the file: `--set matcher_type=classical`,
     /// `--set reconstruction.num_depths=64` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -73,7 +66,7 @@ pub(crate) struct BenchmarkArgs {
 #[derive(Clone, Debug)]
 pub(crate) struct PathwayList(pub Vec<Pathway>);
 
-fn parse_list(s: &str) -> Result<PathwayList, String> {
+fn parse_list(s: &str) -> Result<PathwayList, crate::bench::runner::PathwayListError> {
     parse_pathways(s).map(PathwayList)
 }
 
@@ -93,8 +86,7 @@ pub(crate) fn run(args: BenchmarkArgs, quiet: bool) -> anyhow::Result<ExitCode> 
             (path.clone(), format!("`{}`", path.display()), out, gt)
         }
         None => {
-            let preset = if args.small { RigPreset::Tiny } else { RigPreset::Tank };
-            let scene = BuiltinScene { preset, size: args.size, seed: 1 };
+            let scene = args.scene.scene();
             let out = args.out.clone().unwrap_or_else(|| PathBuf::from("aquamvs_benchmark"));
             println!("No config given: benchmarking the {}.", scene.describe());
             let scene_dir = out.join(format!(

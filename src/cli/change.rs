@@ -154,6 +154,7 @@ pub(crate) fn run(args: ChangeArgs) -> anyhow::Result<ExitCode> {
         },
         region,
         truth,
+        pictures: &crate::viz::change::ChangePainter,
     };
     if args.series {
         let rows = request.series(args.consecutive)?;

@@ -29,17 +29,32 @@ pub(crate) struct ProfileArgs {
     /// DIR/profile.json; the frame's outputs go to DIR/output [default: a temporary folder].
     #[arg(long, value_name = "DIR")]
     pub(crate) output_dir: Option<PathBuf>,
-    /// Image size of the built-in scene's cameras.
-    #[arg(long, value_parser = super::synth::parse_size, default_value = "320x240")]
-    pub(crate) size: ImageSize,
-    /// Built-in scene: the small rig (3 ring cameras + centre camera) instead of the 13-camera
-    /// tank rig.
-    #[arg(long, conflicts_with = "config")]
-    pub(crate) small: bool,
+    #[command(flatten)]
+    pub(crate) scene: SceneArgs,
     /// Override a config value, validated like the file: `--set matcher_type=classical`,
     /// `--set reconstruction.num_depths=64` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<crate::config::Override>,
+}
+
+/// The built-in scene of `profile` and `benchmark` (used when no config is given).
+#[derive(Debug, Args)]
+pub(crate) struct SceneArgs {
+    /// Image size of the built-in scene's cameras.
+    #[arg(long, value_parser = super::synth::parse_size, default_value = "320x240")]
+    pub(crate) size: ImageSize,
+    /// Built-in scene: the small rig (3 ring cameras + centre camera) instead of the 13-camera
+    /// tank rig; with the default size a benchmark takes well under a minute (CI).
+    #[arg(long, conflicts_with = "config")]
+    pub(crate) small: bool,
+}
+
+impl SceneArgs {
+    /// The scene these flags ask for (seed 1).
+    pub(crate) fn scene(&self) -> BuiltinScene {
+        let preset = if self.small { RigPreset::Tiny } else { RigPreset::Tank };
+        BuiltinScene { preset, size: self.size, seed: 1 }
+    }
 }
 
 /// `profile.json`.
@@ -65,8 +80,7 @@ pub(crate) fn run(args: ProfileArgs, recorder: Option<SpanRecorder>) -> anyhow::
     let (config_path, input) = match &args.config {
         Some(path) => (path.clone(), format!("config {}", path.display())),
         None => {
-            let preset = if args.small { RigPreset::Tiny } else { RigPreset::Tank };
-            let scene = BuiltinScene { preset, size: args.size, seed: 1 };
+            let scene = args.scene.scene();
             println!("No config given: profiling the {}.", scene.describe());
             (scene.prepare(&work.join("scene"))?, scene.describe())
         }

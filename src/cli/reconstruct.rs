@@ -38,42 +38,79 @@ pub(crate) struct ReconstructArgs {
 }
 
 /// Parses `START:STOP:STEP`.
-pub(crate) fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), String> {
+pub(crate) fn parse_frames(s: &str) -> Result<(usize, Option<usize>, usize), FramesArgError> {
     if s.trim().is_empty() {
-        return Err("the frame selection is empty: give START:STOP:STEP (e.g. `0:10`, `5` or \
-                    `::2`), or leave out --frames for the config's selection"
-            .into());
+        return Err(FramesArgError::Empty);
     }
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() > 3 {
-        return Err(format!("`{s}` is not START:STOP:STEP"));
+        return Err(FramesArgError::NotStartStopStep(s.to_owned()));
     }
-    let num = |p: &str, what: &str| -> Result<Option<usize>, String> {
+    let num = |p: &str, part| -> Result<Option<usize>, FramesArgError> {
         if p.trim().is_empty() {
             Ok(None)
         } else {
-            p.trim().parse().map(Some).map_err(|_| format!("{what} `{p}` is not a whole number"))
+            p.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| FramesArgError::NotANumber { part, value: p.to_owned() })
         }
     };
     let start = num(parts[0], "START")?.unwrap_or(0);
     let stop = match parts.get(1) {
         Some(p) => num(p, "STOP")?,
         // A single number means just that frame.
-        None => Some(start.checked_add(1).ok_or_else(|| format!("START `{s}` is too large"))?),
+        None => Some(start.checked_add(1).ok_or_else(|| FramesArgError::TooLarge(s.to_owned()))?),
     };
     let step = match parts.get(2) {
         Some(p) => num(p, "STEP")?.unwrap_or(1),
         None => 1,
     };
     if step == 0 {
-        return Err("STEP must be at least 1".into());
+        return Err(FramesArgError::ZeroStep);
     }
     if let Some(stop) = stop
         && stop <= start
     {
-        return Err(format!("STOP ({stop}) must be greater than START ({start})"));
+        return Err(FramesArgError::NoFrames { start, stop });
     }
     Ok((start, stop, step))
+}
+
+/// A `--frames` that is not a frame selection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FramesArgError {
+    /// Nothing given.
+    #[error(
+        "the frame selection is empty: give START:STOP:STEP (e.g. `0:10`, `5` or `::2`), or \
+         leave out --frames for the config's selection"
+    )]
+    Empty,
+    /// More than three parts.
+    #[error("`{0}` is not START:STOP:STEP")]
+    NotStartStopStep(String),
+    /// A part that is not a whole number.
+    #[error("{part} `{value}` is not a whole number")]
+    NotANumber {
+        /// `START`, `STOP` or `STEP`.
+        part: &'static str,
+        /// The part as given.
+        value: String,
+    },
+    /// A single frame number with no successor.
+    #[error("START `{0}` is too large")]
+    TooLarge(String),
+    /// STEP = 0.
+    #[error("STEP must be at least 1")]
+    ZeroStep,
+    /// STOP ≤ START.
+    #[error("STOP ({stop}) must be greater than START ({start})")]
+    NoFrames {
+        /// START.
+        start: usize,
+        /// STOP.
+        stop: usize,
+    },
 }
 
 /// Progress bars: frames, and cameras within the current frame.

@@ -55,6 +55,7 @@ fn summarize_change(output: &std::path::Path) -> anyhow::Result<()> {
         options: crate::change::ChangeOptions::default(),
         region: Region::Whole,
         truth: None,
+        pictures: &crate::viz::change::ChangePainter,
     };
     let rows = request.series(true)?;
     let moved: f64 = rows.iter().map(|r| r.stats.thresholded.moved_cm3()).sum();

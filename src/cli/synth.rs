@@ -116,28 +116,45 @@ pub(crate) const MAX_SYNTH_FRAMES: usize = 10_000;
 
 /// Parses `WIDTHxHEIGHT` (each side ≥ 16, within the image limits of
 /// [`crate::io::limits`]).
-pub(crate) fn parse_size(s: &str) -> Result<ImageSize, String> {
-    let (w, h) = s
-        .split_once(['x', 'X', '×'])
-        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT (e.g. 800x600)"))?;
+pub(crate) fn parse_size(s: &str) -> Result<ImageSize, SizeArgError> {
+    let (w, h) = s.split_once(['x', 'X', '×']).ok_or_else(|| SizeArgError::NotWxH(s.to_owned()))?;
     let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n >= 16);
     match (parse(w), parse(h)) {
         (Some(w), Some(h)) => {
             let size = ImageSize::new(w, h);
             match crate::io::limits::image_size_problem(size) {
-                Some(problem) => Err(format!("`{s}`: {problem}")),
+                Some(problem) => Err(SizeArgError::TooLarge { given: s.to_owned(), problem }),
                 None => Ok(size),
             }
         }
-        _ => Err(format!("`{s}`: width and height must be whole numbers ≥ 16")),
+        _ => Err(SizeArgError::Side(s.to_owned())),
     }
+}
+
+/// A `--size` that is not an image size aquamvs draws.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SizeArgError {
+    /// No `x` between two numbers.
+    #[error("`{0}` is not WIDTHxHEIGHT (e.g. 800x600)")]
+    NotWxH(String),
+    /// A side that is not a whole number ≥ 16.
+    #[error("`{0}`: width and height must be whole numbers ≥ 16")]
+    Side(String),
+    /// Beyond the image limits (`problem` says which).
+    #[error("`{given}`: {problem}")]
+    TooLarge {
+        /// The argument.
+        given: String,
+        /// Which limit, from `io::limits::image_size_problem`.
+        problem: String,
+    },
 }
 
 /// The scene described by the flags.
 pub(crate) fn spec_from_args(args: &SynthArgs) -> anyhow::Result<SceneSpec> {
     // clap restricted both values to the known names.
-    let surface: SurfaceKind = args.scene.parse().map_err(anyhow::Error::msg)?;
-    let preset: RigPreset = args.rig.parse().map_err(anyhow::Error::msg)?;
+    let surface: SurfaceKind = args.scene.parse()?;
+    let preset: RigPreset = args.rig.parse()?;
     let mut spec = SceneSpec::new(surface, preset, args.seed);
     let rig = &mut spec.rig;
     if let Some(size) = args.size {
@@ -232,7 +249,7 @@ pub(crate) fn degradations_from_args(args: &SynthArgs) -> anyhow::Result<Degrada
     if let Some(v) = args.calibration_error {
         d.calibration_error_px = v;
     }
-    d.validate().map_err(anyhow::Error::msg)?;
+    d.validate()?;
     Ok(d)
 }
 

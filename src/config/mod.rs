@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::{config_enum, config_section};
 pub use overrides::Override;
 use schema::{
-    ConfigIssue, ConfigValue, Ctx, FieldInfo, MapReader, at_least, non_negative, positive,
+    ConfigIssue, ConfigValue, Ctx, FieldInfo, MapReader, Refusal, at_least, non_negative, positive,
     unit_interval,
 };
 use yaml::{Node, Pos, Value, Writer};
@@ -231,66 +231,61 @@ pub const MAX_OUTLIER_NEIGHBORS: usize = 1000;
 pub const MAX_EXTRACTOR_RESIZE: usize = crate::io::limits::MAX_IMAGE_SIDE;
 
 /// Range check `min ≤ value ≤ max` for counts.
-fn between(min: usize, max: usize) -> impl Fn(&usize) -> Result<(), String> {
+fn between(min: usize, max: usize) -> impl Fn(&usize) -> Result<(), Refusal> {
     move |v| {
         if *v < min {
-            Err(format!("must be at least {min}, got {v}"))
+            Err(Refusal::Below { min: min.to_string(), got: v.to_string() })
         } else if *v > max {
-            Err(format!("must be at most {max} (aquamvs's documented limit), got {v}"))
+            Err(Refusal::AboveLimit { max, got: *v })
         } else {
             Ok(())
         }
     }
 }
 
-fn odd_window(v: &usize) -> Result<(), String> {
+fn odd_window(v: &usize) -> Result<(), Refusal> {
     if *v >= 3 && *v <= MAX_WINDOW_SIZE && v % 2 == 1 {
         Ok(())
     } else {
-        Err(format!("must be odd, ≥ 3 and ≤ {MAX_WINDOW_SIZE}, got {v}"))
+        Err(Refusal::Window { max: MAX_WINDOW_SIZE, got: *v })
     }
 }
 
-fn multiple_of_16(v: &usize) -> Result<(), String> {
+fn multiple_of_16(v: &usize) -> Result<(), Refusal> {
     let max = crate::io::limits::MAX_IMAGE_SIDE;
     if *v > 0 && v.is_multiple_of(16) && *v <= max {
         Ok(())
     } else {
-        Err(format!("must be a positive multiple of 16 (RoMa's patch size) and ≤ {max}, got {v}"))
+        Err(Refusal::NotMultipleOf16 { max, got: *v })
     }
 }
 
-fn optional_at_least_1(v: &Option<usize>) -> Result<(), String> {
+fn optional_at_least_1(v: &Option<usize>) -> Result<(), Refusal> {
     match v {
-        Some(0) => Err("must be at least 1 (or null)".into()),
+        Some(0) => Err(Refusal::ZeroCount),
         _ => Ok(()),
     }
 }
 
-fn thread_count(v: &Option<usize>) -> Result<(), String> {
+fn thread_count(v: &Option<usize>) -> Result<(), Refusal> {
     match v {
-        Some(0) => Err("must be at least 1 (or null for every core)".into()),
-        Some(n) if *n > MAX_THREADS => Err(format!(
-            "must be at most {MAX_THREADS} (aquamvs's documented limit; or null for every \
-             core), got {n}"
-        )),
+        Some(0) => Err(Refusal::ZeroThreads),
+        Some(n) if *n > MAX_THREADS => Err(Refusal::TooManyThreads { max: MAX_THREADS, got: *n }),
         _ => Ok(()),
     }
 }
 
-fn trim_distance(v: &Option<f64>) -> Result<(), String> {
+fn trim_distance(v: &Option<f64>) -> Result<(), Refusal> {
     match v {
-        Some(d) if !(d.is_finite() && *d > 0.0) => Err(format!(
-            "must be a finite number greater than 0 (metres), or null for 2 × voxel_size; got {d}"
-        )),
+        Some(d) if !(d.is_finite() && *d > 0.0) => Err(Refusal::TrimDistance(*d)),
         _ => Ok(()),
     }
 }
 
-fn radii(v: &Option<Vec<f64>>) -> Result<(), String> {
+fn radii(v: &Option<Vec<f64>>) -> Result<(), Refusal> {
     match v {
-        Some(r) if r.is_empty() => Err("needs at least one radius (or null for automatic)".into()),
-        Some(r) if r.iter().any(|x| *x <= 0.0) => Err(format!("radii must be > 0, got {r:?}")),
+        Some(r) if r.is_empty() => Err(Refusal::NoRadius),
+        Some(r) if r.iter().any(|x| *x <= 0.0) => Err(Refusal::Radii(r.clone())),
         _ => Ok(()),
     }
 }

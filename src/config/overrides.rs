@@ -29,20 +29,57 @@ impl fmt::Display for Override {
     }
 }
 
-impl FromStr for Override {
-    type Err = String;
+/// A `--set` argument that is not `KEY=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not KEY=VALUE (e.g. `--set matcher_type=classical` or \
+     `--set reconstruction.num_depths=64`)"
+)]
+pub struct NotKeyValue(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Override {
+    type Err = NotKeyValue;
+
+    fn from_str(s: &str) -> Result<Self, NotKeyValue> {
         match s.split_once('=') {
             Some((key, value)) if !key.trim().is_empty() => {
                 Ok(Self { key: key.trim().to_owned(), value: value.to_owned() })
             }
-            _ => Err(format!(
-                "`{s}` is not KEY=VALUE (e.g. `--set matcher_type=classical` or \
-                 `--set reconstruction.num_depths=64`)"
-            )),
+            _ => Err(NotKeyValue(s.to_owned())),
         }
     }
+}
+
+/// A `--set` key that names no settable field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum KeyError {
+    /// A bare field name that several sections have.
+    #[error("`{key}` is ambiguous: write one of {}", ticked(candidates))]
+    Ambiguous {
+        /// The key given.
+        key: String,
+        /// The full paths it could mean.
+        candidates: Vec<String>,
+    },
+    /// No such key; `suggestion` is the nearest known one.
+    #[error(
+        "unknown key `{key}`{}",
+        suggestion.as_ref().map_or_else(
+            || "; see docs/configuration.md for the keys".to_owned(),
+            |s| format!("; did you mean `{s}`?"),
+        )
+    )]
+    Unknown {
+        /// The key given.
+        key: String,
+        /// The nearest known key.
+        suggestion: Option<String>,
+    },
+}
+
+/// `a`, `b` as "`a`, `b`".
+fn ticked(words: &[String]) -> String {
+    words.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// The column that marks the node of override `index` (line 0 is never a file line).
@@ -70,7 +107,7 @@ pub(crate) fn name_flags(issues: &mut [ConfigIssue], overrides: &[Override]) {
 
 /// Resolves `key` to a full dotted path among `paths` (every settable field), accepting a bare
 /// field name when it is unique. `extra` are further accepted paths (compatibility keys).
-pub(crate) fn resolve_key(key: &str, paths: &[String], extra: &[&str]) -> Result<String, String> {
+pub(crate) fn resolve_key(key: &str, paths: &[String], extra: &[&str]) -> Result<String, KeyError> {
     let known = |p: &str| paths.iter().any(|k| k == p) || extra.contains(&p);
     if known(key) {
         return Ok(key.to_owned());
@@ -89,21 +126,15 @@ pub(crate) fn resolve_key(key: &str, paths: &[String], extra: &[&str]) -> Result
             [one] => return Ok((*one).clone()),
             [] => {}
             many => {
-                let list: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-                return Err(format!(
-                    "`{key}` is ambiguous: write one of {}",
-                    list.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-                ));
+                let candidates = many.iter().map(|s| s.to_string()).collect();
+                return Err(KeyError::Ambiguous { key: key.to_owned(), candidates });
             }
         }
     }
     let candidates: Vec<&str> = paths.iter().map(String::as_str).collect();
     let leaves: Vec<&str> = paths.iter().filter_map(|p| p.rsplit('.').next()).collect();
-    let hint = did_you_mean(key, &candidates)
-        .or_else(|| did_you_mean(key, &leaves))
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_else(|| "; see docs/configuration.md for the keys".to_owned());
-    Err(format!("unknown key `{key}`{hint}"))
+    let suggestion = did_you_mean(key, &candidates).or_else(|| did_you_mean(key, &leaves));
+    Err(KeyError::Unknown { key: key.to_owned(), suggestion: suggestion.map(str::to_owned) })
 }
 
 /// Puts every override into `root` (the parsed config document). Problems with the flags
@@ -118,8 +149,12 @@ pub(crate) fn apply(
     for (i, flag) in overrides.iter().enumerate() {
         let path = match resolve_key(&flag.key, paths, extra) {
             Ok(p) => p,
-            Err(message) => {
-                issues.push(ConfigIssue { path: flag.to_string(), pos: None, message });
+            Err(e) => {
+                issues.push(ConfigIssue {
+                    path: flag.to_string(),
+                    pos: None,
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
@@ -200,9 +235,9 @@ mod tests {
             "reconstruction.num_depths"
         );
         assert_eq!(resolve_key("camera_input_map.c1", &p, &[]).unwrap(), "camera_input_map.c1");
-        let err = resolve_key("num_depth", &p, &[]).unwrap_err();
+        let err = resolve_key("num_depth", &p, &[]).unwrap_err().to_string();
         assert!(err.contains("did you mean `num_depths`"), "{err}");
-        let err = resolve_key("reconstruction.nope", &p, &[]).unwrap_err();
+        let err = resolve_key("reconstruction.nope", &p, &[]).unwrap_err().to_string();
         assert!(err.contains("unknown key"), "{err}");
     }
 

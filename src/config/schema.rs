@@ -34,6 +34,99 @@ impl fmt::Display for ConfigIssue {
     }
 }
 
+/// Why a field's range check refused a value; rendered once, after the field's dotted path
+/// and line ([`ConfigIssue`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// Below the least allowed value (both as written).
+    #[error("must be at least {min}, got {got}")]
+    Below {
+        /// The least allowed value.
+        min: String,
+        /// The value given.
+        got: String,
+    },
+    /// Above aquamvs's documented limit.
+    #[error("must be at most {max} (aquamvs's documented limit), got {got}")]
+    AboveLimit {
+        /// The limit.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// Not greater than 0.
+    #[error("must be greater than 0, got {0}")]
+    NotPositive(f64),
+    /// Outside [0, 1].
+    #[error("must be between 0 and 1, got {0}")]
+    OutsideUnit(f64),
+    /// Negative.
+    #[error("must be ≥ 0, got {0}")]
+    Negative(f64),
+    /// A window size that is even, too small or too large.
+    #[error("must be odd, ≥ 3 and ≤ {max}, got {got}")]
+    Window {
+        /// The largest window.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// Not a positive multiple of 16 within the image limit.
+    #[error("must be a positive multiple of 16 (RoMa's patch size) and ≤ {max}, got {got}")]
+    NotMultipleOf16 {
+        /// The largest side.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// 0 where a count or null is wanted.
+    #[error("must be at least 1 (or null)")]
+    ZeroCount,
+    /// 0 threads.
+    #[error("must be at least 1 (or null for every core)")]
+    ZeroThreads,
+    /// More threads than the limit.
+    #[error(
+        "must be at most {max} (aquamvs's documented limit; or null for every core), got {got}"
+    )]
+    TooManyThreads {
+        /// The limit.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// A distance that is not finite and positive.
+    #[error("must be a finite number greater than 0 (metres), or null for 2 × voxel_size; got {0}")]
+    TrimDistance(f64),
+    /// An empty list of radii.
+    #[error("needs at least one radius (or null for automatic)")]
+    NoRadius,
+    /// A radius ≤ 0.
+    #[error("radii must be > 0, got {0:?}")]
+    Radii(Vec<f64>),
+}
+
+/// A word that is not one of an enum's values (`matcher_type: lightglu`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownWord {
+    /// The word given.
+    pub word: String,
+    /// The allowed words.
+    pub allowed: &'static [&'static str],
+}
+
+impl fmt::Display for UnknownWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = did_you_mean(&self.word, self.allowed)
+            .map(|w| format!("; did you mean `{w}`?"))
+            .unwrap_or_default();
+        let words: Vec<String> = self.allowed.iter().map(|w| format!("`{w}`")).collect();
+        write!(f, "`{}` is not allowed; expected one of {}{hint}", self.word, words.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownWord {}
+
 /// Collects problems, warnings and field positions while a document is read.
 #[derive(Debug, Default)]
 pub struct Ctx {
@@ -338,10 +431,11 @@ impl<'a> MapReader<'a> {
 
     /// Reads field `name`, or returns `default` when it is absent or invalid (the problem is
     /// recorded). `check` validates the parsed value and explains what is allowed.
-    pub fn field<T, F>(&mut self, name: &str, default: T, check: Option<F>) -> T
+    pub fn field<T, F, E>(&mut self, name: &str, default: T, check: Option<F>) -> T
     where
         T: ConfigValue,
-        F: Fn(&T) -> Result<(), String>,
+        F: Fn(&T) -> Result<(), E>,
+        E: fmt::Display,
     {
         let Some(idx) = self.entries.iter().position(|(k, _)| k.name == name) else {
             return default;
@@ -356,7 +450,7 @@ impl<'a> MapReader<'a> {
         if let Some(check) = check
             && let Err(message) = check(&value)
         {
-            self.ctx.error(&path, Some(node.pos), message);
+            self.ctx.error(&path, Some(node.pos), message.to_string());
             return default;
         }
         value
@@ -536,7 +630,9 @@ macro_rules! config_section {
             }
         }
     };
-    (@check $ty:ty) => { None::<fn(&$ty) -> Result<(), String>> };
+    (@check $ty:ty) => {
+        None::<fn(&$ty) -> Result<(), $crate::config::schema::Refusal>>
+    };
     (@check $ty:ty, $check:expr) => { Some($check) };
 }
 
@@ -573,18 +669,14 @@ macro_rules! config_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = $crate::config::schema::UnknownWord;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $( $text => Ok(Self::$variant), )+
-                    _ => {
-                        let words: &[&str] = &[$($text),+];
-                        let hint = $crate::config::suggest::did_you_mean(s, words)
-                            .map(|w| format!("; did you mean `{w}`?"))
-                            .unwrap_or_default();
-                        Err(format!("`{s}` is not allowed; expected one of {}{hint}",
-                            words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")))
-                    }
+                    _ => Err($crate::config::schema::UnknownWord {
+                        word: s.to_owned(),
+                        allowed: &[$($text),+],
+                    }),
                 }
             }
         }
@@ -602,8 +694,8 @@ macro_rules! config_enum {
                 match &node.value {
                     $crate::config::yaml::Value::Str(s) => match s.parse() {
                         Ok(v) => Some(v),
-                        Err(message) => {
-                            ctx.error(path, Some(node.pos), message);
+                        Err(unknown) => {
+                            ctx.error(path, Some(node.pos), unknown.to_string());
                             None
                         }
                     },
@@ -622,23 +714,29 @@ macro_rules! config_enum {
 }
 
 /// Range check: `value ≥ min`.
-pub fn at_least<T: PartialOrd + fmt::Display>(min: T) -> impl Fn(&T) -> Result<(), String> {
-    move |v| if *v >= min { Ok(()) } else { Err(format!("must be at least {min}, got {v}")) }
+pub fn at_least<T: PartialOrd + fmt::Display>(min: T) -> impl Fn(&T) -> Result<(), Refusal> {
+    move |v| {
+        if *v >= min {
+            Ok(())
+        } else {
+            Err(Refusal::Below { min: min.to_string(), got: v.to_string() })
+        }
+    }
 }
 
 /// Range check: `value > 0`.
-pub fn positive(v: &f64) -> Result<(), String> {
-    if *v > 0.0 { Ok(()) } else { Err(format!("must be greater than 0, got {v}")) }
+pub fn positive(v: &f64) -> Result<(), Refusal> {
+    if *v > 0.0 { Ok(()) } else { Err(Refusal::NotPositive(*v)) }
 }
 
 /// Range check: `0 ≤ value ≤ 1`.
-pub fn unit_interval(v: &f64) -> Result<(), String> {
-    if (0.0..=1.0).contains(v) { Ok(()) } else { Err(format!("must be between 0 and 1, got {v}")) }
+pub fn unit_interval(v: &f64) -> Result<(), Refusal> {
+    if (0.0..=1.0).contains(v) { Ok(()) } else { Err(Refusal::OutsideUnit(*v)) }
 }
 
 /// Range check: `value ≥ 0`.
-pub fn non_negative(v: &f64) -> Result<(), String> {
-    if *v >= 0.0 { Ok(()) } else { Err(format!("must be ≥ 0, got {v}")) }
+pub fn non_negative(v: &f64) -> Result<(), Refusal> {
+    if *v >= 0.0 { Ok(()) } else { Err(Refusal::Negative(*v)) }
 }
 
 #[cfg(test)]

@@ -406,7 +406,7 @@ fn override_problems_name_the_flag() {
     let paths = overrides::field_paths();
     let leaves: Vec<&str> = paths.iter().filter_map(|p| p.rsplit('.').next()).collect();
     if let Some(dup) = leaves.iter().find(|l| leaves.iter().filter(|m| m == l).count() > 1) {
-        let msg = overrides::resolve_key(dup, &paths, &[]).unwrap_err();
+        let msg = overrides::resolve_key(dup, &paths, &[]).unwrap_err().to_string();
         assert!(msg.contains("ambiguous"), "{msg}");
     }
 }

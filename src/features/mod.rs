@@ -262,6 +262,29 @@ pub enum FeatureError {
     },
 }
 
+impl FeatureError {
+    /// `pair` names camera `missing`, which has no view.
+    fn unknown_camera(pair: &CameraPair, missing: &str) -> Self {
+        Self::UnknownCamera { a: pair.a.clone(), b: pair.b.clone(), missing: missing.to_owned() }
+    }
+}
+
+/// The views of `pair`'s two cameras among `views` (each named by `name`), or the error naming
+/// the camera that has none.
+pub(crate) fn views_of_pair<'v, V>(
+    views: &'v [V],
+    pair: &CameraPair,
+    name: impl Fn(&V) -> &str,
+) -> Result<(&'v V, &'v V), FeatureError> {
+    let find = |camera: &str| {
+        views
+            .iter()
+            .find(|v| name(v) == camera)
+            .ok_or_else(|| FeatureError::unknown_camera(pair, camera))
+    };
+    Ok((find(&pair.a)?, find(&pair.b)?))
+}
+
 /// A matcher: views of one frame and canonical pairs in, correspondences out.
 ///
 /// The pipeline holds a `Box<dyn Matcher>` chosen by `matcher_type` and calls
@@ -363,11 +386,7 @@ pub(crate) fn extract_features<'v, 'a, M: FeatureMatcher>(
 ) -> Result<Extracted<'v, 'a, M::Features>, FeatureError> {
     let index = check_views(views)?;
     let lookup = |pair: &CameraPair, name: &str| {
-        index.get(name).copied().ok_or_else(|| FeatureError::UnknownCamera {
-            a: pair.a.clone(),
-            b: pair.b.clone(),
-            missing: name.to_string(),
-        })
+        index.get(name).copied().ok_or_else(|| FeatureError::unknown_camera(pair, name))
     };
     let mut used = vec![false; views.len()];
     let mut pair_views = Vec::with_capacity(pairs.len());

@@ -24,6 +24,18 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
+/// The folder of `path` (created if missing) and its file name, for a temporary file next to
+/// it.
+fn destination(path: &Path) -> Result<(&Path, &str), WriteError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|source| WriteError { path: path.to_path_buf(), source })?;
+    Ok((dir, path.file_name().and_then(|n| n.to_str()).unwrap_or("out")))
+}
+
 /// Writes `path` atomically: `write` fills a buffered temporary file, which replaces `path`
 /// only after `write` succeeded and the data reached the disk. Missing parent folders are
 /// created. On any error the destination is untouched and the temporary file is removed.
@@ -32,12 +44,7 @@ where
     F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 {
     let wrap = |source| WriteError { path: path.to_path_buf(), source };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(wrap)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let (dir, file_name) = destination(path)?;
     let tmp = temp_builder(&format!(".{file_name}."), ".tmp").tempfile_in(dir).map_err(wrap)?;
     keep_mode(path, tmp.path()).map_err(wrap)?;
     let (file, tmp_path) = tmp.into_parts();
@@ -65,12 +72,7 @@ impl PendingFile {
     /// keeps `path`'s extension, for writers that choose a format by extension.
     pub fn new(path: &Path) -> Result<Self, WriteError> {
         let wrap = |source| WriteError { path: path.to_path_buf(), source };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(wrap)?;
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let (dir, file_name) = destination(path)?;
         let suffix = path
             .extension()
             .and_then(|e| e.to_str())

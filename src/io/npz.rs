@@ -606,9 +606,8 @@ mod zip {
             self.name.len() as u16
         }
 
-        pub(super) fn write_local_header(&self, out: &mut Vec<u8>) {
-            put32(out, LOCAL_SIGNATURE);
-            put16(out, VERSION);
+        /// The fields both headers share, in the same order: flags to extra field length.
+        fn write_shared_fields(&self, out: &mut Vec<u8>) {
             put16(out, 0); // flags
             put16(out, self.method);
             put16(out, DOS_TIME);
@@ -618,6 +617,12 @@ mod zip {
             put32(out, self.uncompressed_size);
             put16(out, self.name_len());
             put16(out, 0); // extra field length
+        }
+
+        pub(super) fn write_local_header(&self, out: &mut Vec<u8>) {
+            put32(out, LOCAL_SIGNATURE);
+            put16(out, VERSION);
+            self.write_shared_fields(out);
             out.extend_from_slice(self.name);
         }
 
@@ -625,15 +630,7 @@ mod zip {
             put32(out, CENTRAL_SIGNATURE);
             put16(out, VERSION); // version made by (MS-DOS attributes, spec 2.0)
             put16(out, VERSION); // version needed
-            put16(out, 0); // flags
-            put16(out, self.method);
-            put16(out, DOS_TIME);
-            put16(out, DOS_DATE);
-            put32(out, self.crc);
-            put32(out, self.compressed_size);
-            put32(out, self.uncompressed_size);
-            put16(out, self.name_len());
-            put16(out, 0); // extra field length
+            self.write_shared_fields(out);
             put16(out, 0); // comment length
             put16(out, 0); // disk number start
             put16(out, 0); // internal attributes

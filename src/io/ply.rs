@@ -45,7 +45,7 @@ pub enum PlyError {
         message: String,
     },
     /// The data section does not match the header.
-    #[error("{}: PLY element '{element}' entry {index}: {message}", path.display())]
+    #[error("{}: PLY element '{element}' entry {index}: {problem}", path.display())]
     Data {
         /// The file.
         path: PathBuf,
@@ -54,11 +54,56 @@ pub enum PlyError {
         /// 0-based index of the element entry.
         index: usize,
         /// What is wrong.
-        message: String,
+        problem: DataProblem,
     },
     /// Writing failed.
     #[error(transparent)]
     Write(#[from] WriteError),
+}
+
+/// What is wrong with one entry of a PLY data section.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DataProblem {
+    /// Binary data ends inside an entry.
+    #[error("file ends early (truncated data)")]
+    Truncated,
+    /// ASCII data has fewer values than the header promises.
+    #[error("file ends early (missing values)")]
+    MissingValues,
+    /// An ASCII token that is not a number.
+    #[error("cannot parse '{0}' as a number")]
+    NotANumber(String),
+    /// A fractional ASCII value where the header says integer.
+    #[error("'{0}' is not an integer")]
+    NotAnInteger(String),
+    /// A list whose length is negative.
+    #[error("negative list length {0}")]
+    NegativeLength(f64),
+    /// A face's vertex index outside 0..2³².
+    #[error("vertex index {0} out of range")]
+    IndexOutOfRange(f64),
+    /// A face with fewer than three vertices.
+    #[error("face has {0} vertices (need at least 3)")]
+    FewVertices(usize),
+    /// An ASCII data section that is not UTF-8.
+    #[error("ASCII data section is not valid text")]
+    NotText,
+    /// Faces and attributes that do not make a mesh.
+    #[error("{error} (mesh has {vertices} vertices)")]
+    Mesh {
+        /// Why.
+        error: crate::mesh::MeshError,
+        /// How many vertices the file has.
+        vertices: usize,
+    },
+    /// A face that names a vertex the file does not have.
+    #[error("vertex index out of range in {face:?} ({vertices} vertices)")]
+    NoSuchVertex {
+        /// The triangle.
+        face: [u32; 3],
+        /// How many vertices the file has.
+        vertices: usize,
+    },
 }
 
 /// Writes a point cloud as binary little-endian PLY (Open3D's layout).
@@ -121,7 +166,7 @@ pub fn read_mesh(path: &Path) -> Result<TriangleMesh, PlyError> {
             path: path.to_path_buf(),
             element: "face".into(),
             index: 0,
-            message: format!("{e} (mesh has {n} vertices)"),
+            problem: DataProblem::Mesh { error: e, vertices: n },
         }
     })
 }
@@ -414,12 +459,12 @@ enum Cursor<'a> {
 
 impl Cursor<'_> {
     /// Reads one value of type `t` as f64 (exact for every PLY integer type).
-    fn read(&mut self, t: Scalar) -> Result<f64, String> {
+    fn read(&mut self, t: Scalar) -> Result<f64, DataProblem> {
         match self {
             Cursor::Binary { bytes, pos, big_endian } => {
                 let n = t.size();
                 let Some(b) = bytes.get(*pos..*pos + n) else {
-                    return Err("file ends early (truncated data)".into());
+                    return Err(DataProblem::Truncated);
                 };
                 *pos += n;
                 let be = *big_endian;
@@ -427,7 +472,7 @@ impl Cursor<'_> {
                     ($ty:ty) => {{
                         // `b` has exactly `n == size_of::<$ty>()` bytes: the slice above.
                         let arr: [u8; std::mem::size_of::<$ty>()] =
-                            b.try_into().map_err(|_| String::from("internal size mismatch"))?;
+                            b.try_into().map_err(|_| DataProblem::Truncated)?;
                         if be { <$ty>::from_be_bytes(arr) } else { <$ty>::from_le_bytes(arr) }
                     }};
                 }
@@ -443,11 +488,10 @@ impl Cursor<'_> {
                 })
             }
             Cursor::Ascii { tokens } => {
-                let tok = tokens.next().ok_or("file ends early (missing values)")?;
-                let v: f64 =
-                    tok.parse().map_err(|_| format!("cannot parse '{tok}' as a number"))?;
+                let tok = tokens.next().ok_or(DataProblem::MissingValues)?;
+                let v: f64 = tok.parse().map_err(|_| DataProblem::NotANumber(tok.to_owned()))?;
                 if !t.is_float() && v.fract() != 0.0 {
-                    return Err(format!("'{tok}' is not an integer"));
+                    return Err(DataProblem::NotAnInteger(tok.to_owned()));
                 }
                 Ok(v)
             }
@@ -455,27 +499,27 @@ impl Cursor<'_> {
     }
 
     /// Skips one value of type `t`.
-    fn skip(&mut self, t: Scalar) -> Result<(), String> {
+    fn skip(&mut self, t: Scalar) -> Result<(), DataProblem> {
         match self {
             Cursor::Binary { bytes, pos, .. } => {
                 let n = t.size();
                 if *pos + n > bytes.len() {
-                    return Err("file ends early (truncated data)".into());
+                    return Err(DataProblem::Truncated);
                 }
                 *pos += n;
                 Ok(())
             }
             Cursor::Ascii { tokens } => {
-                tokens.next().ok_or("file ends early (missing values)")?;
+                tokens.next().ok_or(DataProblem::MissingValues)?;
                 Ok(())
             }
         }
     }
 
-    fn read_count(&mut self, t: Scalar) -> Result<usize, String> {
+    fn read_count(&mut self, t: Scalar) -> Result<usize, DataProblem> {
         let v = self.read(t)?;
         if v < 0.0 {
-            return Err(format!("negative list length {v}"));
+            return Err(DataProblem::NegativeLength(v));
         }
         Ok(v as usize)
     }
@@ -503,7 +547,7 @@ fn read_ply(path: &Path, want_faces: bool) -> Result<PlyData, PlyError> {
                 path: path.to_path_buf(),
                 element: header.elements.first().map_or_else(String::new, |e| e.name.clone()),
                 index: 0,
-                message: "ASCII data section is not valid text".into(),
+                problem: DataProblem::NotText,
             })?;
             Cursor::Ascii { tokens: text.split_ascii_whitespace() }
         }
@@ -526,11 +570,11 @@ fn read_ply(path: &Path, want_faces: bool) -> Result<PlyData, PlyError> {
     };
     let mut faces_seen = false;
     for el in &header.elements {
-        let data_err = |index: usize, message: String| PlyError::Data {
+        let data_err = |index: usize, problem: DataProblem| PlyError::Data {
             path: path.to_path_buf(),
             element: el.name.clone(),
             index,
-            message,
+            problem,
         };
         if el.name == "vertex" {
             read_vertices(&mut cursor, el, &slots, &mut out).map_err(|(i, m)| data_err(i, m))?;
@@ -551,7 +595,7 @@ fn read_ply(path: &Path, want_faces: bool) -> Result<PlyData, PlyError> {
             path: path.to_path_buf(),
             element: "face".into(),
             index,
-            message: format!("vertex index out of range in {tri:?} ({n_vertices} vertices)"),
+            problem: DataProblem::NoSuchVertex { face: *tri, vertices: n_vertices },
         });
     }
     Ok(out)
@@ -597,7 +641,7 @@ fn read_vertices(
     el: &Element,
     slots: &[VertexSlot],
     out: &mut PlyData,
-) -> Result<(), (usize, String)> {
+) -> Result<(), (usize, DataProblem)> {
     out.points.reserve(el.count);
     for i in 0..el.count {
         let mut p = [0.0; 3];
@@ -632,7 +676,7 @@ fn read_faces(
     cursor: &mut Cursor<'_>,
     el: &Element,
     faces: &mut Vec<[u32; 3]>,
-) -> Result<(), (usize, String)> {
+) -> Result<(), (usize, DataProblem)> {
     let list_idx = el.props.iter().position(|p| {
         matches!(p.kind, Kind::List { .. })
             && (p.name == "vertex_indices" || p.name == "vertex_index")
@@ -648,12 +692,12 @@ fn read_faces(
                     for _ in 0..len {
                         let v = cursor.read(item).map_err(|m| (i, m))?;
                         if v < 0.0 || v > f64::from(u32::MAX) {
-                            return Err((i, format!("vertex index {v} out of range")));
+                            return Err((i, DataProblem::IndexOutOfRange(v)));
                         }
                         poly.push(v as u32);
                     }
                     if len < 3 {
-                        return Err((i, format!("face has {len} vertices (need at least 3)")));
+                        return Err((i, DataProblem::FewVertices(len)));
                     }
                     // Fan triangulation: exact for the convex polygons other tools write.
                     for j in 1..len - 1 {
@@ -667,7 +711,7 @@ fn read_faces(
     Ok(())
 }
 
-fn skip_property(cursor: &mut Cursor<'_>, kind: Kind) -> Result<(), String> {
+fn skip_property(cursor: &mut Cursor<'_>, kind: Kind) -> Result<(), DataProblem> {
     match kind {
         Kind::Scalar(t) => cursor.skip(t),
         Kind::List { count, item } => {
@@ -680,7 +724,7 @@ fn skip_property(cursor: &mut Cursor<'_>, kind: Kind) -> Result<(), String> {
     }
 }
 
-fn skip_entry(cursor: &mut Cursor<'_>, el: &Element) -> Result<(), String> {
+fn skip_entry(cursor: &mut Cursor<'_>, el: &Element) -> Result<(), DataProblem> {
     for prop in &el.props {
         skip_property(cursor, prop.kind)?;
     }

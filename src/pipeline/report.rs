@@ -80,32 +80,63 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// A shard that cannot be (`--shard K/N`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    /// N = 0.
+    #[error("the number of shards N must be at least 1")]
+    NoShards,
+    /// K ≥ N.
+    #[error(
+        "shard {index} of {count} does not exist: K counts from 0 to N-1 = {} \
+         (with Slurm use `--array=0-{}`)",
+        count - 1,
+        count - 1
+    )]
+    NoSuchShard {
+        /// K.
+        index: usize,
+        /// N.
+        count: usize,
+    },
+    /// Not of the form `K/N`.
+    #[error("`{0}` is not K/N (e.g. `0/4`: the first of 4 shards)")]
+    NotKOfN(String),
+    /// K or N is not a number.
+    #[error("`{text}`: {part} `{value}` is not a whole number ≥ 0")]
+    NotANumber {
+        /// The whole argument.
+        text: String,
+        /// `K` or `N`.
+        part: &'static str,
+        /// The part as given.
+        value: String,
+    },
+}
+
 impl Shard {
     /// Shard `index` of `count`, checked.
-    pub fn new(index: usize, count: usize) -> Result<Self, String> {
+    pub fn new(index: usize, count: usize) -> Result<Self, ShardError> {
         if count == 0 {
-            return Err("the number of shards N must be at least 1".into());
+            return Err(ShardError::NoShards);
         }
         if index >= count {
-            return Err(format!(
-                "shard {index} of {count} does not exist: K counts from 0 to N-1 = {} \
-                 (with Slurm use `--array=0-{}`)",
-                count - 1,
-                count - 1
-            ));
+            return Err(ShardError::NoSuchShard { index, count });
         }
         Ok(Self { index, count })
     }
 
     /// Parses `K/N` (e.g. `0/4`).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ShardError> {
         let Some((k, n)) = s.split_once('/') else {
-            return Err(format!("`{s}` is not K/N (e.g. `0/4`: the first of 4 shards)"));
+            return Err(ShardError::NotKOfN(s.to_owned()));
         };
-        let num = |p: &str, what: &str| {
-            p.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{s}`: {what} `{p}` is not a whole number ≥ 0"))
+        let num = |p: &str, part| {
+            p.trim().parse::<usize>().map_err(|_| ShardError::NotANumber {
+                text: s.to_owned(),
+                part,
+                value: p.to_owned(),
+            })
         };
         Self::new(num(k, "K")?, num(n, "N")?)
     }

@@ -424,7 +424,7 @@ mod tests {
             ("-1/2", "K `-1`"),
             ("1/x", "N `x`"),
         ] {
-            let err = Shard::parse(bad).unwrap_err();
+            let err = Shard::parse(bad).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");
         }
         let selected: Vec<usize> = (10..17).collect();

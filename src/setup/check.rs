@@ -11,37 +11,41 @@
 
 use std::path::Path;
 
-pub use crate::pipeline::plan::Summary;
+pub(crate) use crate::pipeline::plan::Summary;
 use crate::pipeline::plan::validate;
 
 /// The outcome of a check.
 #[derive(Clone, Debug, Default)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     /// Problems that would stop or spoil a run; each names the file, field or camera.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// Remarks that do not stop a run.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// Information: compatibility keys that aquamvs accepts but cannot honour, and what
     /// happens instead.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// What the run would process, when the config and calibration load.
-    pub summary: Option<Summary>,
+    pub(crate) summary: Option<Summary>,
 }
 
 impl CheckReport {
     /// True when there is no problem.
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
 }
 
 /// Validates the config at `path`, its calibration and its inputs.
-pub fn check_project(path: &Path) -> CheckReport {
+#[cfg(test)]
+pub(crate) fn check_project(path: &Path) -> CheckReport {
     check_project_with(path, &[])
 }
 
 /// [`check_project`] with `--set` overrides applied to the config.
-pub fn check_project_with(path: &Path, overrides: &[crate::config::Override]) -> CheckReport {
+pub(crate) fn check_project_with(
+    path: &Path,
+    overrides: &[crate::config::Override],
+) -> CheckReport {
     let mut report = CheckReport::default();
     let loaded = match crate::config::load_with(path, overrides) {
         Ok(loaded) => loaded,

@@ -20,24 +20,24 @@ use crate::io::images::{ImageIoError, write_png_rgb};
 use crate::layout::OutputLayout;
 
 /// Folder of the reference images inside the output folder.
-pub const REFERENCE_DIR: &str = crate::layout::REFERENCE_DIR;
+pub(crate) const REFERENCE_DIR: &str = crate::layout::REFERENCE_DIR;
 
 /// What [`export_reference_images`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExportedRefs {
+pub(crate) struct ExportedRefs {
     /// `{output_dir}/reference_images`.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The frame exported.
-    pub frame: usize,
+    pub(crate) frame: usize,
     /// Camera → written image, sorted by camera.
-    pub images: BTreeMap<String, PathBuf>,
+    pub(crate) images: BTreeMap<String, PathBuf>,
     /// Cameras left out and why (not calibrated, frame unreadable).
-    pub skipped: Vec<(String, String)>,
+    pub(crate) skipped: Vec<(String, String)>,
 }
 
 /// Why reference images could not be exported.
 #[derive(Debug, thiserror::Error)]
-pub enum ExportRefsError {
+pub(crate) enum ExportRefsError {
     /// The config cannot be loaded.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -110,7 +110,7 @@ pub enum ExportRefsError {
 
 /// Writes frame `frame` of every camera of the config at `config_path`, undistorted, to
 /// `{output_dir}/reference_images/{camera}.png`.
-pub fn export_reference_images(
+pub(crate) fn export_reference_images(
     config_path: &Path,
     frame: usize,
 ) -> Result<ExportedRefs, ExportRefsError> {

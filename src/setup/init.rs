@@ -19,43 +19,43 @@ use crate::io::atomic::{WriteError, write_bytes_atomic};
 
 /// What `init` needs.
 #[derive(Clone, Debug)]
-pub struct InitOptions {
+pub(crate) struct InitOptions {
     /// Folder holding one sub-folder of images or one video per camera.
-    pub input_dir: PathBuf,
+    pub(crate) input_dir: PathBuf,
     /// Regular expression matched at the start of each input name; group 1 is the camera.
-    pub pattern: String,
+    pub(crate) pattern: String,
     /// AquaCal calibration JSON.
-    pub calibration: PathBuf,
+    pub(crate) calibration: PathBuf,
     /// Output folder written into the config.
-    pub output_dir: PathBuf,
+    pub(crate) output_dir: PathBuf,
     /// Where to write the config.
-    pub config_path: PathBuf,
+    pub(crate) config_path: PathBuf,
     /// Preset whose values are written into the config.
-    pub preset: Option<QualityPreset>,
+    pub(crate) preset: Option<QualityPreset>,
     /// Replace an existing config file.
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 /// What `init` found and wrote.
 #[derive(Clone, Debug, Default)]
-pub struct InitReport {
+pub(crate) struct InitReport {
     /// Camera → input, for cameras in both the inputs and the calibration.
-    pub matched: BTreeMap<String, PathBuf>,
+    pub(crate) matched: BTreeMap<String, PathBuf>,
     /// Input names the pattern did not match.
-    pub unmatched_inputs: Vec<String>,
+    pub(crate) unmatched_inputs: Vec<String>,
     /// Cameras found in the inputs that the calibration does not have.
-    pub inputs_without_calibration: Vec<String>,
+    pub(crate) inputs_without_calibration: Vec<String>,
     /// Calibration cameras without an input.
-    pub calibration_without_input: Vec<String>,
+    pub(crate) calibration_without_input: Vec<String>,
     /// The config file written (None when nothing matched).
-    pub config_path: Option<PathBuf>,
+    pub(crate) config_path: Option<PathBuf>,
     /// The preset applied.
-    pub preset: Option<QualityPreset>,
+    pub(crate) preset: Option<QualityPreset>,
 }
 
 /// Why `init` could not write a config.
 #[derive(Debug, thiserror::Error)]
-pub enum InitError {
+pub(crate) enum InitError {
     /// The input folder is missing.
     #[error("input folder not found: {}", .0.display())]
     InputDirMissing(PathBuf),
@@ -132,7 +132,7 @@ pub enum InitError {
 }
 
 /// Runs `init`: scans inputs, matches them with the calibration, writes the config.
-pub fn run_init(opts: &InitOptions) -> Result<InitReport, InitError> {
+pub(crate) fn run_init(opts: &InitOptions) -> Result<InitReport, InitError> {
     if !opts.input_dir.is_dir() {
         return Err(InitError::InputDirMissing(opts.input_dir.clone()));
     }

@@ -2,6 +2,6 @@
 //! config, its calibration and its inputs before a long run, `export-refs` writes the
 //! undistorted images that masks are drawn on.
 
-pub mod check;
-pub mod export_refs;
-pub mod init;
+pub(crate) mod check;
+pub(crate) mod export_refs;
+pub(crate) mod init;

@@ -322,7 +322,7 @@ fn compact(pts: &[Point3<f64>], faces: Vec<[u32; 3]>) -> TriangleMesh {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::surface::test_clouds::{Rng, grid_cloud, plane_cloud, sphere_cloud};
+    use crate::surface::test_clouds::{Rng, faces_outward, grid_cloud, plane_cloud, sphere_cloud};
 
     fn manifold_edges(mesh: &TriangleMesh) -> bool {
         let mut seen = HashSet::new();
@@ -376,13 +376,7 @@ mod tests {
         let mesh = reconstruct_bpa(&cloud, None).unwrap();
         assert!(manifold_edges(&mesh));
         assert!(mesh.n_vertices() > 1450, "{}", mesh.n_vertices());
-        let out = mesh
-            .faces()
-            .iter()
-            .zip(mesh.face_normals())
-            .filter(|(t, n)| n.dot(&(mesh.vertices()[t[0] as usize] - centre)) > 0.0)
-            .count();
-        assert_eq!(out, mesh.n_faces());
+        assert_eq!(faces_outward(&mesh, centre), mesh.n_faces());
         // Euler characteristic of a closed sphere is 2; allow a few small holes.
         let mut edges = HashSet::new();
         for t in mesh.faces() {

@@ -4,6 +4,7 @@
 use nalgebra::{Point3, Vector3};
 
 use crate::cloud::PointCloud;
+use crate::mesh::TriangleMesh;
 use crate::synth::rng::SplitMix;
 
 /// The crate's one generator ([`SplitMix`]), seeded as these tests always were (the seed
@@ -124,4 +125,14 @@ pub(crate) fn jittered_plane(
     let n = pts.len();
     PointCloud::from_parts(pts, Some(vec![-Vector3::z(); n]), Some(vec![[128, 128, 128]; n]))
         .expect("one normal and colour per point")
+}
+
+/// How many faces of `mesh` face away from `centre` (all of them, for a closed surface around
+/// it with outward normals).
+pub(crate) fn faces_outward(mesh: &TriangleMesh, centre: Point3<f64>) -> usize {
+    mesh.faces()
+        .iter()
+        .zip(mesh.face_normals())
+        .filter(|(t, n)| n.dot(&(mesh.vertices()[t[0] as usize] - centre)) > 0.0)
+        .count()
 }

@@ -93,9 +93,9 @@ impl Degradations {
         (self.caustics > 0.0).then(|| Caustics::new(seed, frame, self.caustics))
     }
 
-    /// Checks the values; the message names the flag.
-    pub fn validate(&self) -> Result<(), String> {
-        let bad = |flag: &str, what: &str| Err(format!("--{flag} must be {what}"));
+    /// Checks the values; the error names the flag.
+    pub fn validate(&self) -> Result<(), DegradationError> {
+        let bad = |flag, allowed: &str| Err(DegradationError { flag, allowed: allowed.to_owned() });
         if let Some(q) = self.jpeg_quality
             && !(1..=100).contains(&q)
         {
@@ -124,6 +124,16 @@ impl Degradations {
         }
         Ok(())
     }
+}
+
+/// A degradation outside its range: `--FLAG must be ALLOWED`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--{flag} must be {allowed}")]
+pub struct DegradationError {
+    /// The flag (`blur`, `jpeg-quality`, …).
+    pub flag: &'static str,
+    /// The allowed values, in words.
+    pub allowed: String,
 }
 
 /// Largest `--blur` (pixels).
@@ -578,7 +588,7 @@ mod tests {
             Degradations { calibration_error_px: -0.1, ..Default::default() },
         ];
         for d in bad {
-            let err = d.validate().unwrap_err();
+            let err = d.validate().unwrap_err().to_string();
             assert!(err.starts_with("--"), "{err}");
         }
     }

@@ -263,23 +263,12 @@ pub fn render_camera(
     texture: &Texture,
     opts: &RenderOptions,
 ) -> Result<RgbImage, RigError> {
-    render_camera_with_fish(rig, name, surface, texture, opts, None)
+    render_frame(rig, name, surface, texture, opts, None, 0, &[])
 }
 
-/// [`render_camera`] with a fish swimming between the camera and the bed: a ray that enters
-/// the fish before it meets the bed takes the fish's colour.
-pub fn render_camera_with_fish(
-    rig: &Rig,
-    name: &str,
-    surface: &SurfaceModel,
-    texture: &Texture,
-    opts: &RenderOptions,
-    fish: Option<&Fish>,
-) -> Result<RgbImage, RigError> {
-    render_frame(rig, name, surface, texture, opts, fish, 0, &[])
-}
-
-/// [`render_camera_with_fish`] for frame `frame` of a sequence, with the degradations of
+/// [`render_camera`] for frame `frame` of a sequence, with a fish swimming between the camera
+/// and the bed (a ray that enters the fish before it meets the bed takes the fish's colour),
+/// and the degradations of
 /// `opts.degrade` (see [`super::degrade`]): caustics on the bed (moving with `frame`),
 /// attenuation and backscatter of turbid water, `particles` in the water, lens blur,
 /// vignetting, then sensor noise. With every degradation off the image is the clean render.

@@ -23,13 +23,18 @@ pub enum RigPreset {
     Tiny,
 }
 
+/// A rig name that is not one of [`RigPreset`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rig `{0}`; expected tank or tiny")]
+pub struct UnknownRig(pub String);
+
 impl std::str::FromStr for RigPreset {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownRig;
+    fn from_str(s: &str) -> Result<Self, UnknownRig> {
         match s {
             "tank" => Ok(Self::Tank),
             "tiny" => Ok(Self::Tiny),
-            _ => Err(format!("unknown rig `{s}`; expected tank or tiny")),
+            _ => Err(UnknownRig(s.to_owned())),
         }
     }
 }

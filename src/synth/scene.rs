@@ -159,6 +159,9 @@ pub enum SceneError {
     /// The rig parameters do not make a valid rig.
     #[error("invalid synthetic rig: {0}")]
     Rig(#[from] RigError),
+    /// A degradation is out of range (names the flag).
+    #[error(transparent)]
+    Degradation(#[from] super::degrade::DegradationError),
     /// A file could not be written or read.
     #[error("{0}")]
     Io(String),
@@ -210,7 +213,7 @@ pub fn write_scene(
 ) -> Result<SceneSummary, SceneError> {
     let rig = spec.rig.build()?;
     let degrade = &spec.render.degrade;
-    degrade.validate().map_err(SceneError::Io)?;
+    degrade.validate()?;
     let gt_dir = dir.join("ground_truth");
     // A perturbed calibration is what the pipeline gets; the truth goes with the ground truth.
     let (written, calibration_error_px) = if degrade.calibration_error_px > 0.0 {

@@ -221,15 +221,20 @@ pub enum SurfaceKind {
     Bower,
 }
 
+/// A scene name that is not one of [`SurfaceKind`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scene `{0}`; expected flat, undulating, sandbed or bower")]
+pub struct UnknownScene(pub String);
+
 impl std::str::FromStr for SurfaceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownScene;
+    fn from_str(s: &str) -> Result<Self, UnknownScene> {
         match s {
             "flat" => Ok(Self::Flat),
             "undulating" => Ok(Self::Undulating),
             "sandbed" => Ok(Self::Sandbed),
             "bower" => Ok(Self::Bower),
-            _ => Err(format!("unknown scene `{s}`; expected flat, undulating, sandbed or bower")),
+            _ => Err(UnknownScene(s.to_owned())),
         }
     }
 }

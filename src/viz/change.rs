@@ -1,7 +1,7 @@
 //! Pictures of the change analysis: a difference map over a hillshade with a diverging colour
 //! bar in millimetres, and the moved volume of a series over time.
 
-use crate::change::output::SeriesRow;
+use crate::change::output::{ChangePictures, SeriesRow};
 use crate::change::{CellStatus, ChangeMap};
 use crate::heightmap::HeightMap;
 use crate::imgproc::{ImageSize, RgbImage};
@@ -9,6 +9,20 @@ use crate::imgproc::{ImageSize, RgbImage};
 use super::colorbar::{colorbar, format_ticks, nice_ticks};
 use super::colormap::{Colormap, ValueRange};
 use super::draw::{self, Anchor, BLACK};
+
+/// The change pictures as the change files want them ([`picture`], [`series_plot`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ChangePainter;
+
+impl ChangePictures for ChangePainter {
+    fn pair(&self, change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage {
+        picture(change, a, from, to)
+    }
+
+    fn series(&self, rows: &[SeriesRow], consecutive: bool) -> RgbImage {
+        series_plot(rows, consecutive)
+    }
+}
 
 /// Hillshade (0-1) of a height map: light from the north-west (azimuth 315° from +Y toward
 /// −X as drawn), 45° above the horizon; NaN where a cell or a neighbour has no height.
@@ -37,7 +51,7 @@ fn hillshade(map: &HeightMap) -> Vec<f32> {
 /// The difference map over a hillshade of frame A: significant change on the diverging map
 /// (colour bar in millimetres, symmetric about zero), change below the level of detection
 /// left as the bare hillshade, occluded cells darkened, cells without data white.
-pub fn picture(change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage {
+pub(crate) fn picture(change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> RgbImage {
     let g = &change.grid;
     let (w, h) = (g.size.width, g.size.height);
     // Crop to the cells frame A covers.
@@ -118,7 +132,7 @@ pub fn picture(change: &ChangeMap, a: &HeightMap, from: usize, to: usize) -> Rgb
 }
 
 /// A line chart of the cumulative moved volume (and the cumulative net change) per frame.
-pub fn series_plot(rows: &[SeriesRow], consecutive: bool) -> RgbImage {
+pub(crate) fn series_plot(rows: &[SeriesRow], consecutive: bool) -> RgbImage {
     let s = 2usize;
     let (pw, ph) = (720i64, 380i64);
     let (left, right, top, bottom) = (110i64, 30i64, 70i64, 80i64);

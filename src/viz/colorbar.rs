@@ -7,7 +7,7 @@ use crate::imgproc::{ImageSize, RgbImage};
 
 /// Round tick values inside `range`: multiples of 1, 2 or 5 × 10^k, about `max_ticks` of them
 /// or fewer (never fewer than two for a non-degenerate range).
-pub fn nice_ticks(range: ValueRange, max_ticks: usize) -> Vec<f64> {
+pub(crate) fn nice_ticks(range: ValueRange, max_ticks: usize) -> Vec<f64> {
     let span = range.span();
     if !(span.is_finite() && span > 0.0) {
         return vec![range.min];
@@ -36,7 +36,7 @@ fn nice_step(raw: f64) -> f64 {
 
 /// Formats tick values with the fewest decimals that tell neighbouring ticks apart
 /// (`0.62, 0.64`; `1, 2`; `-0.5`; never `-0`).
-pub fn format_ticks(ticks: &[f64]) -> Vec<String> {
+pub(crate) fn format_ticks(ticks: &[f64]) -> Vec<String> {
     let step = ticks.windows(2).map(|w| (w[1] - w[0]).abs()).fold(f64::INFINITY, f64::min);
     let decimals = if step.is_finite() && step > 0.0 {
         (-(step.log10() - 1e-9).floor()).max(0.0) as usize
@@ -61,7 +61,7 @@ pub fn format_ticks(ticks: &[f64]) -> Vec<String> {
 /// A vertical colour bar panel `height` pixels tall on white: `label` on top (e.g.
 /// `"ray depth (m)"`), the bar with the maximum at the top, ticks and their values on the
 /// right. Text is drawn at font `scale`. The width fits the text.
-pub fn colorbar(
+pub(crate) fn colorbar(
     colormap: Colormap,
     range: ValueRange,
     label: &str,

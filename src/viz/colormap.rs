@@ -7,21 +7,19 @@
 //! matplotlib, a value is quantised to one of 256 table entries. Signed values (change maps)
 //! use one diverging map, light at zero and darkening toward both ends.
 
-use super::colormap_data::{MAGMA, PLASMA, VIRIDIS};
+use super::colormap_data::{PLASMA, VIRIDIS};
 
 /// Colour of pixels without a value (NaN depth, no points): mid grey, as in the reference.
 /// No entry of the maps below is mid grey, so a gap never reads as a value.
-pub const INVALID_GREY: [u8; 3] = [128, 128, 128];
+pub(crate) const INVALID_GREY: [u8; 3] = [128, 128, 128];
 
 /// A perceptually uniform colour map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Colormap {
+pub(crate) enum Colormap {
     /// Dark blue → green → yellow; used for depth and height.
     Viridis,
     /// Blue → magenta → yellow; used for confidence.
     Plasma,
-    /// Black → red → pale yellow.
-    Magma,
     /// Diverging blue → near-white → red, for signed values centred on zero (change maps):
     /// the endpoints of Moreland's cool-warm map, interpolated in linear light through
     /// (247, 247, 247), so lightness rises monotonically to the centre and falls after it.
@@ -52,28 +50,17 @@ fn diverging_table() -> &'static [[u8; 3]; 256] {
 
 impl Colormap {
     /// The 256 entries, from low to high.
-    pub fn table(self) -> &'static [[u8; 3]; 256] {
+    pub(crate) fn table(self) -> &'static [[u8; 3]; 256] {
         match self {
             Colormap::Viridis => &VIRIDIS,
             Colormap::Plasma => &PLASMA,
-            Colormap::Magma => &MAGMA,
             Colormap::Diverging => diverging_table(),
-        }
-    }
-
-    /// The map's name as matplotlib spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Colormap::Viridis => "viridis",
-            Colormap::Plasma => "plasma",
-            Colormap::Magma => "magma",
-            Colormap::Diverging => "diverging",
         }
     }
 
     /// Colour of `t` in [0, 1] (clamped); NaN gives [`INVALID_GREY`].
     #[inline]
-    pub fn map_unit(self, t: f32) -> [u8; 3] {
+    pub(crate) fn map_unit(self, t: f32) -> [u8; 3] {
         if t.is_nan() {
             return INVALID_GREY;
         }
@@ -81,8 +68,10 @@ impl Colormap {
     }
 
     /// The table entry whose colour is nearest to `rgb` (squared RGB distance; ties go to the
-    /// lower index): reads a value back from a picture, up to the 1/255 quantisation.
-    pub fn nearest_index(self, rgb: [u8; 3]) -> usize {
+    /// lower index): reads a value back from a picture, up to the 1/255 quantisation (the
+    /// tests' way of checking what a picture shows).
+    #[cfg(test)]
+    pub(crate) fn nearest_index(self, rgb: [u8; 3]) -> usize {
         let d2 =
             |c: &[u8; 3]| -> i32 { (0..3).map(|k| (c[k] as i32 - rgb[k] as i32).pow(2)).sum() };
         let mut best = (i32::MAX, 0);
@@ -125,13 +114,13 @@ impl ValueRange {
     }
 
     /// Width of the range.
-    pub fn span(&self) -> f64 {
+    pub(crate) fn span(&self) -> f64 {
         self.max - self.min
     }
 
     /// `value` as a fraction of the range (not clamped; NaN stays NaN).
     #[inline]
-    pub fn normalise(&self, value: f64) -> f64 {
+    pub(crate) fn normalise(&self, value: f64) -> f64 {
         (value - self.min) / self.span()
     }
 
@@ -140,7 +129,11 @@ impl ValueRange {
     ///
     /// Quantiles rather than extremes keep a handful of outliers (fusion leftovers, a wild
     /// depth) from squeezing the real surface into a few colours.
-    pub fn from_quantiles(values: impl Iterator<Item = f64>, lo: f64, hi: f64) -> Option<Self> {
+    pub(crate) fn from_quantiles(
+        values: impl Iterator<Item = f64>,
+        lo: f64,
+        hi: f64,
+    ) -> Option<Self> {
         let mut finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
         if finite.is_empty() {
             return None;
@@ -155,9 +148,9 @@ impl ValueRange {
     }
 }
 
-/// Perceived lightness (CIE L*, 0-100) of an sRGB colour: used by tests and by the text
-/// colour choice on top of coloured areas.
-pub fn lightness(rgb: [u8; 3]) -> f64 {
+/// Perceived lightness (CIE L*, 0-100) of an sRGB colour: the tests check the tables with it.
+#[cfg(test)]
+fn lightness(rgb: [u8; 3]) -> f64 {
     let lin = |c: u8| {
         let c = c as f64 / 255.0;
         if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
@@ -170,7 +163,7 @@ pub fn lightness(rgb: [u8; 3]) -> f64 {
 mod tests {
     use super::*;
 
-    const ALL: [Colormap; 3] = [Colormap::Viridis, Colormap::Plasma, Colormap::Magma];
+    const ALL: [Colormap; 2] = [Colormap::Viridis, Colormap::Plasma];
 
     #[test]
     fn endpoints_match_the_published_maps() {
@@ -179,8 +172,6 @@ mod tests {
         assert_eq!(Colormap::Viridis.map_unit(1.0), [253, 231, 37]);
         assert_eq!(Colormap::Plasma.map_unit(0.0), [13, 8, 135]);
         assert_eq!(Colormap::Plasma.map_unit(1.0), [240, 249, 33]);
-        assert_eq!(Colormap::Magma.map_unit(0.0), [0, 0, 4]);
-        assert_eq!(Colormap::Magma.map_unit(1.0), [252, 253, 191]);
         assert_eq!(Colormap::Viridis.map_unit(f32::NAN), INVALID_GREY);
     }
 
@@ -191,13 +182,13 @@ mod tests {
         for map in ALL {
             let l: Vec<f64> = map.table().iter().map(|&c| lightness(c)).collect();
             for (i, w) in l.windows(2).enumerate() {
-                assert!(w[1] > w[0] - 0.35, "{} dips at {i}: {} → {}", map.name(), w[0], w[1]);
+                assert!(w[1] > w[0] - 0.35, "{map:?} dips at {i}: {} → {}", w[0], w[1]);
             }
-            assert!(l[255] - l[0] > 60.0, "{}", map.name());
+            assert!(l[255] - l[0] > 60.0, "{map:?}");
             // Neighbouring entries are close: no entry is far off its neighbours.
             for (i, w) in map.table().windows(2).enumerate() {
                 let step: i32 = (0..3).map(|k| (w[1][k] as i32 - w[0][k] as i32).abs()).sum();
-                assert!(step <= 12, "{} jumps at {i}: {:?} → {:?}", map.name(), w[0], w[1]);
+                assert!(step <= 12, "{map:?} jumps at {i}: {:?} → {:?}", w[0], w[1]);
             }
         }
     }
@@ -208,8 +199,8 @@ mod tests {
             for i in 0..256 {
                 let rgb = map.table()[i];
                 let j = map.nearest_index(rgb);
-                assert_eq!(map.table()[j], rgb, "{}", map.name());
-                assert!(j.abs_diff(i) <= 1, "{} {i} → {j}", map.name());
+                assert_eq!(map.table()[j], rgb, "{map:?}");
+                assert!(j.abs_diff(i) <= 1, "{map:?} {i} → {j}");
             }
         }
         assert!(Colormap::Viridis.nearest_index(INVALID_GREY) > 0);

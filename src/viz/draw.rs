@@ -15,14 +15,14 @@ use super::font::{self, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH};
 use crate::imgproc::RgbImage;
 
 /// Pure white, the background of every picture.
-pub const WHITE: [u8; 3] = [255, 255, 255];
+pub(crate) const WHITE: [u8; 3] = [255, 255, 255];
 /// Pure black, for text and axes.
-pub const BLACK: [u8; 3] = [0, 0, 0];
+pub(crate) const BLACK: [u8; 3] = [0, 0, 0];
 
 /// Blends `color` into pixel `(x, y)` with weight `alpha` in [0, 1]; ignores pixels outside
 /// the image.
 #[inline]
-pub fn blend(img: &mut RgbImage, x: i64, y: i64, color: [u8; 3], alpha: f32) {
+pub(crate) fn blend(img: &mut RgbImage, x: i64, y: i64, color: [u8; 3], alpha: f32) {
     if x < 0 || y < 0 || x >= img.width() as i64 || y >= img.height() as i64 || alpha <= 0.0 {
         return;
     }
@@ -36,7 +36,14 @@ pub fn blend(img: &mut RgbImage, x: i64, y: i64, color: [u8; 3], alpha: f32) {
 }
 
 /// Fills the rectangle of pixels `[x0, x0 + width) × [y0, y0 + height)`, clipped.
-pub fn fill_rect(img: &mut RgbImage, x0: i64, y0: i64, width: i64, height: i64, color: [u8; 3]) {
+pub(crate) fn fill_rect(
+    img: &mut RgbImage,
+    x0: i64,
+    y0: i64,
+    width: i64,
+    height: i64,
+    color: [u8; 3],
+) {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let (xa, xb) = (x0.max(0), (x0 + width).min(w));
     let (ya, yb) = (y0.max(0), (y0 + height).min(h));
@@ -51,26 +58,15 @@ pub fn fill_rect(img: &mut RgbImage, x0: i64, y0: i64, width: i64, height: i64, 
     }
 }
 
-/// Blends `color` with weight `alpha` over a rectangle, clipped (a translucent fill).
-pub fn blend_rect(
+/// The outline of a rectangle, one pixel wide, clipped.
+pub(crate) fn stroke_rect(
     img: &mut RgbImage,
     x0: i64,
     y0: i64,
     width: i64,
     height: i64,
     color: [u8; 3],
-    alpha: f32,
 ) {
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    for y in y0.max(0)..(y0 + height).min(h) {
-        for x in x0.max(0)..(x0 + width).min(w) {
-            blend(img, x, y, color, alpha);
-        }
-    }
-}
-
-/// The outline of a rectangle, one pixel wide, clipped.
-pub fn stroke_rect(img: &mut RgbImage, x0: i64, y0: i64, width: i64, height: i64, color: [u8; 3]) {
     fill_rect(img, x0, y0, width, 1, color);
     fill_rect(img, x0, y0 + height - 1, width, 1, color);
     fill_rect(img, x0, y0, 1, height, color);
@@ -83,7 +79,7 @@ pub fn stroke_rect(img: &mut RgbImage, x0: i64, y0: i64, width: i64, height: i64
 /// Walks the major axis and visits only the pixels within reach of the segment, so the cost is
 /// length × width, not the area of the bounding box.
 #[allow(clippy::too_many_arguments)]
-pub fn line(
+pub(crate) fn line(
     img: &mut RgbImage,
     x0: f64,
     y0: f64,
@@ -179,12 +175,12 @@ fn clip_segment(
 }
 
 /// An anti-aliased disc of `radius` pixels centred at `(cx, cy)`.
-pub fn disc(img: &mut RgbImage, cx: f64, cy: f64, radius: f64, color: [u8; 3], alpha: f32) {
+pub(crate) fn disc(img: &mut RgbImage, cx: f64, cy: f64, radius: f64, color: [u8; 3], alpha: f32) {
     ring_or_disc(img, cx, cy, radius, None, color, alpha);
 }
 
 /// An anti-aliased circle outline of `radius` pixels and stroke `width`.
-pub fn circle(
+pub(crate) fn circle(
     img: &mut RgbImage,
     cx: f64,
     cy: f64,
@@ -229,7 +225,7 @@ fn ring_or_disc(
 
 /// Where text is anchored relative to the point given to [`text`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Anchor {
+pub(crate) enum Anchor {
     /// The point is the top-left corner of the text box.
     TopLeft,
     /// The point is the middle of the top edge.
@@ -249,12 +245,18 @@ pub enum Anchor {
 }
 
 /// Size in pixels of the box `text` occupies at `scale` (one line; descender rows included).
-pub fn text_size(text: &str, scale: usize) -> (usize, usize) {
+pub(crate) fn text_size(text: &str, scale: usize) -> (usize, usize) {
     (font::text_width_px(text) * scale, GLYPH_HEIGHT * scale)
 }
 
 /// The box `(x0, y0, width, height)` that [`text`] would fill, without drawing.
-pub fn text_box(x: i64, y: i64, text: &str, scale: usize, anchor: Anchor) -> (i64, i64, i64, i64) {
+pub(crate) fn text_box(
+    x: i64,
+    y: i64,
+    text: &str,
+    scale: usize,
+    anchor: Anchor,
+) -> (i64, i64, i64, i64) {
     let (tw, th) = text_size(text, scale.max(1));
     let (tw, th) = (tw as i64, th as i64);
     let (x0, y0) = match anchor {
@@ -272,7 +274,7 @@ pub fn text_box(x: i64, y: i64, text: &str, scale: usize, anchor: Anchor) -> (i6
 
 /// Draws one line of `text` with the built-in bitmap font at an integer `scale` (1 = 5×9
 /// pixel glyphs), anchored at `(x, y)`. Returns the text box as `(x0, y0, width, height)`.
-pub fn text(
+pub(crate) fn text(
     img: &mut RgbImage,
     x: i64,
     y: i64,
@@ -301,7 +303,7 @@ pub fn text(
 /// Text with a one-pixel (times scale) halo of `halo` colour around every stroke, readable on
 /// any background (camera names over a point cloud).
 #[allow(clippy::too_many_arguments)]
-pub fn text_with_halo(
+pub(crate) fn text_with_halo(
     img: &mut RgbImage,
     x: i64,
     y: i64,
@@ -319,7 +321,7 @@ pub fn text_with_halo(
 }
 
 /// Copies `src` into `dst` with its top-left corner at `(x0, y0)`, clipped.
-pub fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i64, y0: i64) {
+pub(crate) fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i64, y0: i64) {
     let (dw, dh) = (dst.width() as i64, dst.height() as i64);
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let (xa, xb) = (x0.max(0), (x0 + sw).min(dw));

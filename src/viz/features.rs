@@ -15,23 +15,23 @@ use crate::imgproc::{ImageSize, RgbImage};
 
 /// Widest side-by-side picture: wider pairs are shrunk (area averaging), with the match
 /// coordinates scaled alike.
-pub const MAX_PAIR_WIDTH: usize = 2400;
+pub(crate) const MAX_PAIR_WIDTH: usize = 2400;
 
 /// Most matches drawn; more are thinned to an evenly strided subset (the title says so).
-pub const MAX_DRAWN_MATCHES: usize = 2000;
+pub(crate) const MAX_DRAWN_MATCHES: usize = 2000;
 
 /// Page pixels per drawn match line: denser bundles hide the images and each other.
 const PIXELS_PER_MATCH_LINE: usize = 2500;
 
 /// Most keypoints drawn; more are thinned alike.
-pub const MAX_DRAWN_KEYPOINTS: usize = 20_000;
+pub(crate) const MAX_DRAWN_KEYPOINTS: usize = 20_000;
 
 const KEYPOINT_COLOUR: [u8; 3] = [60, 255, 60];
 
 /// `img_a` and `img_b` side by side (tops aligned) with a line from `a` to `b` for each pair of
 /// pixels in `matches` (undistorted pixel coordinates of each image), titled with the camera
 /// names and the match count.
-pub fn matches_image(
+pub(crate) fn matches_image(
     img_a: &RgbImage,
     img_b: &RgbImage,
     matches: &[(Point2<f64>, Point2<f64>)],
@@ -93,7 +93,7 @@ pub fn matches_image(
 
 /// `img` with a ring around each keypoint (undistorted pixel coordinates), titled with the
 /// camera name and the count.
-pub fn keypoints_image(img: &RgbImage, keypoints: &[Point2<f64>], camera: &str) -> RgbImage {
+pub(crate) fn keypoints_image(img: &RgbImage, keypoints: &[Point2<f64>], camera: &str) -> RgbImage {
     let s = text_scale(img.height().max(480));
     let pad = 8 * s;
     let title_h = draw::text_size("K", s).1 + 2 * pad;

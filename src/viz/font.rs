@@ -11,19 +11,17 @@
 //! Anything else draws as a hollow box so that a missing glyph is visible, never silent.
 
 /// Glyph width in font pixels.
-pub const GLYPH_WIDTH: usize = 5;
+pub(crate) const GLYPH_WIDTH: usize = 5;
 /// Glyph cell height in font pixels (7 above the baseline, 2 for descenders).
-pub const GLYPH_HEIGHT: usize = 9;
+pub(crate) const GLYPH_HEIGHT: usize = 9;
 /// Horizontal advance per character in font pixels (glyph plus one column of spacing).
-pub const ADVANCE: usize = GLYPH_WIDTH + 1;
-/// Line height in font pixels (cell plus one row of spacing).
-pub const LINE_HEIGHT: usize = GLYPH_HEIGHT + 1;
+pub(crate) const ADVANCE: usize = GLYPH_WIDTH + 1;
 
 /// One glyph: nine rows of five bits, bit 4 the leftmost column.
-pub type Glyph = [u8; GLYPH_HEIGHT];
+pub(crate) type Glyph = [u8; GLYPH_HEIGHT];
 
 /// The glyph of `c`: printable ASCII and a few symbols units need; a hollow box otherwise.
-pub fn glyph(c: char) -> Glyph {
+pub(crate) fn glyph(c: char) -> Glyph {
     let code = c as u32;
     if (32..=126).contains(&code) {
         return GLYPHS[(code - 32) as usize];
@@ -40,7 +38,7 @@ pub fn glyph(c: char) -> Glyph {
 }
 
 /// Width in font pixels of `text` on one line (no trailing spacing column).
-pub fn text_width_px(text: &str) -> usize {
+pub(crate) fn text_width_px(text: &str) -> usize {
     let n = text.chars().count();
     if n == 0 { 0 } else { n * ADVANCE - 1 }
 }
@@ -156,7 +154,7 @@ const EXTRA_ART: [&str; 6] = [
 
 /// Glyph bit rows of printable ASCII (32-126), built at compile time from the ASCII art in
 /// this file.
-pub const GLYPHS: [Glyph; 95] = pack_all(&ASCII_ART);
+pub(crate) const GLYPHS: [Glyph; 95] = pack_all(&ASCII_ART);
 const EXTRA: [Glyph; 6] = pack_all(&EXTRA_ART);
 
 /// Turns `|`-separated rows of `#`/`.` into bit rows. Malformed art (a row longer than five

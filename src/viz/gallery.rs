@@ -12,18 +12,17 @@ use super::colormap::{Colormap, ValueRange};
 use super::draw::{self, Anchor, BLACK};
 use super::raster::point_spacing;
 use super::scene::{format_length, robust_bounds};
-use crate::cloud::PointCloud;
 use crate::imgproc::{ImageSize, RgbImage};
 
 /// Cells along the longer side of a grid, unless the points are too sparse for that many.
-pub const GRID_CELLS: usize = 256;
+pub(crate) const GRID_CELLS: usize = 256;
 
 /// Most cells along either side of a grid (bounds memory for odd inputs).
 const MAX_GRID_CELLS: usize = 2048;
 
 /// Colour of cells without points (lighter than the invalid grey of depth maps: the corners
 /// of a round bottom in a square grid are not errors).
-pub const NO_DATA: [u8; 3] = [225, 225, 225];
+pub(crate) const NO_DATA: [u8; 3] = [225, 225, 225];
 
 /// Width of the block of tiles in the gallery, in pixels.
 const GALLERY_WIDTH: usize = 1200;
@@ -40,7 +39,7 @@ pub struct HeightGrid {
 }
 
 impl HeightGrid {
-    /// A cell size for `points`: [`GRID_CELLS`] across the longer side, but at least twice
+    /// A cell size for `points`: `GRID_CELLS` across the longer side, but at least twice
     /// the point spacing so that cells are not mostly empty. `None` for fewer than two points.
     pub fn suggested_cell(points: &[Point3<f64>]) -> Option<f64> {
         let (lo, hi) = robust_bounds(points)?;
@@ -145,26 +144,9 @@ fn fill_pinholes(values: &[f32], nx: usize, ny: usize) -> Vec<f32> {
     out
 }
 
-/// The gallery from clouds: all are gridded at the largest cell size any of them suggests
-/// (see [`HeightGrid::suggested_cell`]), so the sparsest frame still fills its grid.
-pub fn timeseries_gallery_from_clouds(frames: &[(usize, &PointCloud)]) -> RgbImage {
-    let cell = frames
-        .par_iter()
-        .filter_map(|(_, c)| HeightGrid::suggested_cell(c.points()))
-        .reduce_with(f64::max);
-    let grids: Vec<(usize, HeightGrid)> = match cell {
-        Some(cell) => frames
-            .par_iter()
-            .filter_map(|(f, c)| HeightGrid::from_points(c.points(), cell).map(|g| (*f, g)))
-            .collect(),
-        None => Vec::new(),
-    };
-    timeseries_gallery(&grids)
-}
-
 /// A grid of height maps, one tile per frame in the order given, over the union of their
 /// bounds and on one colour scale (the 1st-99th percentile of all cells), with a colour bar.
-pub fn timeseries_gallery(frames: &[(usize, HeightGrid)]) -> RgbImage {
+pub(crate) fn timeseries_gallery(frames: &[(usize, HeightGrid)]) -> RgbImage {
     let s = 2;
     let pad = 8 * s;
     let line_h = draw::text_size("F", s).1;
@@ -237,8 +219,26 @@ pub fn timeseries_gallery(frames: &[(usize, HeightGrid)]) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::PointCloud;
     use crate::viz::draw::tests::{count_color, ink_fraction};
     use crate::viz::scene::tests::tiny_cloud;
+
+    /// The gallery from clouds: all are gridded at the largest cell size any of them suggests
+    /// (see [`HeightGrid::suggested_cell`]), so the sparsest frame still fills its grid.
+    fn timeseries_gallery_from_clouds(frames: &[(usize, &PointCloud)]) -> RgbImage {
+        let cell = frames
+            .par_iter()
+            .filter_map(|(_, c)| HeightGrid::suggested_cell(c.points()))
+            .reduce_with(f64::max);
+        let grids: Vec<(usize, HeightGrid)> = match cell {
+            Some(cell) => frames
+                .par_iter()
+                .filter_map(|(f, c)| HeightGrid::from_points(c.points(), cell).map(|g| (*f, g)))
+                .collect(),
+            None => Vec::new(),
+        };
+        timeseries_gallery(&grids)
+    }
 
     fn plane(z: impl Fn(f64, f64) -> f64) -> Vec<Point3<f64>> {
         (0..50 * 50)

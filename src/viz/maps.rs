@@ -14,15 +14,15 @@ use crate::imgproc::{GrayImage, ImageSize, RgbImage};
 /// 1600 × 1200 map as 800 × 600), each shown pixel the mean of the valid pixels of its block.
 /// The reference's figures are smaller still; at full size a noisy confidence map alone is a
 /// 5 MB PNG, twelve per frame.
-pub const MAX_MAP_SIDE: usize = 1024;
+pub(crate) const MAX_MAP_SIDE: usize = 1024;
 
 /// Quantiles of the valid depths that set the default depth colour range: the extreme 1 % at
 /// each end (stray matches, the far edge of the sweep) would otherwise take most of the colours.
-pub const DEPTH_QUANTILES: (f64, f64) = (0.01, 0.99);
+pub(crate) const DEPTH_QUANTILES: (f64, f64) = (0.01, 0.99);
 
 /// Colours every pixel of `values` with `colormap` over `range`; NaN pixels are
 /// [`INVALID_GREY`]. Values outside the range take the end colours.
-pub fn colorize(values: &GrayImage, colormap: Colormap, range: ValueRange) -> RgbImage {
+pub(crate) fn colorize(values: &GrayImage, colormap: Colormap, range: ValueRange) -> RgbImage {
     let size = values.size();
     let mut out = RgbImage::from_elem(size, 0);
     if size.is_empty() {
@@ -48,7 +48,7 @@ pub fn colorize(values: &GrayImage, colormap: Colormap, range: ValueRange) -> Rg
 /// [`MAX_MAP_SIDE`]: each output pixel is the mean of the finite values of its block, NaN when
 /// fewer than half of the block's pixels are finite (so holes stay visible). Smaller maps are
 /// returned as they are.
-pub fn reduce_for_display(values: &GrayImage) -> std::borrow::Cow<'_, GrayImage> {
+pub(crate) fn reduce_for_display(values: &GrayImage) -> std::borrow::Cow<'_, GrayImage> {
     let size = values.size();
     let k = size.width.max(size.height).div_ceil(MAX_MAP_SIDE).max(1);
     if k == 1 {
@@ -59,19 +59,19 @@ pub fn reduce_for_display(values: &GrayImage) -> std::borrow::Cow<'_, GrayImage>
 
 /// The default colour range of a depth image: the [`DEPTH_QUANTILES`] of its finite values,
 /// `None` when it has none.
-pub fn depth_range(depth: &GrayImage) -> Option<ValueRange> {
+pub(crate) fn depth_range(depth: &GrayImage) -> Option<ValueRange> {
     let values = depth.as_slice().iter().map(|&v| v as f64);
     ValueRange::from_quantiles(values, DEPTH_QUANTILES.0, DEPTH_QUANTILES.1)
 }
 
 /// Font scale for text on a picture `height` pixels tall: 1 (5 × 9 pixel glyphs) below
 /// 600 px, 2 up to 1000 px, then larger.
-pub fn text_scale(height: usize) -> usize {
+pub(crate) fn text_scale(height: usize) -> usize {
     ((height as f64 / 400.0).round() as usize).clamp(1, 4)
 }
 
 /// A depth map as a picture: ray depth in metres with viridis over `range` (default:
-/// [`depth_range`]), invalid pixels grey, `title` and the share of valid pixels on top and a
+/// `depth_range`), invalid pixels grey, `title` and the share of valid pixels on top and a
 /// colour bar on the right. Pass one `range` to every camera of a frame to compare them.
 pub fn depth_image(depth: &GrayImage, range: Option<ValueRange>, title: &str) -> RgbImage {
     let range = range.or_else(|| depth_range(depth)).unwrap_or(ValueRange::new(0.0, 1.0));
@@ -83,7 +83,7 @@ pub fn depth_image(depth: &GrayImage, range: Option<ValueRange>, title: &str) ->
 }
 
 /// A confidence map as a picture: plasma over 0-1, NaN grey, with title and colour bar.
-pub fn confidence_image(confidence: &GrayImage, title: &str) -> RgbImage {
+pub(crate) fn confidence_image(confidence: &GrayImage, title: &str) -> RgbImage {
     let range = ValueRange::new(0.0, 1.0);
     let values = confidence.as_slice();
     let mean = values.iter().filter(|v| v.is_finite()).map(|&v| v as f64).sum::<f64>()

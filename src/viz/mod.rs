@@ -8,22 +8,29 @@
 //! small z-buffered software rasterizer. Nothing needs a GPU, a window or a system library.
 //!
 //! Layer: front end. The drawing functions are pure (values in, image out); the `write_*`
-//! helpers and [`redraw`] are the only parts that touch files, always through
+//! helpers and `redraw` are the only parts that touch files, always through
 //! [`write_png_rgb`](crate::io::images::write_png_rgb) (atomic). Output is deterministic: the
 //! same input gives the same PNG bytes on any number of threads.
-
+//!
 //! | picture | function | file |
 //! |---|---|---|
-//! | depth and confidence maps | [`depth_image`], [`confidence_image`] | `viz/depth_CAM.png`, `viz/confidence_CAM.png` |
-//! | keypoints, matches | [`keypoints_image`], [`matches_image`] | `viz/sparse_CAM.png`, `viz/matches_REF_SRC.png` |
+//! | depth and confidence maps | [`depth_image`], `maps::confidence_image` ([`depth_map_images`] both) | `viz/depth_CAM.png`, `viz/confidence_CAM.png` |
+//! | keypoints, matches | `features::keypoints_image`, `features::matches_image` | `viz/sparse_CAM.png`, `viz/matches_REF_SRC.png` |
 //! | the rig | [`rig_image`] | `viz/rig.png` |
 //! | cloud and mesh renders | [`cloud_views`], [`mesh_views`] | `viz/fused_VIEW.png`, `viz/mesh_VIEW.png` |
-//! | height maps over time | [`timeseries_gallery`] | `summary/timeseries_gallery.png` |
-//! | change between frames | [`change::picture`], [`change::series_plot`] | `change/A_B.png`, `summary/change.png` |
+//! | height maps over time | `gallery::timeseries_gallery` ([`write_timeseries_gallery`]) | `summary/timeseries_gallery.png` |
+//! | change between frames | `change::picture`, `change::series_plot` | `change/A_B.png`, `summary/change.png` |
 //!
-//! The pipeline calls [`write_frame_viz`] (or the per-stage `write_*_viz` helpers) after each
-//! stage when `runtime.viz_enabled` is on, filtered by `runtime.viz_stages`
-//! ([`stage_enabled`]); `aquamvs viz` calls [`redraw`].
+//! The CLI hands the pipeline `output::Painter` (a run's pictures, through
+//! [`crate::pipeline::Pictures`]; it draws the stages `runtime.viz_stages` asks for) and the
+//! change analysis `change::ChangePainter` (through
+//! [`crate::change::output::ChangePictures`]). `aquamvs viz` calls `redraw`.
+//!
+//! Public surface (the rest is crate-private: only the command line draws): what the
+//! `viz` bench, the `viz_pictures` example and the integration tests call, namely
+//! [`write_frame_viz`] with [`FrameViz`], [`write_timeseries_gallery`] with [`HeightGrid`],
+//! the single pictures ([`depth_image`], [`depth_map_images`], [`rig_image`], [`cloud_view`],
+//! [`cloud_views`], [`mesh_views`]) and the ground-truth stand-ins of [`demo`].
 //!
 //! ```
 //! use aquamvs::imgproc::{GrayImage, ImageSize};
@@ -37,30 +44,28 @@
 //! assert!(picture.width() > 64 && picture.height() > 48);
 //! ```
 
-pub mod change;
-pub mod colorbar;
-pub mod colormap;
+pub(crate) mod change;
+pub(crate) mod colorbar;
+pub(crate) mod colormap;
 mod colormap_data;
 pub mod demo;
-pub mod draw;
-pub mod features;
-pub mod font;
+pub(crate) mod draw;
+pub(crate) mod features;
+pub(crate) mod font;
 pub mod gallery;
-pub mod maps;
-pub mod output;
-pub mod raster;
-pub mod rig;
-pub mod scene;
+pub(crate) mod maps;
+pub(crate) mod output;
+pub(crate) mod raster;
+pub(crate) mod rig;
+pub(crate) mod scene;
 
-pub use colormap::{Colormap, INVALID_GREY, ValueRange};
-pub use features::{keypoints_image, matches_image};
-pub use gallery::{HeightGrid, timeseries_gallery, timeseries_gallery_from_clouds};
-pub use maps::{confidence_image, depth_image, depth_map_images};
+pub use colormap::ValueRange;
+pub use gallery::HeightGrid;
+pub use maps::{depth_image, depth_map_images};
 pub use output::{
-    FrameViz, KeypointsViz, Painter, PairViz, RedrawReport, Skipped, VizError, redraw,
-    stage_enabled, write_depth_viz, write_frame_viz, write_keypoints_viz, write_matches_viz,
-    write_rig_viz, write_scene_viz, write_timeseries_gallery,
+    FrameViz, KeypointsViz, PairViz, VizError, write_frame_viz, write_timeseries_gallery,
 };
-pub use raster::{RENDER_SIZE, ViewCamera, Viewpoint, render_mesh, render_points};
+pub(crate) use output::{Painter, redraw};
+pub use raster::Viewpoint;
 pub use rig::rig_image;
-pub use scene::{cloud_view, cloud_views, mesh_view, mesh_views};
+pub use scene::{cloud_view, cloud_views, mesh_views};

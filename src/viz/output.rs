@@ -38,7 +38,7 @@ use crate::mesh::TriangleMesh;
 use crate::pipeline::{FrameProducts, PictureError, Pictures};
 
 /// Errors that stop the pictures from being written at all. (A single unreadable input in
-/// [`redraw`] is not one of them: it is reported as skipped and the rest is drawn.)
+/// `redraw` is not one of them: it is reported as skipped and the rest is drawn.)
 #[derive(Debug, thiserror::Error)]
 pub enum VizError {
     /// A picture could not be encoded or written (the error names the file).
@@ -74,13 +74,13 @@ pub enum VizError {
 
 /// True when `stage` is among `stages`; an empty list means every stage (the config's
 /// `runtime.viz_stages` convention).
-pub fn stage_enabled(stages: &[VizStage], stage: VizStage) -> bool {
+pub(crate) fn stage_enabled(stages: &[VizStage], stage: VizStage) -> bool {
     stage.enabled_in(stages)
 }
 
 /// The pictures of a run ([`Pictures`]): what `reconstruct` draws when the CLI runs it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Painter;
+pub(crate) struct Painter;
 
 impl Pictures for Painter {
     fn draw_frame(
@@ -140,7 +140,7 @@ impl Pictures for Painter {
 /// Writes `viz/depth_CAM.png` and `viz/confidence_CAM.png` of one depth map. `range`
 /// fixes the depth colours (pass one range to all cameras of a frame to compare them);
 /// `None` uses each map's own 1st-99th percentile.
-pub fn write_depth_viz(
+pub(crate) fn write_depth_viz(
     frame: &FrameLayout,
     camera: &str,
     map: &DepthMap,
@@ -154,7 +154,7 @@ pub fn write_depth_viz(
 }
 
 /// Writes `sparse_CAM.png`: the keypoints over the undistorted image.
-pub fn write_keypoints_viz(
+pub(crate) fn write_keypoints_viz(
     frame: &FrameLayout,
     camera: &str,
     image: &RgbImage,
@@ -166,7 +166,7 @@ pub fn write_keypoints_viz(
 }
 
 /// Writes `matches_REF_SRC.png`: the two undistorted images side by side with the matches.
-pub fn write_matches_viz(
+pub(crate) fn write_matches_viz(
     frame: &FrameLayout,
     names: (&str, &str),
     images: (&RgbImage, &RgbImage),
@@ -179,7 +179,7 @@ pub fn write_matches_viz(
 
 /// Writes `fused_{top,oblique,side}.png` for the cloud and `mesh_{top,oblique,side}.png` for
 /// the mesh (whichever is given).
-pub fn write_scene_viz(
+pub(crate) fn write_scene_viz(
     frame: &FrameLayout,
     cloud: Option<&PointCloud>,
     mesh: Option<&TriangleMesh>,
@@ -201,7 +201,7 @@ pub fn write_scene_viz(
 }
 
 /// Writes `rig.png`.
-pub fn write_rig_viz(
+pub(crate) fn write_rig_viz(
     frame: &FrameLayout,
     rig: &Rig,
     cloud: Option<&PointCloud>,
@@ -322,13 +322,13 @@ fn write_all(pictures: Vec<(PathBuf, RgbImage)>) -> Result<Vec<PathBuf>, VizErro
 
 /// Something [`redraw`] could not draw, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     /// The frame, or `None` for pictures of the whole run (the gallery).
-    pub frame: Option<usize>,
+    pub(crate) frame: Option<usize>,
     /// The picture group.
-    pub stage: VizStage,
+    pub(crate) stage: VizStage,
     /// Why (a missing input, or the error that reading it gave).
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl fmt::Display for Skipped {
@@ -342,13 +342,13 @@ impl fmt::Display for Skipped {
 
 /// What [`redraw`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RedrawReport {
+pub(crate) struct RedrawReport {
     /// Frames looked at.
-    pub frames: Vec<usize>,
+    pub(crate) frames: Vec<usize>,
     /// Pictures written.
-    pub written: Vec<PathBuf>,
+    pub(crate) written: Vec<PathBuf>,
     /// Pictures not drawn, with the reason.
-    pub skipped: Vec<Skipped>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 /// Redraws the pictures of a finished (or partial) run from its saved outputs: depth maps
@@ -359,7 +359,7 @@ pub struct RedrawReport {
 /// cannot be drawn (an input that is missing or unreadable) is listed in
 /// [`RedrawReport::skipped`] and the rest is still drawn. Fails only when the output folder or
 /// the requested frame does not exist, or a picture cannot be written.
-pub fn redraw(
+pub(crate) fn redraw(
     output_dir: &Path,
     frame: Option<usize>,
     stages: &[VizStage],
@@ -383,7 +383,8 @@ pub fn redraw(
     let rig = if want(VizStage::Rig) {
         match load_run_rig(output_dir) {
             Ok(rig) => Some(rig),
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 report.skipped.push(Skipped { frame: None, stage: VizStage::Rig, reason });
                 None
             }
@@ -403,12 +404,12 @@ pub fn redraw(
                     if maps.is_empty() && failures.is_empty() {
                         skip(&mut report, VizStage::Depth, "no depth_maps/*.npz".into());
                     }
-                    for reason in failures {
-                        skip(&mut report, VizStage::Depth, reason);
+                    for e in failures {
+                        skip(&mut report, VizStage::Depth, e.to_string());
                     }
                     depth_maps = maps;
                 }
-                Err(reason) => skip(&mut report, VizStage::Depth, reason),
+                Err(e) => skip(&mut report, VizStage::Depth, e.to_string()),
             }
         }
         if want(VizStage::Features) {
@@ -424,8 +425,8 @@ pub fn redraw(
         let cloud = if need_cloud {
             match read_cloud(&dir) {
                 Ok(cloud) => cloud,
-                Err(reason) => {
-                    skip(&mut report, VizStage::Scene, reason);
+                Err(e) => {
+                    skip(&mut report, VizStage::Scene, e.to_string());
                     None
                 }
             }
@@ -519,24 +520,81 @@ fn list_frames(output_dir: &Path) -> Result<Vec<usize>, VizError> {
 /// Depth maps by camera name.
 type NamedDepthMaps = Vec<(String, DepthMap)>;
 
+/// An input of `redraw` that cannot be read: the picture that needs it is skipped, and the
+/// report says why.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InputError {
+    /// The frame has no `depth_maps` folder.
+    #[error("no depth_maps folder")]
+    NoDepthMaps,
+    /// A folder could not be listed.
+    #[error("cannot list {}: {source}", path.display())]
+    List {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A depth map that cannot be read (the error names the file).
+    #[error(transparent)]
+    DepthMap(#[from] crate::dense::DenseError),
+    /// A cloud that cannot be read (the error names the file).
+    #[error(transparent)]
+    Cloud(#[from] crate::io::ply::PlyError),
+    /// The run's config copy is missing.
+    #[error("no {} to find the calibration in", path.display())]
+    NoConfig {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The run's config copy cannot be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The run's config copy cannot be read as text.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The calibration cannot be read.
+    #[error(transparent)]
+    Calibration(#[from] crate::calib::CalibError),
+    /// The calibration the config names is nowhere it was looked for.
+    #[error(
+        "the calibration named in {} is not at {}",
+        config.display(),
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ")
+    )]
+    NoCalibration {
+        /// The run's config copy.
+        config: PathBuf,
+        /// The places tried.
+        tried: Vec<PathBuf>,
+    },
+}
+
 /// The depth maps of a `depth_maps` folder by camera (file stem), sorted by name, and the
 /// reasons for the files that could not be read.
-fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<String>), String> {
+fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<InputError>), InputError> {
     if !dir.is_dir() {
-        return Err("no depth_maps folder".into());
+        return Err(InputError::NoDepthMaps);
     }
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|source| InputError::List { path: dir.to_path_buf(), source })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "npz"))
         .collect();
     paths.sort();
-    let read: Vec<Result<(String, DepthMap), String>> = paths
+    let read: Vec<Result<(String, DepthMap), InputError>> = paths
         .par_iter()
         .map(|p| {
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            DepthMap::read_npz(p).map(|m| (name, m)).map_err(|e| e.to_string())
+            Ok((name, DepthMap::read_npz(p)?))
         })
         .collect();
     let mut maps = Vec::new();
@@ -551,11 +609,11 @@ fn read_depth_maps(dir: &Path) -> Result<(NamedDepthMaps, Vec<String>), String> 
 }
 
 /// The frame's cloud: `point_cloud/fused.ply`, else `point_cloud/sparse.ply`, else `None`.
-fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, String> {
+fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, InputError> {
     for file in [frame.fused_cloud(), frame.sparse_cloud()] {
         let path = file.path;
         if path.is_file() {
-            return read_point_cloud(&path).map(Some).map_err(|e| e.to_string());
+            return Ok(Some(read_point_cloud(&path)?));
         }
     }
     Ok(None)
@@ -567,14 +625,15 @@ fn read_cloud(frame: &FrameLayout) -> Result<Option<PointCloud>, String> {
 /// original config was; so the calibration path is tried relative to the output folder (what
 /// [`crate::config::load`] resolves), as written (relative to the working directory) and
 /// relative to the output folder's parent (the usual place of the original config).
-fn load_run_rig(output_dir: &Path) -> Result<Rig, String> {
+fn load_run_rig(output_dir: &Path) -> Result<Rig, InputError> {
     let config_path = OutputLayout::new(output_dir).used_config();
     if !config_path.is_file() {
-        return Err(format!("no {} to find the calibration in", config_path.display()));
+        return Err(InputError::NoConfig { path: config_path });
     }
-    let loaded = crate::config::load(&config_path).map_err(|e| e.to_string())?;
+    let loaded = crate::config::load(&config_path)?;
     let mut candidates = vec![loaded.config.calibration_path.clone()];
-    let text = std::fs::read_to_string(&config_path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|source| InputError::Read { path: config_path.clone(), source })?;
     if let Ok(raw) = crate::config::parse_str(&text, &config_path, Path::new("")) {
         let written = raw.config.calibration_path;
         if written.is_relative()
@@ -585,12 +644,8 @@ fn load_run_rig(output_dir: &Path) -> Result<Rig, String> {
         candidates.push(written);
     }
     match candidates.iter().find(|p| p.is_file()) {
-        Some(path) => load_rig(path).map_err(|e| e.to_string()),
-        None => Err(format!(
-            "the calibration named in {} is not at {}",
-            config_path.display(),
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ")
-        )),
+        Some(path) => Ok(load_rig(path)?),
+        None => Err(InputError::NoCalibration { config: config_path, tried: candidates }),
     }
 }
 
@@ -678,7 +733,7 @@ mod tests {
         let depth = read_rgb(&out.join("frame_000000/viz/depth_cam00.png")).unwrap();
         assert!(depth.width() > 96 && depth.height() > 72);
         let render = read_rgb(&out.join("frame_000000/viz/mesh_oblique.png")).unwrap();
-        assert_eq!(render.size(), crate::viz::RENDER_SIZE);
+        assert_eq!(render.size(), crate::viz::raster::RENDER_SIZE);
         // What could not be drawn is named: features everywhere, frame 1's depth maps and
         // mesh, frame 2's unreadable depth map.
         let skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
@@ -739,7 +794,7 @@ mod tests {
         write_bytes_atomic(&out.join("config.yaml"), yaml.as_bytes()).unwrap();
         assert_eq!(load_run_rig(&out).unwrap(), rig);
         std::fs::remove_file(dir.path().join("calibration.json")).unwrap();
-        let err = load_run_rig(&out).unwrap_err();
+        let err = load_run_rig(&out).unwrap_err().to_string();
         assert!(err.contains("is not at") && err.contains("calibration.json"), "{err}");
     }
 

@@ -36,10 +36,10 @@ use crate::mesh::TriangleMesh;
 use crate::parallel::POINTS_PER_TASK;
 
 /// Default picture size of the renders (the reference's 1280 × 960).
-pub const RENDER_SIZE: ImageSize = ImageSize::new(1280, 960);
+pub(crate) const RENDER_SIZE: ImageSize = ImageSize::new(1280, 960);
 
 /// Fraction of the image left empty on each side by [`ViewCamera::fit`].
-pub const FIT_MARGIN: f64 = 0.06;
+pub(crate) const FIT_MARGIN: f64 = 0.06;
 
 /// Half the vertical field of view of the perspective view (20° gives a mild perspective
 /// that still reads as 3-D).
@@ -49,11 +49,11 @@ const HALF_FOV_RAD: f64 = 20.0 * std::f64::consts::PI / 180.0;
 const AMBIENT: f32 = 0.35;
 
 /// Colour of meshes without vertex colours: a light neutral grey that shows the shading.
-pub const MESH_GREY: [u8; 3] = [200, 200, 200];
+pub(crate) const MESH_GREY: [u8; 3] = [200, 200, 200];
 
 /// How world points map to the image plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Projection {
+pub(crate) enum Projection {
     /// Parallel rays: sizes do not shrink with distance (measurable pictures).
     Orthographic,
     /// A pinhole: far things are smaller (reads as 3-D).
@@ -73,10 +73,10 @@ pub enum Viewpoint {
 
 impl Viewpoint {
     /// All three, in file-name order.
-    pub const ALL: [Viewpoint; 3] = [Viewpoint::Top, Viewpoint::Oblique, Viewpoint::Side];
+    pub(crate) const ALL: [Viewpoint; 3] = [Viewpoint::Top, Viewpoint::Oblique, Viewpoint::Side];
 
     /// The name used in file names (`fused_top.png`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Viewpoint::Top => "top",
             Viewpoint::Oblique => "oblique",
@@ -98,7 +98,7 @@ impl Viewpoint {
     }
 
     /// The projection this view uses.
-    pub fn projection(self) -> Projection {
+    pub(crate) fn projection(self) -> Projection {
         match self {
             Viewpoint::Oblique => Projection::Perspective,
             Viewpoint::Top | Viewpoint::Side => Projection::Orthographic,
@@ -109,18 +109,18 @@ impl Viewpoint {
 /// A point on the screen: pixel coordinates (centres at integers) and depth along the viewing
 /// direction (metres, > 0 in front of the camera).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ScreenPoint {
+pub(crate) struct ScreenPoint {
     /// Column.
-    pub x: f64,
+    pub(crate) x: f64,
     /// Row.
-    pub y: f64,
+    pub(crate) y: f64,
     /// Distance along the viewing direction (metres).
-    pub depth: f64,
+    pub(crate) depth: f64,
 }
 
 /// A virtual camera for renders: world → pixels.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ViewCamera {
+pub(crate) struct ViewCamera {
     /// World → view rotation; rows are the right, down and forward axes.
     rotation: Matrix3<f64>,
     /// Eye position (perspective) or a point behind the scene on the axis (orthographic).
@@ -139,7 +139,7 @@ impl ViewCamera {
     /// A camera looking along `forward` with `down_hint` pointing as much down the screen as
     /// possible, fitted so that the box `bounds = (min, max)` fills `size` less
     /// [`FIT_MARGIN`]. Returns `None` when `forward` is zero or parallel to `down_hint`.
-    pub fn looking(
+    pub(crate) fn looking(
         forward: Vector3<f64>,
         down_hint: Vector3<f64>,
         projection: Projection,
@@ -185,7 +185,11 @@ impl ViewCamera {
     }
 
     /// One of the standard views fitted to `bounds`.
-    pub fn fit(view: Viewpoint, bounds: (Point3<f64>, Point3<f64>), size: ImageSize) -> Self {
+    pub(crate) fn fit(
+        view: Viewpoint,
+        bounds: (Point3<f64>, Point3<f64>),
+        size: ImageSize,
+    ) -> Self {
         let (forward, down) = view.direction();
         // The standard directions are unit vectors that are not parallel to their hints.
         Self::looking(forward, down, view.projection(), bounds, size)
@@ -203,13 +207,13 @@ impl ViewCamera {
 
     /// Where `p` lands on the screen, or `None` behind a perspective camera.
     #[inline]
-    pub fn project(&self, p: &Point3<f64>) -> Option<ScreenPoint> {
+    pub(crate) fn project(&self, p: &Point3<f64>) -> Option<ScreenPoint> {
         let (u, v, depth) = self.normalised(p)?;
         Some(ScreenPoint { x: self.cx + self.focal * u, y: self.cy + self.focal * v, depth })
     }
 
     /// Pixels per metre for a small object at `depth` (constant when orthographic).
-    pub fn pixels_per_metre(&self, depth: f64) -> f64 {
+    pub(crate) fn pixels_per_metre(&self, depth: f64) -> f64 {
         match self.projection {
             Projection::Orthographic => self.focal,
             Projection::Perspective => self.focal / depth.max(1e-9),
@@ -217,22 +221,22 @@ impl ViewCamera {
     }
 
     /// Depth of the centre of the fitted box (where [`Self::pixels_per_metre`] is typical).
-    pub fn centre_depth(&self) -> f64 {
+    pub(crate) fn centre_depth(&self) -> f64 {
         self.centre_depth
     }
 
     /// A world direction expressed in the view frame (x right, y down, z forward).
-    pub fn to_view(&self, v: &Vector3<f64>) -> Vector3<f64> {
+    pub(crate) fn to_view(&self, v: &Vector3<f64>) -> Vector3<f64> {
         self.rotation * v
     }
 
     /// The image size.
-    pub fn size(&self) -> ImageSize {
+    pub(crate) fn size(&self) -> ImageSize {
         self.size
     }
 
     /// The projection.
-    pub fn projection(&self) -> Projection {
+    pub(crate) fn projection(&self) -> Projection {
         self.projection
     }
 }
@@ -325,18 +329,18 @@ fn shade(color: [u8; 3], normal_view: Option<Vector3<f32>>) -> [u8; 3] {
 
 /// Points to draw: positions with optional colours and normals (all the same length).
 #[derive(Clone, Copy, Debug)]
-pub struct PointSet<'a> {
+pub(crate) struct PointSet<'a> {
     /// Positions (world, metres).
-    pub points: &'a [Point3<f64>],
+    pub(crate) points: &'a [Point3<f64>],
     /// Per-point colours; `None` colours by height (world Z) with viridis.
-    pub colors: Option<&'a [[u8; 3]]>,
+    pub(crate) colors: Option<&'a [[u8; 3]]>,
     /// Per-point normals; `None` draws flat colours.
-    pub normals: Option<&'a [Vector3<f64>]>,
+    pub(crate) normals: Option<&'a [Vector3<f64>]>,
 }
 
 /// Renders points as z-buffered discs of `radius_px` pixels (at least the nearest pixel) on a
 /// white background.
-pub fn render_points(set: PointSet<'_>, camera: &ViewCamera, radius_px: f64) -> RgbImage {
+pub(crate) fn render_points(set: PointSet<'_>, camera: &ViewCamera, radius_px: f64) -> RgbImage {
     let size = camera.size();
     let mut img = RgbImage::from_elem(size, 255);
     splat_points(&mut img, set, camera, radius_px);
@@ -345,7 +349,12 @@ pub fn render_points(set: PointSet<'_>, camera: &ViewCamera, radius_px: f64) -> 
 
 /// Draws points as z-buffered discs over `img` (whose size is the camera's): the background
 /// stays where no point lands.
-pub fn splat_points(img: &mut RgbImage, set: PointSet<'_>, camera: &ViewCamera, radius_px: f64) {
+pub(crate) fn splat_points(
+    img: &mut RgbImage,
+    set: PointSet<'_>,
+    camera: &ViewCamera,
+    radius_px: f64,
+) {
     let size = camera.size();
     debug_assert_eq!(img.size(), size);
     // Indices are stored in 32 bits; clouds beyond 4 billion points draw their first part.
@@ -417,7 +426,7 @@ pub fn splat_points(img: &mut RgbImage, set: PointSet<'_>, camera: &ViewCamera, 
 /// Renders a triangle mesh, z-buffered and Lambert-shaded, on a white background. Vertex
 /// colours are interpolated across faces ([`MESH_GREY`] without colours); normals are the
 /// mesh's vertex normals, or area-weighted ones computed here when it has none.
-pub fn render_mesh(mesh: &TriangleMesh, camera: &ViewCamera) -> RgbImage {
+pub(crate) fn render_mesh(mesh: &TriangleMesh, camera: &ViewCamera) -> RgbImage {
     let size = camera.size();
     let mut img = RgbImage::from_elem(size, 255);
     let n_faces = mesh.n_faces().min(u32::MAX as usize);
@@ -523,7 +532,7 @@ pub fn render_mesh(mesh: &TriangleMesh, camera: &ViewCamera) -> RgbImage {
 /// The area is counted on a grid with about 16 points per occupied cell, which measures a
 /// cloud that covers only part of its bounding box (a round tank bottom) correctly. Returns
 /// `None` for fewer than two points or a cloud with no extent.
-pub fn point_spacing(points: &[Point3<f64>]) -> Option<f64> {
+pub(crate) fn point_spacing(points: &[Point3<f64>]) -> Option<f64> {
     if points.len() < 2 {
         return None;
     }
@@ -553,7 +562,7 @@ pub fn point_spacing(points: &[Point3<f64>]) -> Option<f64> {
 /// spacing, between half a pixel and eight pixels. Discs that reach the neighbouring points
 /// leave only scattered pinholes where the points of an irregular (voxel-fused) cloud are
 /// farthest apart, and those are closed after the depth test.
-pub fn splat_radius_px(spacing: f64, pixels_per_metre: f64) -> f64 {
+pub(crate) fn splat_radius_px(spacing: f64, pixels_per_metre: f64) -> f64 {
     (spacing * pixels_per_metre).clamp(0.5, 8.0)
 }
 

@@ -17,7 +17,7 @@ use crate::cloud::PointCloud;
 use crate::imgproc::{ImageSize, RgbImage};
 
 /// Size of each of the two panels.
-pub const RIG_PANEL: ImageSize = ImageSize::new(800, 800);
+pub(crate) const RIG_PANEL: ImageSize = ImageSize::new(800, 800);
 
 /// Font scale of the rig picture (10 × 18 pixel glyphs).
 const RIG_TEXT_SCALE: usize = 2;
@@ -31,7 +31,7 @@ const MAX_CLOUD_POINTS: usize = 300_000;
 const DEFAULT_WATER_DEPTH: f64 = 0.6;
 
 /// Colours cycled over the cameras (chosen to be distinct on white, on sand and on blue).
-pub const CAMERA_COLOURS: [[u8; 3]; 8] = [
+pub(crate) const CAMERA_COLOURS: [[u8; 3]; 8] = [
     [214, 39, 40],
     [31, 119, 180],
     [44, 160, 44],

@@ -19,14 +19,14 @@ use crate::mesh::TriangleMesh;
 
 /// Share of points left out at each end of every axis when fitting a view: a few stray points
 /// (fusion leftovers a metre away) must not shrink the surface to a dot.
-pub const FIT_QUANTILE: f64 = 0.001;
+pub(crate) const FIT_QUANTILE: f64 = 0.001;
 
 /// Points sampled to estimate the fitted bounds (a strided subset; enough for 0.1 %
 /// quantiles).
 const BOUNDS_SAMPLES: usize = 200_000;
 
 /// Bounds of `points` with [`FIT_QUANTILE`] cut off each end of each axis; `None` when empty.
-pub fn robust_bounds(points: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>)> {
+pub(crate) fn robust_bounds(points: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>)> {
     if points.is_empty() {
         return None;
     }
@@ -89,7 +89,7 @@ fn cloud_view_fitted(
     img
 }
 
-/// The three standard views of a cloud at [`RENDER_SIZE`], named `top`, `oblique`, `side`.
+/// The three standard views of a cloud at `RENDER_SIZE` (1280 × 960), named `top`, `oblique`, `side`.
 pub fn cloud_views(cloud: &PointCloud) -> [(&'static str, RgbImage); 3] {
     let fit = CloudFit::of(cloud);
     let mut views = Viewpoint::ALL.map(|v| (v.name(), None));
@@ -101,7 +101,7 @@ pub fn cloud_views(cloud: &PointCloud) -> [(&'static str, RgbImage); 3] {
 
 /// One view of a mesh at `size`: z-buffered triangles with Lambert shading and interpolated
 /// vertex colours (grey without colours).
-pub fn mesh_view(mesh: &TriangleMesh, view: Viewpoint, size: ImageSize) -> RgbImage {
+pub(crate) fn mesh_view(mesh: &TriangleMesh, view: Viewpoint, size: ImageSize) -> RgbImage {
     let Some(bounds) = robust_bounds(mesh.vertices()).filter(|_| !mesh.is_empty()) else {
         return empty_picture(size, "mesh: no triangles");
     };
@@ -117,7 +117,7 @@ pub fn mesh_view(mesh: &TriangleMesh, view: Viewpoint, size: ImageSize) -> RgbIm
     img
 }
 
-/// The three standard views of a mesh at [`RENDER_SIZE`].
+/// The three standard views of a mesh at `RENDER_SIZE`.
 pub fn mesh_views(mesh: &TriangleMesh) -> [(&'static str, RgbImage); 3] {
     let mut views = Viewpoint::ALL.map(|v| (v.name(), None));
     views.par_iter_mut().zip(Viewpoint::ALL).for_each(|((_, img), view)| {
@@ -180,7 +180,7 @@ fn scale_bar(img: &mut RgbImage, pixels_per_metre: f64, s: usize) {
 
 /// A length in the unit that reads best, to three significant digits: `5 mm`, `2.5 cm`,
 /// `50 cm`, `1.2 m`.
-pub fn format_length(metres: f64) -> String {
+pub(crate) fn format_length(metres: f64) -> String {
     let (value, unit) = if metres.abs() >= 1.0 {
         (metres, "m")
     } else if metres.abs() >= 0.01 {
@@ -200,7 +200,7 @@ pub fn format_length(metres: f64) -> String {
 }
 
 /// `1234567` as `1,234,567`.
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -480,19 +480,9 @@ impl Matcher for LightGlueMatcher {
                 pairs,
             ),
             Form::EndToEnd { model } => {
-                // Reuse the input checks of the feature runner (no features are extracted).
-                let find = |pair: &CameraPair, name: &str| {
-                    views.iter().find(|v| v.name == name).ok_or_else(|| {
-                        FeatureError::UnknownCamera {
-                            a: pair.a.clone(),
-                            b: pair.b.clone(),
-                            missing: name.to_string(),
-                        }
-                    })
-                };
                 let mut out = FrameMatches::default();
                 for pair in pairs {
-                    let (a, b) = (find(pair, &pair.a)?, find(pair, &pair.b)?);
+                    let (a, b) = crate::features::views_of_pair(views, pair, |v| v.name)?;
                     let _span =
                         tracing::debug_span!("match_pair", a = %pair.a, b = %pair.b).entered();
                     let matches = self

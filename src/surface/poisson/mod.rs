@@ -573,7 +573,9 @@ fn vertex_densities(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::surface::test_clouds::{Rng, heightfield_cloud, plane_cloud, sphere_cloud};
+    use crate::surface::test_clouds::{
+        Rng, faces_outward, heightfield_cloud, plane_cloud, sphere_cloud,
+    };
 
     fn opts(depth: u32) -> PoissonOptions {
         PoissonOptions { depth, ..Default::default() }
@@ -644,13 +646,7 @@ mod tests {
         }
         assert!(directed.iter().all(|&(a, b)| directed.contains(&(b, a))), "closed surface");
         // Outward faces.
-        let out = mesh
-            .faces()
-            .iter()
-            .zip(mesh.face_normals())
-            .filter(|(t, n)| n.dot(&(mesh.vertices()[t[0] as usize] - centre)) > 0.0)
-            .count();
-        assert_eq!(out, mesh.n_faces());
+        assert_eq!(faces_outward(mesh, centre), mesh.n_faces());
     }
 
     /// A noisy sine height field (σ = 0.3 mm) at depth 8 over a 0.4 m square (cells 1.7 mm):
