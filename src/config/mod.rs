@@ -404,9 +404,9 @@ config_section! {
         /// many cameras agree within `consistency_close_tolerance` (completes the rig's outer
         /// band, which fewer cameras see; see docs/theory/fusion.md). 0 keeps only the
         /// `min_consistent_views` rule, as AquaMVS does.
-        consistency_close_views: usize = 2,
+        consistency_close_views: usize = 1,
         /// Agreement tolerance of the tighter rule, in the target camera's ray depth (m).
-        consistency_close_tolerance: f64 = 0.002; check positive,
+        consistency_close_tolerance: f64 = 0.0005; check positive,
         /// Agreement tolerance between RoMa pairwise depths (m).
         roma_depth_tolerance: f64 = 0.02; check positive,
         /// Voxel side of the fused-cloud down-sampling (m).
