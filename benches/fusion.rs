@@ -54,6 +54,7 @@ fn fusion(c: &mut Criterion) {
         depth_tolerance: 0.005,
         min_consistent_views: 1,
         count_all: true,
+        ..ConsistencyOptions::default()
     };
     let size = maps[0].1.size();
     let mut group = c.benchmark_group("fusion_tiny");

@@ -395,6 +395,13 @@ config_section! {
         min_consistent_views: usize = 3; check at_least(1usize),
         /// Agreement tolerance of the consistency filter, in the target camera's ray depth (m).
         depth_tolerance: f64 = 0.005; check positive,
+        /// A second, tighter rule of the consistency filter: a depth also survives when this
+        /// many cameras agree within `consistency_close_tolerance` (completes the rig's outer
+        /// band, which fewer cameras see; see docs/theory/fusion.md). 0 keeps only the
+        /// `min_consistent_views` rule, as AquaMVS does.
+        consistency_close_views: usize = 1,
+        /// Agreement tolerance of the tighter rule, in the target camera's ray depth (m).
+        consistency_close_tolerance: f64 = 0.0005; check positive,
         /// Agreement tolerance between RoMa pairwise depths (m).
         roma_depth_tolerance: f64 = 0.02; check positive,
         /// Voxel side of the fused-cloud down-sampling (m).

@@ -3,7 +3,9 @@
 //!
 //! A pixel of a reference depth map is kept when at least `min_consistent_views` other cameras
 //! agree with it: its 3-D point, projected into the other camera, lands where that camera's own
-//! depth map holds (within `depth_tolerance`) the ray depth the point has in that camera. The
+//! depth map holds (within `depth_tolerance`) the ray depth the point has in that camera; or,
+//! the second and tighter rule, when at least `close_views` cameras agree within
+//! `close_tolerance` (fewer witnesses held closer: the rig's outer band). The
 //! comparison is in the target camera's ray depth, as the reference does. The ray depth of the
 //! point in the target needs no second ray cast: the target ray through the projected pixel
 //! passes through the point, so its depth is the distance from the refraction point on the
@@ -12,7 +14,7 @@
 //! Each candidate pixel asks the targets nearest the reference camera first (the likeliest to
 //! see the same surface) and, unless every count is wanted
 //! ([`ConsistencyOptions::count_all`]), stops as soon as the verdict is settled: once
-//! `min_consistent_views` targets agree, or once too few targets remain to reach that. A
+//! either rule is met, or once too few targets remain to meet either. A
 //! frame's consistency filter projects every candidate into every target otherwise, and most
 //! candidates are settled after a few.
 
@@ -37,6 +39,12 @@ pub struct ConsistencyOptions {
     pub depth_tolerance: f64,
     /// Agreeing cameras needed to keep a pixel.
     pub min_consistent_views: usize,
+    /// The second, tighter rule: a pixel is also kept when at least
+    /// [`close_views`](Self::close_views) cameras agree within this ray-depth difference (m).
+    pub close_tolerance: f64,
+    /// Cameras needed by the tighter rule; 0 turns it off (only `min_consistent_views`
+    /// within `depth_tolerance` keeps a pixel, the reference's rule).
+    pub close_views: usize,
     /// Count every agreeing camera of every candidate ([`FilteredDepth::consistency`] exact).
     /// When false the count of a pixel stops where its verdict is settled (see the module
     /// documentation): the kept pixels are the same, and the filter is several times faster.
@@ -44,12 +52,15 @@ pub struct ConsistencyOptions {
 }
 
 impl Default for ConsistencyOptions {
-    /// The reference defaults: confidence ≥ 0.1, 5 mm, 3 views; every count exact.
+    /// The reference defaults: confidence ≥ 0.1, 5 mm, 3 views, no tighter rule; every count
+    /// exact.
     fn default() -> Self {
         Self {
             min_confidence: 0.1,
             depth_tolerance: 0.005,
             min_consistent_views: 3,
+            close_tolerance: 0.001,
+            close_views: 0,
             count_all: true,
         }
     }
@@ -89,6 +100,7 @@ pub fn filter_depth_map(
     let mut consistency = vec![0i32; size.area()];
     let order = nearest_first(reference.camera, targets);
     let needed = options.min_consistent_views;
+    let close_needed = if options.close_views == 0 { usize::MAX } else { options.close_views };
     depth
         .par_chunks_mut(size.width)
         .zip(confidence.par_chunks_mut(size.width))
@@ -105,18 +117,22 @@ pub fn filter_depth_map(
                 }
                 let Ok(ray) = reference.camera.cast_ray(x as f64, y as f64) else { continue };
                 let p = ray.point_at(d as f64);
-                let mut agree = 0usize;
+                let (mut agree, mut close) = (0usize, 0usize);
                 for (asked, &t) in order.iter().enumerate() {
-                    if agrees(&targets[t], &p, &mut guesses[t], options.depth_tolerance) {
-                        agree += 1;
+                    if let Some(gap) = depth_gap(&targets[t], &p, &mut guesses[t]) {
+                        agree += usize::from(gap < options.depth_tolerance);
+                        close += usize::from(gap < options.close_tolerance);
                     }
                     let left = order.len() - asked - 1;
-                    if !options.count_all && (agree >= needed || agree + left < needed) {
+                    let kept = agree >= needed || close >= close_needed;
+                    let hopeless =
+                        agree + left < needed && close.saturating_add(left) < close_needed;
+                    if !options.count_all && (kept || hopeless) {
                         break;
                     }
                 }
                 n_row[x] = agree as i32;
-                if agree >= needed {
+                if agree >= needed || close >= close_needed {
                     d_row[x] = d;
                     c_row[x] = c;
                 }
@@ -139,20 +155,19 @@ fn nearest_first(reference: &RefractiveCamera, targets: &[DepthView<'_>]) -> Vec
     order
 }
 
-/// True when `target` sees `p` at the ray depth its depth map holds there.
-fn agrees(target: &DepthView<'_>, p: &Point3<f64>, guess: &mut f64, tolerance: f64) -> bool {
+/// The difference between the ray depth `p` has in `target` and the depth `target`'s map
+/// holds where `p` projects; `None` where `p` does not project into the map's valid part.
+fn depth_gap(target: &DepthView<'_>, p: &Point3<f64>, guess: &mut f64) -> Option<f64> {
     let cam = target.camera;
     let projected =
         if guess.is_finite() { cam.project_with_guess(p, *guess) } else { cam.project_detailed(p) };
-    let Ok(proj) = projected else { return false };
+    let proj = projected.ok()?;
     *guess = proj.interface_radius;
     let size = target.depth.size();
     if !size.contains(proj.pixel.x, proj.pixel.y) {
-        return false;
+        return None;
     }
-    let Some(sampled) = sample_depth(target.depth.depth(), proj.pixel.x, proj.pixel.y) else {
-        return false;
-    };
+    let sampled = sample_depth(target.depth.depth(), proj.pixel.x, proj.pixel.y)?;
     // The refraction point on the water: at the interface radius from the camera centre,
     // toward the point.
     let c = cam.centre();
@@ -161,7 +176,7 @@ fn agrees(target: &DepthView<'_>, p: &Point3<f64>, guess: &mut f64, tolerance: f
     let scale = if r > 0.0 { proj.interface_radius / r } else { 0.0 };
     let origin = Point3::new(c.x + scale * dx, c.y + scale * dy, cam.water_z());
     let expected = (p - origin).norm();
-    (sampled as f64 - expected).abs() < tolerance
+    Some((sampled as f64 - expected).abs())
 }
 
 /// Bilinear depth at (u, v) (inside the image), or `None` when NaN neighbours carry more than
@@ -348,28 +363,41 @@ mod tests {
             (1..5).map(|i| DepthView { camera: &cams[i], depth: &maps[i] }).collect();
         let reference = DepthView { camera: &cams[0], depth: &maps[0] };
         let mut kept = Vec::new();
+        // With the tighter second rule too: off, on with a count of 1 and 2, and on with a
+        // tolerance nothing meets.
+        let close_rules = [(0, 0.001), (1, 0.001), (2, 0.001), (2, 1e-9)];
         for needed in 1..=5 {
-            let opts = |count_all| ConsistencyOptions {
-                depth_tolerance: 0.01,
-                min_consistent_views: needed,
-                count_all,
-                ..Default::default()
-            };
-            let all = filter_depth_map(reference, &targets, &opts(true));
-            let settled = filter_depth_map(reference, &targets, &opts(false));
-            // Bit for bit (NaN where rejected, so not `==`).
-            let bits = |m: &DepthMap| -> Vec<u32> {
-                let (d, c) = (m.depth().as_slice(), m.confidence().as_slice());
-                d.iter().chain(c).map(|v| v.to_bits()).collect()
-            };
-            assert_eq!(bits(&all.depth), bits(&settled.depth), "{needed} views");
-            for (&a, &s) in all.consistency.iter().zip(&settled.consistency) {
-                assert!(s <= a, "{needed} views: {s} > {a}");
-                if a as usize >= needed {
-                    assert_eq!(s as usize, needed);
+            for (close_views, close_tolerance) in close_rules {
+                let opts = |count_all| ConsistencyOptions {
+                    depth_tolerance: 0.01,
+                    min_consistent_views: needed,
+                    close_views,
+                    close_tolerance,
+                    count_all,
+                    ..Default::default()
+                };
+                let all = filter_depth_map(reference, &targets, &opts(true));
+                let settled = filter_depth_map(reference, &targets, &opts(false));
+                // Bit for bit (NaN where rejected, so not `==`).
+                let bits = |m: &DepthMap| -> Vec<u32> {
+                    let (d, c) = (m.depth().as_slice(), m.confidence().as_slice());
+                    d.iter().chain(c).map(|v| v.to_bits()).collect()
+                };
+                let rule = format!("{needed} views, close {close_views}");
+                assert_eq!(bits(&all.depth), bits(&settled.depth), "{rule}");
+                for (&a, &s) in all.consistency.iter().zip(&settled.consistency) {
+                    assert!(s <= a, "{rule}: {s} > {a}");
+                    if a as usize >= needed && close_views == 0 {
+                        assert_eq!(s as usize, needed);
+                    }
+                }
+                if close_views == 0 {
+                    kept.push(all.depth.valid_count());
+                } else {
+                    // The second rule only adds pixels.
+                    assert!(all.depth.valid_count() >= kept[needed - 1], "{rule}");
                 }
             }
-            kept.push(all.depth.valid_count());
         }
         // The rules matter here: the loosest keeps pixels, a stricter one keeps fewer.
         assert!(kept[0] > 0 && kept[4] < kept[0], "kept per rule: {kept:?}");
@@ -391,6 +419,7 @@ mod tests {
             depth_tolerance: 0.01,
             min_consistent_views: 1,
             count_all: true,
+            ..Default::default()
         };
         let out = filter_depth_map(
             DepthView { camera: &a, depth: &ma },

@@ -146,6 +146,8 @@ impl StageOptions {
                 min_confidence: rc.min_confidence as f32,
                 depth_tolerance: rc.depth_tolerance,
                 min_consistent_views: rc.min_consistent_views,
+                close_tolerance: rc.consistency_close_tolerance,
+                close_views: rc.consistency_close_views,
                 count_all: config.runtime.save_consistency_maps,
             },
             consistency_filter: config.matcher_type != MatcherType::Roma

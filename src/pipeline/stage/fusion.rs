@@ -274,6 +274,71 @@ mod tests {
         assert!(far > 100, "{far} points of the wrong patch");
     }
 
+    /// The tighter second rule (`consistency_close_views`) completes the band that fewer
+    /// cameras see without letting a wrong depth through; off, the filter is the reference's.
+    #[test]
+    fn the_close_rule_completes_the_band_and_keeps_accuracy() {
+        let scene =
+            Scene::tiny(SurfaceKind::Sandbed, &[Photometry { gain: 1.0, offset: 0.0, noise: 0.0 }]);
+        let ring: Vec<String> =
+            scene.rig.ring_names().into_iter().map(str::to_owned).collect::<Vec<_>>();
+        let grey: BTreeMap<String, RgbImage> = scene
+            .views
+            .iter()
+            .map(|(n, c, _)| (n.clone(), RgbImage::from_elem(c.size(), 128)))
+            .collect();
+        let views = FusionViews {
+            cameras: scene.views.iter().map(|(n, c, _)| (n.as_str(), c)).collect(),
+            images: grey.iter().map(|(n, i)| (n.as_str(), i)).collect(),
+        };
+        // Exact depths with ±0.3 mm of deterministic noise, and in the first camera a patch
+        // 3 cm too deep.
+        let mut maps = BTreeMap::new();
+        for (k, name) in ring.iter().enumerate() {
+            let (depth, confidence, range) =
+                exact_map(&scene, views.cameras[name.as_str()]).into_parts();
+            let mut depth = depth;
+            let size = depth.size();
+            for y in 0..size.height {
+                for x in 0..size.width {
+                    let hash = (x * 7919 + y * 104_729 + k * 31) % 1000;
+                    let mut d = depth.get(x, y)[0] + (hash as f32 / 1000.0 - 0.5) * 6e-4;
+                    if k == 0 && (100..140).contains(&y) && (140..180).contains(&x) {
+                        d += 0.03;
+                    }
+                    depth.set(x, y, [d]);
+                }
+            }
+            maps.insert(name.clone(), DepthMap::new(depth, confidence, range).expect("sizes"));
+        }
+        let fuse = |close_views: usize, close_tolerance: f64| {
+            let mut opts = StageOptions::resolve(&crate::config::Config::default());
+            opts.consistency.min_consistent_views = 2;
+            opts.consistency.count_all = false;
+            opts.consistency.close_views = close_views;
+            opts.consistency.close_tolerance = close_tolerance;
+            opts.voxel_size = 0.002;
+            opts.normals = NormalOptions::for_voxel_size(0.002);
+            opts.outliers = None;
+            let mut none = |_: &str, _: &FilteredDepth| Ok(());
+            fuse_maps(&views, &ring, &maps, &opts, &mut FrameReport::default(), &mut none)
+                .expect("fused")
+                .cloud
+        };
+        let far = |cloud: &PointCloud| {
+            cloud.points().iter().filter(|p| scene.surface.distance(p) > 0.002).count()
+        };
+        let old = fuse(0, 0.001);
+        let new = fuse(1, 0.001);
+        let (n_old, n_new) = (old.len(), new.len());
+        assert!(n_new as f64 > 1.3 * n_old as f64, "{n_old} → {n_new} points");
+        assert_eq!((far(&old), far(&new)), (0, 0), "every point within 2 mm of the surface");
+        // Off, the tighter rule changes nothing: whatever its tolerance, the same bytes.
+        let same = fuse(0, 0.5);
+        assert_eq!(old.points(), same.points());
+        assert_eq!(old.normals(), same.normals());
+    }
+
     #[test]
     fn one_normal_and_outlier_path_flags_a_far_point() {
         let mut points: Vec<Point3<f64>> = (0..400)
