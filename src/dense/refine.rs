@@ -548,7 +548,9 @@ impl<'a> Context<'a> {
         let (rounds, tilt_rounds) = match schedule {
             Schedule::Full => (0..self.opts.iterations, self.opts.tilt_rounds),
             Schedule::Check { limit, .. } => {
-                if !(start.cost <= limit) {
+                // False for a NaN cost or limit: rejected.
+                let explains = start.cost <= limit;
+                if !explains {
                     return Plane { cost: start.cost, ..Plane::INVALID };
                 }
                 let last = self.opts.iterations.max(1) - 1;

@@ -443,7 +443,7 @@ pub(crate) mod tests {
         r: (f64, f64),
         prior: Option<&SweepPrior>,
     ) -> (DepthMap, Option<SweepPrior>, WarmOutcome) {
-        let (reference, sources) = SweepView::first_and_sources(&cams, &images);
+        let (reference, sources) = SweepView::first_and_sources(cams, images);
         plane_sweep_seeded(reference, &sources, r, &options(), &WarmStart::default(), prior)
             .unwrap()
     }
