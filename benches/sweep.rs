@@ -18,7 +18,8 @@
 //!   default two levels, `c2f − c2f-L1` is the cost of the coarsest level).
 //! - `refine` (criterion and once): the slanted-plane refinement (`reconstruction.refine`) of
 //!   the coarse-to-fine sweep's map, timed alone, with the accuracy after it. In once mode
-//!   `AQUAMVS_BENCH_REFINE=ITERATIONS,PIXEL_STRIDE,WINDOW_STRIDE` overrides its defaults.
+//!   `AQUAMVS_BENCH_REFINE=ITERATIONS,PIXEL_STRIDE,WINDOW_STRIDE[,TILT_ROUNDS]` overrides its
+//!   defaults (tilt rounds: the rounds that also search the tilts; default all).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -205,8 +206,10 @@ fn once(scene: &Scene) {
         let mut opts = RefineOptions::default();
         if let Ok(knobs) = std::env::var("AQUAMVS_BENCH_REFINE") {
             let v: Vec<usize> = knobs.split(',').filter_map(|k| k.trim().parse().ok()).collect();
-            if let [iterations, pixel_stride, window_stride] = v[..] {
-                opts = RefineOptions { iterations, pixel_stride, window_stride, ..opts };
+            if let [iterations, pixel_stride, window_stride, ..] = v[..] {
+                let tilt_rounds = v.get(3).copied().unwrap_or(iterations);
+                opts =
+                    RefineOptions { iterations, pixel_stride, window_stride, tilt_rounds, ..opts };
             }
         }
         let (start, cpu_start) = (Instant::now(), cpu_seconds());

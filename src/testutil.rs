@@ -51,6 +51,19 @@ pub(crate) fn random_image(rng: &mut Rng, width: usize, height: usize) -> GrayIm
     Image::from_fn(ImageSize::new(width, height), |_, _| [rng.uniform() as f32])
 }
 
+/// A random reference and a random source of `width × height` with a NaN block of up to 6 × 5
+/// pixels at a random place in the source (the cost kernels' comparison tests).
+pub(crate) fn random_pair_with_nan_block(
+    rng: &mut Rng,
+    width: usize,
+    height: usize,
+) -> (GrayImage, GrayImage) {
+    let r = random_image(rng, width, height);
+    let s = random_image(rng, width, height);
+    let (x0, y0) = (rng.below(width), rng.below(height));
+    (r, with_nan_block(&s, x0..(x0 + 6).min(width), y0..(y0 + 5).min(height)))
+}
+
 /// `image` with a NaN rectangle at columns `xs`, rows `ys` (invalid samples).
 pub(crate) fn with_nan_block(
     image: &GrayImage,

@@ -136,9 +136,7 @@ mod tests {
                 )
             })
             .collect();
-        let reference = SweepView { camera: &cams[0], image: &images[0] };
-        let sources: Vec<SweepView> =
-            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
+        let (reference, sources) = SweepView::first_and_sources(&cams, &images);
         let opts = AutoRangeOptions { downscale: 2, ..AutoRangeOptions::default() };
         let RayDepthRange { min: lo, max: hi } =
             auto_depth_range(reference, &sources, &opts).unwrap().expect("a range");

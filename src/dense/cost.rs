@@ -636,7 +636,7 @@ pub mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Rng, random_image, with_nan_block};
+    use crate::testutil::{Rng, random_image, random_pair_with_nan_block, with_nan_block};
 
     /// Fast vs reference: both evaluate the same formula in `f64`; the fast kernel's running
     /// sums and its `f32` product ring add relative errors of ~1e-7, far inside this bound.
@@ -682,10 +682,7 @@ mod tests {
                 .iter()
                 .enumerate()
         {
-            let r = random_image(&mut rng, width, height);
-            let s = random_image(&mut rng, width, height);
-            let (x0, y0) = (rng.below(width), rng.below(height));
-            let s = with_nan_block(&s, x0..(x0 + 6).min(width), y0..(y0 + 5).min(height));
+            let (r, s) = random_pair_with_nan_block(&mut rng, width, height);
             // A partly masked source also exercises the count threshold near the block.
             for &(function, ncc_variant) in &all {
                 let options = CostOptions { function, window_size: window, ncc_variant };

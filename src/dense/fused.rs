@@ -544,7 +544,7 @@ mod tests {
     use super::*;
     use crate::dense::cost::{CostOptions, reference};
     use crate::imgproc::ImageSize;
-    use crate::testutil::{Rng, random_image, with_nan_block};
+    use crate::testutil::{Rng, random_image, random_pair_with_nan_block, with_nan_block};
 
     /// Fused kernel vs the `f64` scalar reference on random images (window standard deviation
     /// ≈ 0.29): the module's bound gives rounding ≤ 3.8e-6 (`w ≤ 21`) plus quantisation
@@ -620,10 +620,7 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let r = random_image(&mut rng, width, height);
-            let s = random_image(&mut rng, width, height);
-            let (x0, y0) = (rng.below(width), rng.below(height));
-            let s = with_nan_block(&s, x0..(x0 + 6).min(width), y0..(y0 + 5).min(height));
+            let (r, s) = random_pair_with_nan_block(&mut rng, width, height);
             let r = if trial % 2 == 0 {
                 with_nan_block(&r, 0..1, height / 2..height / 2 + 1)
             } else {

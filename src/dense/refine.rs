@@ -19,13 +19,18 @@
 //!   `n ∝ −v + a·e₁ + b·e₂` (`v` the ray, `e₁`, `e₂` orthonormal to it): at `±h` around the
 //!   best so far, then the parabola's vertex through the three costs; the best of the evaluated
 //!   hypotheses is kept, so the cost never rises. The steps halve every iteration (`h₀` = one
-//!   sweep step, tilt step `θ₀`).
+//!   sweep step, tilt step `θ₀`); rounds after the first `tilt_rounds` search the depth only.
 //!
 //! Only every `pixel_stride`-th pixel of every `pixel_stride`-th row is optimised (a
-//! quarter of them at stride 2); every other valid pixel takes the mean depth of the refined
-//! planes of its lattice neighbours along its own ray (those within two sweep steps of its
-//! own sweep depth), and their mean normal. Windows are 11 pixels wide, so the lattice loses
-//! no detail the window had.
+//! ninth of them at the default stride 3); every other valid pixel takes the mean depth of the
+//! refined planes of its lattice neighbours along its own ray (those within two sweep steps of
+//! its own sweep depth), and their mean normal. Windows are 11 pixels wide, so the lattice
+//! loses no detail the window had.
+//!
+//! In a sequence, [`check_planes`] tests the previous frame's planes ([`PlanePrior`]) against
+//! the new images and keeps those that still explain them (one depth line search each), and
+//! [`merge_checked`] joins them with a refinement of what the sweep searched again
+//! ([`super::warm`]).
 //!
 //! Confidence reflects the refined cost: `conf = conf_sweep · √((1 − c*) / (1 − c₀))` (clamped
 //! to [0, 1]), with `c₀` the slanted cost at the start and `c*` the refined one.
@@ -53,6 +58,9 @@ pub struct RefineOptions {
     pub pixel_stride: usize,
     /// Line-search rounds (each: depth, then the two tilts; steps halve each round).
     pub iterations: usize,
+    /// How many of the first rounds also search the tilts; the later ones search the depth
+    /// only (the tilts are settled by then, and each tilt search costs as much as a depth one).
+    pub tilt_rounds: usize,
     /// Half-baseline (pixels) of the sweep-depth differences giving the initial normal.
     pub normal_baseline: usize,
     /// First tilt step `θ₀` (tangent of the tilt).
@@ -68,8 +76,9 @@ impl Default for RefineOptions {
         Self {
             window_radius: 5,
             window_stride: 2,
-            pixel_stride: 2,
+            pixel_stride: 3,
             iterations: 2,
+            tilt_rounds: 2,
             normal_baseline: 4,
             tilt_step: 0.25,
             max_tilt: 2.0,
@@ -110,6 +119,8 @@ struct Plane {
     normal: Vector3<f64>,
     /// Confidence factor `√((1 − c*)/(1 − c₀))`.
     factor: f64,
+    /// The slanted cost of the plane (NaN where none was evaluated).
+    cost: f64,
 }
 
 impl Plane {
@@ -118,7 +129,19 @@ impl Plane {
         point: nalgebra::Point3::new(f64::NAN, f64::NAN, f64::NAN),
         normal: Vector3::new(f64::NAN, f64::NAN, f64::NAN),
         factor: 1.0,
+        cost: f64::NAN,
     };
+}
+
+/// What one lattice pixel's optimisation does.
+#[derive(Clone, Copy, Debug)]
+enum Schedule {
+    /// The line searches of every round, from the sweep's depth and the sweep map's normal.
+    Full,
+    /// A previous frame's plane (its depth is the map's, its normal this): kept when its cost
+    /// in these images is at most `limit`, then improved by the last round's depth search
+    /// only; rejected (no depth, the cost it had) otherwise.
+    Check { normal: Vector3<f64>, limit: f64 },
 }
 
 /// A hypothesis in the line searches: depth, tilts, cost.
@@ -159,31 +182,169 @@ pub fn refine_depth_map(
     map: &DepthMap,
     opts: &RefineOptions,
 ) -> Result<DepthMap, RefineError> {
+    refine_with_prior(reference, sources, map, opts).map(|(map, _)| map)
+}
+
+/// [`refine_depth_map`], also returning what the next frame of the same camera can start
+/// from ([`check_planes`]).
+pub fn refine_with_prior(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    map: &DepthMap,
+    opts: &RefineOptions,
+) -> Result<(DepthMap, PlanePrior), RefineError> {
     check(reference, sources, map, opts)?;
-    let sources = &sources[..sources.len().min(MAX_SOURCES)];
-    let r = opts.window_radius as i32;
-    let s = opts.window_stride as i32;
-    let offsets: Vec<(i32, i32)> = (-r..=r)
-        .step_by(s as usize)
-        .flat_map(|dy| (-r..=r).step_by(s as usize).map(move |dx| (dx, dy)))
-        .collect();
-    let step = map.range().map(|r| (r.max - r.min) / (r.n_depths.max(2) - 1) as f64);
-    let ctx = Context { reference, sources, map, opts: *opts, offsets, step };
-    let size = map.size();
-    let ps = opts.pixel_stride;
-    let (lw, lh) = (size.width.div_ceil(ps), size.height.div_ceil(ps));
-    let lattice: Vec<Plane> = (0..lh)
-        .into_par_iter()
-        .flat_map_iter(|ly| {
-            let ctx = &ctx;
-            let mut prep = Vec::with_capacity(MAX_SOURCES);
-            let mut window = vec![0.0f32; ctx.offsets.len()];
-            (0..lw)
-                .map(|lx| ctx.refine_pixel(lx * ps, ly * ps, &mut prep, &mut window))
-                .collect::<Vec<_>>()
+    let ctx = Context::new(reference, sources, map, opts);
+    let lattice = ctx.lattice(|_, _, _| Some(Schedule::Full));
+    let refined = ctx.fill(&lattice, ctx.lattice_width());
+    let cost = lattice.iter().map(|p| p.cost as f32).collect();
+    let prior = PlanePrior { map: refined.clone(), cost, stride: opts.pixel_stride };
+    Ok((refined, prior))
+}
+
+/// What a refinement leaves for the next frame of the same camera: the refined map (depths,
+/// normals, confidences) and, per lattice pixel, the slanted cost of its plane when it was
+/// last optimised in full (NaN where none was).
+#[derive(Clone, Debug)]
+pub struct PlanePrior {
+    map: DepthMap,
+    cost: Vec<f32>,
+    stride: usize,
+}
+
+impl PlanePrior {
+    /// Image size of the map it came from.
+    pub fn size(&self) -> ImageSize {
+        self.map.size()
+    }
+
+    /// Bytes held (depth, confidence and normal per pixel, a cost per lattice pixel).
+    pub fn bytes(&self) -> usize {
+        20 * self.map.size().area() + 4 * self.cost.len()
+    }
+}
+
+/// Which of a previous frame's planes still explain this frame's images ([`check_planes`]).
+#[derive(Clone, Debug)]
+pub struct PlaneCheck {
+    /// The kept planes per lattice pixel (invalid where rejected or absent).
+    lattice: Vec<Plane>,
+    /// Per lattice pixel: `None` where the previous frame had no plane, else whether its
+    /// plane still explains the images.
+    explained: Vec<Option<bool>>,
+    /// Lattice width and stride.
+    lw: usize,
+    stride: usize,
+}
+
+impl PlaneCheck {
+    /// Every lattice pixel `(x, y)` (image coordinates) with its verdict: `None` where the
+    /// previous frame had no plane, else whether that plane still explains the images.
+    pub fn verdicts(&self) -> impl Iterator<Item = ((usize, usize), Option<bool>)> + '_ {
+        self.explained
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| (((i % self.lw) * self.stride, (i / self.lw) * self.stride), e))
+    }
+}
+
+/// Checks the previous frame's planes (`prior`, of the same camera) against this frame's
+/// images: a lattice pixel's plane still explains them when its slanted cost now is at most
+/// `max_cost_rise` above its cost when it was last optimised; such a plane is kept and moved
+/// by the last round's depth line search only (it tracks a slow change of the bed). The
+/// others are rejected, for the sweep to search again. Costs one cost evaluation per
+/// rejected lattice pixel, four per kept one (against the full refinement's up to 19).
+pub fn check_planes(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    prior: &PlanePrior,
+    opts: &RefineOptions,
+    max_cost_rise: f64,
+) -> Result<PlaneCheck, RefineError> {
+    check(reference, sources, &prior.map, opts)?;
+    let ctx = Context::new(reference, sources, &prior.map, opts);
+    let lw = ctx.lattice_width();
+    let normals = prior.map.normal().filter(|_| prior.stride == opts.pixel_stride);
+    let lattice = ctx.lattice(|x, y, i| {
+        let n = normals?.get(x, y);
+        let normal = Vector3::new(f64::from(n[0]), f64::from(n[1]), f64::from(n[2]));
+        let limit = f64::from(prior.cost[i]) + max_cost_rise;
+        normal.x.is_finite().then_some(Schedule::Check { normal, limit })
+    });
+    let explained = lattice
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (x, y) = ((i % lw) * opts.pixel_stride, (i / lw) * opts.pixel_stride);
+            let had = normals.is_some() && ctx.depth_at(x as i64, y as i64).is_some();
+            had.then_some(p.depth.is_finite())
         })
         .collect();
-    Ok(ctx.fill(&lattice, lw))
+    Ok(PlaneCheck { lattice, explained, lw, stride: opts.pixel_stride })
+}
+
+/// This frame's refined map when only the pixels `searched` picks were swept and refined
+/// again (`fresh`, from [`refine_with_prior`] of that partial sweep; `None` when nothing was
+/// searched): there the fresh planes, elsewhere the previous frame's planes that `check` kept
+/// (filled between lattice pixels as [`refine_depth_map`] does). With the next frame's prior,
+/// whose reference costs are the fresh ones where searched and the previous ones where kept
+/// (so a slow drift is measured against the last full optimisation, not creeping along).
+pub fn merge_checked(
+    (reference, sources): (SweepView<'_>, &[SweepView<'_>]),
+    prior: &PlanePrior,
+    check: &PlaneCheck,
+    fresh: Option<&(DepthMap, PlanePrior)>,
+    searched: impl Fn(usize, usize) -> bool + Sync,
+    opts: &RefineOptions,
+) -> (DepthMap, PlanePrior) {
+    let ctx = Context::new(reference, sources, &prior.map, opts);
+    let kept = ctx.fill(&check.lattice, check.lw);
+    let size = prior.map.size();
+    let (kept_depth, kept_confidence, _) = kept.clone().into_parts();
+    let kept_normal = kept.normal().map(|n| n.as_slice());
+    let fresh_parts = fresh.map(|(m, p)| (m.depth(), m.confidence(), m.normal(), p));
+    let mut depth = kept_depth.into_vec();
+    let mut confidence = kept_confidence.into_vec();
+    let mut normal = kept_normal.map_or_else(|| vec![f32::NAN; 3 * size.area()], <[f32]>::to_vec);
+    let mut cost: Vec<f32> = check
+        .explained
+        .iter()
+        .zip(&prior.cost)
+        .map(|(e, &c)| if *e == Some(true) { c } else { f32::NAN })
+        .collect();
+    for y in 0..size.height {
+        for x in 0..size.width {
+            if !searched(x, y) {
+                continue;
+            }
+            let i = y * size.width + x;
+            let (d, c, n) = match &fresh_parts {
+                Some((fd, fc, fnormal, _)) => (
+                    fd.get(x, y)[0],
+                    fc.get(x, y)[0],
+                    fnormal.map_or([f32::NAN; 3], |n| {
+                        let v = n.get(x, y);
+                        [v[0], v[1], v[2]]
+                    }),
+                ),
+                None => (f32::NAN, 0.0, [f32::NAN; 3]),
+            };
+            (depth[i], confidence[i]) = (d, c);
+            normal[3 * i..3 * i + 3].copy_from_slice(&n);
+            if x % check.stride == 0 && y % check.stride == 0 {
+                let j = (y / check.stride) * check.lw + x / check.stride;
+                cost[j] = fresh_parts.as_ref().map_or(f32::NAN, |(_, _, _, p)| p.cost[j]);
+            }
+        }
+    }
+    let range = fresh.and_then(|(m, _)| m.range()).or(prior.map.range());
+    let image = |v: Vec<f32>| GrayImage::new(size, v).expect("one value per pixel");
+    let normal = NormalImage::new(size, normal).expect("three values per pixel");
+    let map = DepthMap::from_valid_parts(image(depth), image(confidence), range)
+        .with_normal(normal)
+        .expect("normals of the map's size");
+    let next = PlanePrior { map: map.clone(), cost, stride: check.stride };
+    (map, next)
 }
 
 fn check(
@@ -235,7 +396,56 @@ fn tilt_frame(ray: &PixelRay) -> (Vector3<f64>, Vector3<f64>) {
     (e1, v.cross(&e1))
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    fn new(
+        reference: SweepView<'a>,
+        sources: &'a [SweepView<'a>],
+        map: &'a DepthMap,
+        opts: &RefineOptions,
+    ) -> Self {
+        let sources = &sources[..sources.len().min(MAX_SOURCES)];
+        let r = opts.window_radius as i32;
+        let s = opts.window_stride;
+        let offsets: Vec<(i32, i32)> = (-r..=r)
+            .step_by(s)
+            .flat_map(|dy| (-r..=r).step_by(s).map(move |dx| (dx, dy)))
+            .collect();
+        let step = map.range().map(|r| (r.max - r.min) / (r.n_depths.max(2) - 1) as f64);
+        Self { reference, sources, map, opts: *opts, offsets, step }
+    }
+
+    fn lattice_width(&self) -> usize {
+        self.map.size().width.div_ceil(self.opts.pixel_stride)
+    }
+
+    /// The plane of every lattice pixel, row by row in parallel; `schedule(x, y, i)` says how
+    /// pixel `(x, y)`, lattice index `i`, is optimised (`None`: no plane).
+    fn lattice(
+        &self,
+        schedule: impl Fn(usize, usize, usize) -> Option<Schedule> + Sync,
+    ) -> Vec<Plane> {
+        let ps = self.opts.pixel_stride;
+        let lw = self.lattice_width();
+        let lh = self.map.size().height.div_ceil(ps);
+        (0..lh)
+            .into_par_iter()
+            .flat_map_iter(|ly| {
+                let mut prep = Vec::with_capacity(MAX_SOURCES);
+                let mut window = vec![0.0f32; self.offsets.len()];
+                let schedule = &schedule;
+                (0..lw)
+                    .map(move |lx| {
+                        let (x, y) = (lx * ps, ly * ps);
+                        match schedule(x, y, ly * lw + lx) {
+                            Some(s) => self.refine_pixel(x, y, s, &mut prep, &mut window),
+                            None => Plane::INVALID,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     fn depth_at(&self, x: i64, y: i64) -> Option<f64> {
         let size = self.map.size();
         if x < 0 || y < 0 || x >= size.width as i64 || y >= size.height as i64 {
@@ -280,6 +490,7 @@ impl Context<'_> {
         &self,
         x: usize,
         y: usize,
+        schedule: Schedule,
         prep: &mut Vec<Option<SourcePrep>>,
         window: &mut [f32],
     ) -> Plane {
@@ -287,8 +498,12 @@ impl Context<'_> {
         let Some(ray) = PixelRay::new(self.reference.camera, x as f64, y as f64) else {
             return Plane::INVALID;
         };
-        let n0 = self.initial_normal(&ray, x, y, d0);
-        let unrefined = Plane { depth: d0, point: ray.point_at(d0), normal: n0, factor: 1.0 };
+        let n0 = match schedule {
+            Schedule::Full => self.initial_normal(&ray, x, y, d0),
+            Schedule::Check { normal, .. } => normal,
+        };
+        let unrefined =
+            Plane { depth: d0, point: ray.point_at(d0), normal: n0, factor: 1.0, cost: f64::NAN };
         let size = self.map.size();
         let r = self.opts.window_radius;
         if x < r || y < r || x + r >= size.width || y + r >= size.height {
@@ -330,11 +545,28 @@ impl Context<'_> {
         let mut best = start;
         let mut h = h0;
         let mut theta = self.opts.tilt_step;
-        for _ in 0..self.opts.iterations {
+        let (rounds, tilt_rounds) = match schedule {
+            Schedule::Full => (0..self.opts.iterations, self.opts.tilt_rounds),
+            Schedule::Check { limit, .. } => {
+                // False for a NaN cost or limit: rejected.
+                let explains = start.cost <= limit;
+                if !explains {
+                    return Plane { cost: start.cost, ..Plane::INVALID };
+                }
+                let last = self.opts.iterations.max(1) - 1;
+                h *= 0.5f64.powi(last as i32);
+                (last..last + 1, 0)
+            }
+        };
+        for round in rounds {
             best = line_search(best, h, |t| {
                 let d = best.depth + t;
                 (d > 0.0).then(|| Hypothesis { depth: d, cost: eval(d, best.a, best.b), ..best })
             });
+            if round >= tilt_rounds {
+                h *= 0.5;
+                continue;
+            }
             best = line_search(best, theta, |t| {
                 let a = best.a + t;
                 (a.abs() <= max_tilt).then(|| Hypothesis {
@@ -359,7 +591,12 @@ impl Context<'_> {
             depth: best.depth,
             point: ray.point_at(best.depth),
             normal: (-ray.dir + e1 * best.a + e2 * best.b).normalize(),
-            factor: (good(best.cost) / good(start.cost)).sqrt(),
+            factor: match schedule {
+                Schedule::Full => (good(best.cost) / good(start.cost)).sqrt(),
+                // A kept plane keeps the confidence it had.
+                Schedule::Check { .. } => 1.0,
+            },
+            cost: best.cost,
         }
     }
 
@@ -380,7 +617,7 @@ impl Context<'_> {
             let Some(prep) = prep else { continue };
             let warp =
                 AffineWarp { centre: prep.curve.at(depth), matrix: prep.jacobian * tangents };
-            if let Some(ncc) = ncc(source.image, &warp, &self.offsets, window, n, var_r) {
+            if let Some(ncc) = ncc_fast(source.image, &warp, &self.offsets, window, n, var_r) {
                 *cost = (1.0 - ncc).clamp(0.0, 2.0);
             }
         }
@@ -443,6 +680,7 @@ impl Context<'_> {
                                 point: ray.point_at(sum_d / count),
                                 normal: sum_n.normalize(),
                                 factor: sum_f / count,
+                                cost: f64::NAN,
                             }
                         } else {
                             Plane {
@@ -450,6 +688,7 @@ impl Context<'_> {
                                 point: ray.point_at(d_sweep),
                                 normal: nearest_normal,
                                 factor: 1.0,
+                                cost: f64::NAN,
                             }
                         })
                     };
@@ -499,8 +738,46 @@ fn line_search(
     out
 }
 
+/// A window's affine warp in `f32`: the centre and the matrix, row-major.
+#[derive(Clone, Copy)]
+struct WarpF32 {
+    cx: f32,
+    cy: f32,
+    m: [f32; 4],
+}
+
+impl WarpF32 {
+    #[inline]
+    fn new(warp: &AffineWarp) -> Self {
+        let m = warp.matrix;
+        Self {
+            cx: warp.centre.x as f32,
+            cy: warp.centre.y as f32,
+            m: [m[(0, 0)] as f32, m[(0, 1)] as f32, m[(1, 0)] as f32, m[(1, 1)] as f32],
+        }
+    }
+
+    /// The source position of window offset `(dx, dy)`.
+    #[inline]
+    fn at(&self, (dx, dy): (i32, i32)) -> (f32, f32) {
+        let (dx, dy) = (dx as f32, dy as f32);
+        (self.cx + self.m[0] * dx + self.m[1] * dy, self.cy + self.m[2] * dx + self.m[3] * dy)
+    }
+}
+
+/// NCC from the sums over `n` samples `s` of the source (`Σs`, `Σs²`, `Σ r̃·s`) and the
+/// centred reference's variance `var_r`.
+#[inline]
+fn ncc_of_sums(sum: f32, sum_sq: f32, cross: f32, n: f32, var_r: f32) -> f64 {
+    let mean = sum / n;
+    let var_s = (sum_sq / n - mean * mean).max(0.0);
+    let cov = cross / n;
+    f64::from(cov) / (f64::from(var_r * var_s).sqrt() + 1e-8)
+}
+
 /// NCC of the centred reference `window` (variance `var_r`) and the source sampled through
-/// `warp` at `offsets`; `None` when a sample falls outside the source.
+/// `warp` at `offsets`; `None` when a sample falls outside the source. The scalar reference
+/// of [`ncc_fast`].
 #[inline]
 fn ncc(
     image: &GrayImage,
@@ -510,22 +787,63 @@ fn ncc(
     n: f32,
     var_r: f32,
 ) -> Option<f64> {
-    let (cx, cy) = (warp.centre.x as f32, warp.centre.y as f32);
-    let m = warp.matrix;
-    let (m00, m01, m10, m11) =
-        (m[(0, 0)] as f32, m[(0, 1)] as f32, m[(1, 0)] as f32, m[(1, 1)] as f32);
+    let warp = WarpF32::new(warp);
     let (mut sum, mut sum_sq, mut cross) = (0.0f32, 0.0f32, 0.0f32);
-    for (&(dx, dy), &r) in offsets.iter().zip(window) {
-        let (dx, dy) = (dx as f32, dy as f32);
-        let s = sample_bilinear(image, cx + m00 * dx + m01 * dy, cy + m10 * dx + m11 * dy)?;
+    for (&offset, &r) in offsets.iter().zip(window) {
+        let (u, v) = warp.at(offset);
+        let s = sample_bilinear(image, u, v)?;
         sum += s;
         sum_sq += s * s;
         cross += r * s;
     }
-    let mean = sum / n;
-    let var_s = (sum_sq / n - mean * mean).max(0.0);
-    let cov = cross / n;
-    Some(f64::from(cov) / (f64::from(var_r * var_s).sqrt() + 1e-8))
+    Some(ncc_of_sums(sum, sum_sq, cross, n, var_r))
+}
+
+/// [`ncc`] without a bounds check per sample: when the warped window's corners lie at least a
+/// pixel inside the image, every sample does (the warp is affine), so each is sampled with
+/// [`sample_bilinear`]'s arithmetic minus its check; otherwise [`ncc`] itself. The result is
+/// bit-identical to [`ncc`]'s (tested).
+#[inline]
+fn ncc_fast(
+    image: &GrayImage,
+    affine: &AffineWarp,
+    offsets: &[(i32, i32)],
+    window: &[f32],
+    n: f32,
+    var_r: f32,
+) -> Option<f64> {
+    let warp = WarpF32::new(affine);
+    let (w, h) = (image.width(), image.height());
+    let (u_max, v_max) = (w as f32 - 2.0, h as f32 - 2.0);
+    let inside = match (offsets.first(), offsets.last()) {
+        (Some(&(x_lo, y_lo)), Some(&(x_hi, y_hi))) => {
+            [(x_lo, y_lo), (x_hi, y_lo), (x_lo, y_hi), (x_hi, y_hi)].iter().all(|&corner| {
+                let (u, v) = warp.at(corner);
+                u >= 1.0 && v >= 1.0 && u <= u_max && v <= v_max
+            })
+        }
+        _ => false,
+    };
+    if !inside {
+        return ncc(image, affine, offsets, window, n, var_r);
+    }
+    let data = image.as_slice();
+    let (mut sum, mut sum_sq, mut cross) = (0.0f32, 0.0f32, 0.0f32);
+    for (&offset, &r) in offsets.iter().zip(window) {
+        let (u, v) = warp.at(offset);
+        // 0 ≤ u ≤ W − 2 here (corners one pixel inside), so `u as usize` is the floor and
+        // needs no clamp, as in `sample_bilinear`.
+        let (x0, y0) = (u as usize, v as usize);
+        let (fx, fy) = (u - x0 as f32, v - y0 as f32);
+        let (r0, r1) = (y0 * w + x0, (y0 + 1) * w + x0);
+        let top = data[r0] + fx * (data[r0 + 1] - data[r0]);
+        let bottom = data[r1] + fx * (data[r1 + 1] - data[r1]);
+        let s = top + fy * (bottom - top);
+        sum += s;
+        sum_sq += s * s;
+        cross += r * s;
+    }
+    Some(ncc_of_sums(sum, sum_sq, cross, n, var_r))
 }
 
 /// The sweep's aggregation of per-source costs (mean, or mean of the `k` lowest).
@@ -660,6 +978,36 @@ mod tests {
         angles.sort_by(f64::total_cmp);
         let median = angles[angles.len() / 2];
         assert!(median < 6.0, "median normal error {median}°");
+    }
+
+    /// The unchecked window sampling gives exactly the checked one's NCC, inside the image,
+    /// across its edges (where it falls back) and outside it (`None`).
+    #[test]
+    fn fast_ncc_is_bit_identical_to_the_checked_one() {
+        let mut rng = crate::testutil::Rng::new(11);
+        let image = crate::testutil::random_image(&mut rng, 41, 33);
+        let offsets: Vec<(i32, i32)> = (-5..=5)
+            .step_by(2)
+            .flat_map(|dy| (-5..=5).step_by(2).map(move |dx| (dx, dy)))
+            .collect();
+        let mut window: Vec<f32> = offsets.iter().map(|_| rng.uniform() as f32).collect();
+        let mean = window.iter().sum::<f32>() / window.len() as f32;
+        window.iter_mut().for_each(|w| *w -= mean);
+        let n = window.len() as f32;
+        let var_r = window.iter().map(|w| w * w).sum::<f32>() / n;
+        let (mut inside, mut outside) = (0, 0);
+        for _ in 0..4000 {
+            let centre =
+                nalgebra::Point2::new(rng.uniform() * 50.0 - 5.0, rng.uniform() * 42.0 - 5.0);
+            let mut matrix = nalgebra::Matrix2::identity();
+            matrix.iter_mut().for_each(|m| *m += rng.uniform() * 1.2 - 0.6);
+            let warp = AffineWarp { centre, matrix };
+            let want = ncc(&image, &warp, &offsets, &window, n, var_r);
+            let got = ncc_fast(&image, &warp, &offsets, &window, n, var_r);
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{warp:?}");
+            if want.is_some() { inside += 1 } else { outside += 1 }
+        }
+        assert!(inside > 500 && outside > 500, "{inside} inside, {outside} outside");
     }
 
     #[test]

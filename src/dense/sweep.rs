@@ -113,6 +113,20 @@ pub struct SweepView<'a> {
     pub image: &'a GrayImage,
 }
 
+#[cfg(test)]
+impl<'a> SweepView<'a> {
+    /// The first of `cameras` with its image as the reference, the others as its sources
+    /// (the tests' rendered scenes).
+    pub(crate) fn first_and_sources(
+        cameras: &'a [RefractiveCamera],
+        images: &'a [GrayImage],
+    ) -> (Self, Vec<Self>) {
+        let mut views = cameras.iter().zip(images).map(|(camera, image)| Self { camera, image });
+        let reference = views.next().expect("at least one view");
+        (reference, views.collect())
+    }
+}
+
 /// A view at `1/s` of the resolution: the image box-averaged ([`box_downscale`]) and the
 /// camera scaled to match (pixel centres stay pixel centres: `u' = (u + ½)/s − ½`).
 pub fn downscaled(
@@ -221,13 +235,23 @@ fn sweep_coarse_to_fine(
     opts: &SweepOptions,
     c2f: &CoarseToFine,
 ) -> Result<Option<DepthMap>, SweepError> {
-    if c2f.levels == 0 || !has_coarse_level(reference.image.size(), opts, c2f) {
-        return Ok(None);
-    }
-    if Fused::new(reference, sources, &opts.cost).is_none() {
+    if !coarse_to_fine_applies(reference, sources, opts, c2f) {
         return Ok(None);
     }
     Ok(Some(sweep_level(reference, sources, hypotheses, opts, c2f, c2f.levels)?.map))
+}
+
+/// Whether a coarse-to-fine sweep with `c2f` applies to these views: at least one coarse
+/// level, images large enough for it, and own-window NCC (the fused pass).
+pub(super) fn coarse_to_fine_applies(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    opts: &SweepOptions,
+    c2f: &CoarseToFine,
+) -> bool {
+    c2f.levels > 0
+        && has_coarse_level(reference.image.size(), opts, c2f)
+        && Fused::new(reference, sources, &opts.cost).is_some()
 }
 
 /// Whether images of `size` are large enough for a coarse level.
@@ -275,16 +299,15 @@ pub(super) fn sweep_level(
     };
     let _span = tracing::debug_span!("coarse_to_fine", width = size.width).entered();
     let tiles = Tiles::new(size, opts.strip_rows.max(1), tile_columns(opts, c2f));
-    let coarse = coarse_bands(reference, sources, hypotheses, opts, c2f, levels, &tiles)?;
     let mut accumulator = BandedAccumulator::new(size);
-    banded_pass(
+    let coarse = coarse_then_banded(
         &fused,
-        reference,
-        sources,
+        (reference, sources),
         hypotheses,
         opts,
+        (c2f, levels),
         &tiles,
-        &coarse.bands,
+        |_| true,
         &mut accumulator,
     )?;
     let cost = accumulator.best_costs();
@@ -323,7 +346,7 @@ impl CoarseBands {
 
 /// Sweeps the coarse level (itself coarse to fine with `levels − 1` levels below it) and
 /// derives each fine tile's band from its confident minima.
-pub(super) fn coarse_bands(
+fn coarse_bands(
     reference: SweepView<'_>,
     sources: &[SweepView<'_>],
     hypotheses: &DepthHypotheses,
@@ -364,6 +387,28 @@ pub(super) fn coarse_bands(
     Ok(CoarseBands { f, size: coarse_size, mean: coarse.mean, bands })
 }
 
+/// The cold search of the tiles `selected` picks: sweeps the coarse level
+/// ([`coarse_bands`], with `levels − 1` levels below it), then each selected fine tile over
+/// the band it gives it, into `accumulator`. Returns the coarse level's bands (of every tile)
+/// and mean costs.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn coarse_then_banded(
+    fused: &Fused<'_>,
+    (reference, sources): (SweepView<'_>, &[SweepView<'_>]),
+    hypotheses: &DepthHypotheses,
+    opts: &SweepOptions,
+    (c2f, levels): (&CoarseToFine, usize),
+    tiles: &Tiles,
+    selected: impl Fn(usize) -> bool,
+    accumulator: &mut BandedAccumulator,
+) -> Result<CoarseBands, SweepError> {
+    let coarse = coarse_bands(reference, sources, hypotheses, opts, c2f, levels, tiles)?;
+    let bands: Vec<(u32, u32)> =
+        (0..tiles.count()).map(|t| if selected(t) { coarse.bands[t] } else { (1, 0) }).collect();
+    banded_pass(fused, reference, sources, hypotheses, opts, tiles, &bands, accumulator)?;
+    Ok(coarse)
+}
+
 /// Pushes each tile's band of hypotheses into `accumulator` (a tile with an empty band,
 /// `lo > hi`, gets nothing).
 #[allow(clippy::too_many_arguments)]
@@ -397,6 +442,7 @@ pub(super) fn banded_pass(
 }
 
 /// The fine tiles of a coarse-to-fine sweep: row strips × column ranges.
+#[derive(Debug)]
 pub(super) struct Tiles {
     pub(super) strip_rows: usize,
     pub(super) columns: Vec<std::ops::Range<usize>>,
@@ -767,6 +813,15 @@ mod tests {
 
     /// Cameras, grey images and the reference's true ray depths of the undistorted `tiny`
     /// rig at 160 × 120 over an undulating bed, and a range ±3 cm around the true depths.
+    /// Sweep options with `n_depths` hypotheses and a 7 × 7 NCC window (the rest default).
+    fn window_7(n_depths: usize) -> SweepOptions {
+        SweepOptions {
+            n_depths,
+            cost: CostOptions { window_size: 7, ..CostOptions::default() },
+            ..SweepOptions::default()
+        }
+    }
+
     fn rendered_tiny_scene() -> (Vec<RefractiveCamera>, Vec<GrayImage>, GrayImage, f64, f64) {
         let mut params = RigParams::preset(RigPreset::Tiny);
         params.distortion = [0.0; 5];
@@ -807,14 +862,8 @@ mod tests {
     fn recovers_the_depth_of_a_rendered_plane() {
         let (cams, images, truth, lo, hi) = rendered_tiny_scene();
         // No distortion: the rendered images are already in the undistorted geometry.
-        let reference = SweepView { camera: &cams[0], image: &images[0] };
-        let sources: Vec<SweepView> =
-            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
-        let opts = SweepOptions {
-            n_depths: 48,
-            cost: CostOptions { window_size: 7, ..CostOptions::default() },
-            ..SweepOptions::default()
-        };
+        let (reference, sources) = SweepView::first_and_sources(&cams, &images);
+        let opts = window_7(48);
         let map = plane_sweep(reference, &sources, lo, hi, &opts).unwrap();
         let errors = sorted_errors(&map, &truth);
         let n = truth.size().area();
@@ -863,9 +912,7 @@ mod tests {
     #[test]
     fn coarse_to_fine_is_bit_identical_where_the_band_holds_the_minimum() {
         let (cams, images, _, lo, hi) = rendered_tiny_scene();
-        let reference = SweepView { camera: &cams[0], image: &images[0] };
-        let sources: Vec<SweepView> =
-            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
+        let (reference, sources) = SweepView::first_and_sources(&cams, &images);
         let c2f = CoarseToFine { tile_columns: 64, ..CoarseToFine::default() };
         let opts = SweepOptions {
             n_depths: 48,
@@ -933,14 +980,8 @@ mod tests {
     #[test]
     fn fused_sweep_matches_the_general_path() {
         let (cams, images, _, lo, hi) = rendered_tiny_scene();
-        let reference = SweepView { camera: &cams[0], image: &images[0] };
-        let sources: Vec<SweepView> =
-            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
-        let opts = SweepOptions {
-            n_depths: 32,
-            cost: CostOptions { window_size: 7, ..CostOptions::default() },
-            ..SweepOptions::default()
-        };
+        let (reference, sources) = SweepView::first_and_sources(&cams, &images);
+        let opts = window_7(32);
         let hypotheses = depth_hypotheses(lo, hi, opts.n_depths).unwrap();
         assert!(Fused::new(reference, &sources, &opts.cost).is_some(), "the default is fused");
         let fused = plane_sweep(reference, &sources, lo, hi, &opts).unwrap();

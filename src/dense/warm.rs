@@ -29,9 +29,11 @@
 //! priors in memory only and drops them whenever a frame is skipped).
 
 use super::extract::BandedAccumulator;
+use super::refine::PlaneCheck;
 use super::sweep::{
     CoarseToFine, Fused, SweepError, SweepOptions, SweepView, Tiles, banded_pass,
-    checked_hypotheses, coarse_bands, has_coarse_level, sweep_level, tile_band, tile_columns,
+    checked_hypotheses, coarse_then_banded, coarse_to_fine_applies, sweep_level, tile_band,
+    tile_columns,
 };
 use super::{DepthHypotheses, DepthMap};
 use crate::imgproc::{GrayImage, ImageSize};
@@ -47,12 +49,16 @@ pub struct WarmStart {
     /// Share of a tile's previously confident pixels that may be unexplained before the tile
     /// falls back to the cold search.
     pub max_unexplained: f64,
+    /// Largest rise of a refined plane's slanted cost over its cost when it was last refined
+    /// in full that still counts as explained ([`crate::dense::refine::check_planes`]).
+    pub max_plane_cost_rise: f64,
 }
 
 impl Default for WarmStart {
-    /// Margin 4 hypotheses (as coarse to fine), cost rise 0.25, 5 % unexplained.
+    /// Margin 4 hypotheses (as coarse to fine), cost rise 0.25 (0.1 for a refined plane),
+    /// 5 % unexplained.
     fn default() -> Self {
-        Self { margin: 4, max_cost_rise: 0.25, max_unexplained: 0.05 }
+        Self { margin: 4, max_cost_rise: 0.25, max_unexplained: 0.05, max_plane_cost_rise: 0.1 }
     }
 }
 
@@ -103,11 +109,8 @@ pub fn plane_sweep_seeded(
     prior: Option<&SweepPrior>,
 ) -> Result<(DepthMap, Option<SweepPrior>, WarmOutcome), SweepError> {
     let size = reference.image.size();
-    let usable = opts.coarse_to_fine.filter(|c| {
-        c.levels > 0
-            && has_coarse_level(size, opts, c)
-            && Fused::new(reference, sources, &opts.cost).is_some()
-    });
+    let usable =
+        opts.coarse_to_fine.filter(|c| coarse_to_fine_applies(reference, sources, opts, c));
     let Some(c2f) = usable else {
         let map = super::sweep::plane_sweep(reference, sources, d_min, d_max, opts)?;
         return Ok((map, None, WarmOutcome::default()));
@@ -121,11 +124,100 @@ pub fn plane_sweep_seeded(
             let tiles = Tiles::new(size, opts.strip_rows.max(1), tile_columns(opts, &c2f)).count();
             Ok((level.map, Some(next), WarmOutcome { warm: false, tiles, fallback_tiles: tiles }))
         }
-        Some(prior) => warm_sweep(reference, sources, &hypotheses, opts, &c2f, warm, prior),
+        Some(prior) => warm_sweep(reference, sources, &hypotheses, opts, &c2f, warm, prior, None),
     }
 }
 
-/// The warm sweep proper (module documentation, steps 1-3).
+/// The fine tiles of a warm frame and which of them the sweep searches again: those where
+/// the previous frame's refined planes no longer explain the images
+/// ([`crate::dense::refine::check_planes`]).
+#[derive(Debug)]
+pub struct TileSelection {
+    tiles: Tiles,
+    searched: Vec<bool>,
+}
+
+impl TileSelection {
+    /// A tile is searched when more than [`WarmStart::max_unexplained`] of its lattice pixels
+    /// that had a plane in the previous frame lost it (their cost rose), or when none had
+    /// one (nothing to keep). `None` when `opts` is not coarse to fine.
+    pub fn from_check(
+        size: ImageSize,
+        opts: &SweepOptions,
+        warm: &WarmStart,
+        check: &PlaneCheck,
+    ) -> Option<Self> {
+        let c2f = opts.coarse_to_fine?;
+        let tiles = Tiles::new(size, opts.strip_rows.max(1), tile_columns(opts, &c2f));
+        let (mut known, mut lost) = (vec![0usize; tiles.count()], vec![0usize; tiles.count()]);
+        for ((x, y), verdict) in check.verdicts() {
+            if let Some(explained) = verdict {
+                let t = tiles.index_of(x, y);
+                known[t] += 1;
+                lost[t] += usize::from(!explained);
+            }
+        }
+        let searched = known
+            .iter()
+            .zip(&lost)
+            .map(|(&k, &l)| k == 0 || l as f64 > warm.max_unexplained * k as f64)
+            .collect();
+        Some(Self { tiles, searched })
+    }
+
+    /// Whether pixel `(x, y)`'s tile is searched.
+    pub fn searched_at(&self, x: usize, y: usize) -> bool {
+        self.searched[self.tiles.index_of(x, y)]
+    }
+
+    /// Fine tiles in the image.
+    pub fn count(&self) -> usize {
+        self.searched.len()
+    }
+
+    /// Tiles searched.
+    pub fn searched_count(&self) -> usize {
+        self.searched.iter().filter(|&&s| s).count()
+    }
+}
+
+/// The warm sweep ([`plane_sweep_seeded`] with a prior) of the tiles `selection` picks only;
+/// the other tiles get no depth, and keep `prior`'s entries in the returned prior. `None`
+/// (nothing swept) when the sweep cannot start warm: `prior` of another size, `opts` not
+/// coarse to fine, or tiles other than the selection's.
+pub fn plane_sweep_tiles(
+    reference: SweepView<'_>,
+    sources: &[SweepView<'_>],
+    (d_min, d_max): (f64, f64),
+    opts: &SweepOptions,
+    warm: &WarmStart,
+    prior: &SweepPrior,
+    selection: &TileSelection,
+) -> Result<Option<(DepthMap, SweepPrior, WarmOutcome)>, SweepError> {
+    let size = reference.image.size();
+    let usable = opts.coarse_to_fine.filter(|c| {
+        coarse_to_fine_applies(reference, sources, opts, c)
+            && Tiles::new(size, opts.strip_rows.max(1), tile_columns(opts, c)).count()
+                == selection.count()
+    });
+    let Some(c2f) = usable.filter(|_| prior.size == size) else { return Ok(None) };
+    let hypotheses = checked_hypotheses(reference, sources, (d_min, d_max), opts)?;
+    let (map, next, outcome) = warm_sweep(
+        reference,
+        sources,
+        &hypotheses,
+        opts,
+        &c2f,
+        warm,
+        prior,
+        Some(&selection.searched),
+    )?;
+    Ok(Some((map, next.unwrap_or_else(|| unreachable!("a warm sweep has a prior")), outcome)))
+}
+
+/// The warm sweep proper (module documentation, steps 1-3), of the tiles `only` selects
+/// (all when `None`; the others get no depth and keep `prior`'s entries).
+#[allow(clippy::too_many_arguments)]
 fn warm_sweep(
     reference: SweepView<'_>,
     sources: &[SweepView<'_>],
@@ -134,6 +226,7 @@ fn warm_sweep(
     c2f: &CoarseToFine,
     warm: &WarmStart,
     prior: &SweepPrior,
+    only: Option<&[bool]>,
 ) -> Result<(DepthMap, Option<SweepPrior>, WarmOutcome), SweepError> {
     let size = reference.image.size();
     let _span = tracing::debug_span!("warm_sweep", width = size.width).entered();
@@ -147,6 +240,9 @@ fn warm_sweep(
         prior.depth.iter().map(|&d| nearest_index(hypotheses, d)).collect();
     let mut bands: Vec<(u32, u32)> = (0..tiles.count())
         .map(|t| {
+            if only.is_some_and(|o| !o[t]) {
+                return (1, 0);
+            }
             let (rows, cols) = tiles.tile(t);
             tile_band(&previous, size, 1, rows, cols, warm.margin as u32, n)
         })
@@ -158,6 +254,9 @@ fn warm_sweep(
     let mut unexplained = vec![false; size.area()];
     let fallback: Vec<bool> = (0..tiles.count())
         .map(|t| {
+            if only.is_some_and(|o| !o[t]) {
+                return false;
+            }
             let (rows, cols) = tiles.tile(t);
             let band = bands[t];
             let (mut known, mut lost) = (0usize, 0usize);
@@ -188,17 +287,14 @@ fn warm_sweep(
     // 3. The cold search where the previous frame fails.
     let mut coarse = None;
     if fallback_tiles > 0 {
-        let cold = coarse_bands(reference, sources, hypotheses, opts, c2f, c2f.levels, &tiles)?;
-        let again: Vec<(u32, u32)> =
-            (0..tiles.count()).map(|t| if fallback[t] { cold.bands[t] } else { (1, 0) }).collect();
-        banded_pass(
+        let cold = coarse_then_banded(
             &fused,
-            reference,
-            sources,
+            (reference, sources),
             hypotheses,
             opts,
+            (c2f, c2f.levels),
             &tiles,
-            &again,
+            |t| fallback[t],
             &mut accumulator,
         )?;
         for (t, band) in bands.iter_mut().enumerate() {
@@ -224,12 +320,22 @@ fn warm_sweep(
             (depth[i], confidence[i]) = (f32::NAN, 0.0);
         }
     }
+    let skipped =
+        |i: usize| only.is_some_and(|o| !o[tiles.index_of(i % size.width, i / size.width)]);
+    for i in (0..size.area()).filter(|&i| skipped(i)) {
+        (depth[i], confidence[i]) = (f32::NAN, 0.0);
+    }
     let map = DepthMap::from_valid_parts(
         GrayImage::new(size, depth).unwrap_or_else(|_| unreachable!("same size")),
         GrayImage::new(size, confidence).unwrap_or_else(|_| unreachable!("same size")),
         range,
     );
-    let next = prior_of(&map, &best, &cost, &mean, hypotheses, c2f);
+    let mut next = prior_of(&map, &best, &cost, &mean, hypotheses, c2f);
+    for i in (0..size.area()).filter(|&i| skipped(i)) {
+        next.depth[i] = prior.depth[i];
+        next.cost[i] = prior.cost[i];
+        next.mean[i] = prior.mean[i];
+    }
     Ok((map, Some(next), WarmOutcome { warm: true, tiles: tiles.count(), fallback_tiles }))
 }
 
@@ -269,7 +375,7 @@ fn nearest_index(hypotheses: &DepthHypotheses, d: f32) -> Option<u32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dense::sweep::plane_sweep;
     use crate::dense::{CostOptions, depth_hypotheses};
@@ -281,7 +387,9 @@ mod tests {
 
     /// The undistorted `tiny` rig at 160 × 120 and its grey images of `surface`, with the
     /// reference camera's true ray depths.
-    fn render(surface: &SurfaceModel) -> (Vec<RefractiveCamera>, Vec<GrayImage>, GrayImage) {
+    pub(crate) fn render(
+        surface: &SurfaceModel,
+    ) -> (Vec<RefractiveCamera>, Vec<GrayImage>, GrayImage) {
         let mut params = RigParams::preset(RigPreset::Tiny);
         params.distortion = [0.0; 5];
         params.size = ImageSize::new(160, 120);
@@ -292,14 +400,14 @@ mod tests {
     }
 
     /// A bower bed at `progress` (the crater deepens from 0 to 3 cm).
-    fn bower(progress: f64) -> SurfaceModel {
+    pub(crate) fn bower(progress: f64) -> SurfaceModel {
         let params = RigParams::preset(RigPreset::Tiny);
         SurfaceModel::bower(params.bottom_z(), params.extent(), 3, progress)
     }
 
     /// A rippled bed, with a 3 cm high mound of radius 4 cm in the middle when `fish` (it
     /// stands for a fish: something the previous frame's depths cannot explain).
-    fn bed(fish: bool) -> SurfaceModel {
+    pub(crate) fn bed(fish: bool) -> SurfaceModel {
         let params = RigParams::preset(RigPreset::Tiny);
         let mut components = vec![Component::Sine {
             amplitude: 0.003,
@@ -313,7 +421,7 @@ mod tests {
         SurfaceModel::new(params.bottom_z(), components)
     }
 
-    fn options() -> SweepOptions {
+    pub(crate) fn options() -> SweepOptions {
         SweepOptions {
             n_depths: 64,
             cost: CostOptions { window_size: 7, ..CostOptions::default() },
@@ -324,7 +432,7 @@ mod tests {
     }
 
     /// Range ±3 cm around the true depths of a bed at progress 0 (it holds the pit too).
-    fn range(truth: &GrayImage) -> (f64, f64) {
+    pub(crate) fn range(truth: &GrayImage) -> (f64, f64) {
         let finite = truth.as_slice().iter().copied().filter(|d| d.is_finite());
         let (lo, hi) = finite.fold((f32::INFINITY, 0.0f32), |(l, h), d| (l.min(d), h.max(d)));
         (f64::from(lo) - 0.03, f64::from(hi) + 0.05)
@@ -335,9 +443,7 @@ mod tests {
         r: (f64, f64),
         prior: Option<&SweepPrior>,
     ) -> (DepthMap, Option<SweepPrior>, WarmOutcome) {
-        let reference = SweepView { camera: &cams[0], image: &images[0] };
-        let sources: Vec<SweepView> =
-            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
+        let (reference, sources) = SweepView::first_and_sources(cams, images);
         plane_sweep_seeded(reference, &sources, r, &options(), &WarmStart::default(), prior)
             .unwrap()
     }
@@ -373,7 +479,7 @@ mod tests {
     }
 
     /// Median |depth − truth| over the valid pixels (m).
-    fn median_error(map: &DepthMap, truth: &GrayImage) -> f64 {
+    pub(crate) fn median_error(map: &DepthMap, truth: &GrayImage) -> f64 {
         let mut e: Vec<f64> = map
             .depth()
             .as_slice()
@@ -393,9 +499,7 @@ mod tests {
         let r = range(&truth);
         let (map, prior, outcome) = sweep((&cams, &images), r, None);
         assert!(!outcome.warm && prior.is_some());
-        let reference = SweepView { camera: &cams[0], image: &images[0] };
-        let sources: Vec<SweepView> =
-            (1..cams.len()).map(|i| SweepView { camera: &cams[i], image: &images[i] }).collect();
+        let (reference, sources) = SweepView::first_and_sources(&cams, &images);
         let cold = plane_sweep(reference, &sources, r.0, r.1, &options()).unwrap();
         assert_eq!(bits(map.depth()), bits(cold.depth()));
         assert_eq!(bits(map.confidence()), bits(cold.confidence()));
