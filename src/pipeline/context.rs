@@ -65,6 +65,10 @@ pub struct Context {
     /// Each ring camera's sweep of the frame computed last (the next frame's warm start);
     /// the frame loop empties it whenever a frame is skipped or fails.
     pub(crate) warm: Mutex<super::stage::depth::WarmPriors>,
+    /// Whether a frame follows the one being computed in this run: only then are its sweeps
+    /// kept for a warm start (they are about 32 bytes a pixel of every ring camera, held
+    /// through fusion and the surface). Set by the frame loop; a lone frame keeps nothing.
+    pub(crate) warm_next: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -136,6 +140,7 @@ impl Context {
             learned,
             options,
             warm: Mutex::default(),
+            warm_next: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

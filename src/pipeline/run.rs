@@ -112,6 +112,9 @@ pub fn reconstruct(
         let mut reads = ReadAhead::new(scope, &ctx.reader, &frames);
         for &index in &frames {
             observer.frame_started(index);
+            // Only a frame that another follows keeps its sweeps for a warm start.
+            let next = reads.next_after(index).is_some();
+            ctx.warm_next.store(next, std::sync::atomic::Ordering::Relaxed);
             let outcome =
                 run_frame(&ctx, &fingerprint, index, opts.force, observer, pictures, &mut reads);
             if matches!(outcome.status, FrameStatus::Skipped | FrameStatus::Failed) {

@@ -303,6 +303,8 @@ pub(crate) fn sweep_all(
         tracing::info!("sweeps start from frame {frame}'s where it still explains the images");
     }
     let mut next_priors = BTreeMap::new();
+    // The last frame of a run (or a lone one) keeps no sweep: nothing would start from it.
+    let keep = ctx.warm_next.load(std::sync::atomic::Ordering::Relaxed);
     observer.cameras_started(ring.len());
     for name in ring {
         let _span = tracing::info_span!("plane_sweep", camera = name.as_str()).entered();
@@ -316,7 +318,7 @@ pub(crate) fn sweep_all(
             SweepInput { name, reference, sources, range: ranges[name], mask: ctx.masks.get(name) };
         let prior = warm.priors.remove(name.as_str());
         let (map, next) = sweep_camera(&input, &ctx.options, prior.as_ref())?;
-        if let Some(next) = next {
+        if let Some(next) = next.filter(|_| keep) {
             next_priors.insert(name.clone(), next);
         }
         let file = dir.depth_map(name)?;
