@@ -89,6 +89,11 @@ impl CameraReader {
             }
         }
     }
+
+    /// [`Self::read`] with the camera's name, as a frame's entry.
+    fn read_named(&mut self, frame: usize) -> (String, Result<RgbImage, FramesError>) {
+        (self.name.clone(), self.read(frame))
+    }
 }
 
 /// Reads frame *i* of every camera of an [`InputSet`].
@@ -167,14 +172,12 @@ impl FrameReader {
     /// Reads frame `frame` of every camera, cameras in parallel. The error is only for a frame
     /// past [`Self::frame_count`]; a camera that cannot deliver its image has an error entry.
     pub fn read(&mut self, frame: usize) -> Result<FrameImages, FramesError> {
-        if frame >= self.count {
-            return Err(FramesError::FrameOutOfRange { frame, count: self.count });
-        }
+        self.check_in_range(frame)?;
         let _span = tracing::debug_span!("read_frame", frame).entered();
         Ok(self
             .cameras
             .par_iter_mut()
-            .map(|camera| (camera.name.clone(), camera.read(frame)))
+            .map(|camera| camera.read_named(frame))
             .collect::<Vec<_>>()
             .into_iter()
             .collect())
@@ -184,15 +187,17 @@ impl FrameReader {
     /// ahead on a thread of its own while the rayon pool computes the previous frame (a
     /// parallel read there would queue behind that work). Same result as [`Self::read`].
     pub fn read_serial(&mut self, frame: usize) -> Result<FrameImages, FramesError> {
+        self.check_in_range(frame)?;
+        let _span = tracing::debug_span!("read_ahead", frame).entered();
+        Ok(self.cameras.iter_mut().map(|camera| camera.read_named(frame)).collect())
+    }
+
+    /// The whole-frame error of [`Self::read`]: `frame` past [`Self::frame_count`].
+    fn check_in_range(&self, frame: usize) -> Result<(), FramesError> {
         if frame >= self.count {
             return Err(FramesError::FrameOutOfRange { frame, count: self.count });
         }
-        let _span = tracing::debug_span!("read_ahead", frame).entered();
-        Ok(self
-            .cameras
-            .iter_mut()
-            .map(|camera| (camera.name.clone(), camera.read(frame)))
-            .collect())
+        Ok(())
     }
 }
 
