@@ -480,10 +480,11 @@ impl FrameLayout {
 }
 
 /// Checks that `output_dir` can be the output folder: it is not a file-system root, and it
-/// exists or can be created, and is a folder aquamvs can write into. With `keep` the folder is
-/// left created (a run's setup); without (`check`), folders it had to create are removed again,
-/// so the check leaves no trace. The one output-folder check of `check` and of the commands
-/// that write.
+/// exists or can be created, and is a folder aquamvs can write into. With `keep` (a run's
+/// setup) a missing folder is created; without (`check`, and the plan's checks before a run)
+/// nothing is created or removed: a missing folder is judged by the folder it would be created
+/// in. So checks never race with a run (or another shard) creating the same folder. The one
+/// output-folder check of `check` and of the commands that write.
 pub fn check_output_dir(output_dir: &Path, keep: bool) -> Result<(), LayoutError> {
     let fail = |reason: String| LayoutError::OutputDir { path: output_dir.to_path_buf(), reason };
     if output_dir.as_os_str().is_empty() {
@@ -499,40 +500,61 @@ pub fn check_output_dir(output_dir: &Path, keep: bool) -> Result<(), LayoutError
                 .into(),
         ));
     }
-    // The folders this check creates, deepest last.
-    let mut created = Vec::new();
     match std::fs::metadata(output_dir) {
         Ok(meta) if !meta.is_dir() => {
             return Err(fail("is a file, not a folder; choose another output_dir".into()));
         }
         Ok(_) => {}
-        Err(_) => {
-            let mut missing = absolute.as_path();
-            while std::fs::symlink_metadata(missing).is_err() {
-                created.push(missing.to_path_buf());
-                match missing.parent() {
-                    Some(parent) => missing = parent,
-                    None => break,
-                }
-            }
-            created.reverse();
+        Err(_) if keep => {
+            // Another shard creating the same folder at the same moment is fine.
             std::fs::create_dir_all(output_dir)
                 .map_err(|e| fail(format!("cannot be created ({e}); choose another output_dir")))?;
         }
+        Err(_) => return check_creatable(&absolute).map_err(fail),
     }
-    // A probe file shows whether the folder is writable (permissions, read-only mounts, ACLs).
-    let probe = tempfile::Builder::new()
+    // A probe file shows whether the folder is writable (permissions, read-only mounts, ACLs);
+    // it lies inside the output folder and is removed when dropped.
+    tempfile::Builder::new()
         .prefix(".aquamvs-probe.")
         .tempfile_in(output_dir)
         .map(drop)
-        .map_err(|e| fail(format!("is not writable ({e}); choose another output_dir")));
-    if !keep {
-        // Only folders this check made, only when empty, deepest first.
-        for dir in created.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
+        .map_err(|e| fail(format!("is not writable ({e}); choose another output_dir")))
+}
+
+/// Whether the missing folder `absolute` could be created: its nearest existing ancestor is a
+/// folder in which this process may create entries. Writes nothing (on Unix the kernel's
+/// `access` answers, read-only mounts and ACLs included).
+fn check_creatable(absolute: &Path) -> Result<(), String> {
+    let mut ancestor = absolute;
+    while std::fs::symlink_metadata(ancestor).is_err() {
+        match ancestor.parent() {
+            Some(parent) => ancestor = parent,
+            None => {
+                return Err(
+                    "cannot be created (no existing parent); choose another output_dir".into()
+                );
+            }
         }
     }
-    probe
+    let cannot = |why: String| format!("cannot be created ({why}); choose another output_dir");
+    match std::fs::metadata(ancestor) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(cannot(format!("{} is a file", ancestor.display()))),
+        Err(e) => return Err(cannot(format!("{}: {e}", ancestor.display()))),
+    }
+    creatable_in(ancestor).map_err(|e| cannot(format!("{}: {e}", ancestor.display())))
+}
+
+#[cfg(unix)]
+fn creatable_in(dir: &Path) -> std::io::Result<()> {
+    use rustix::fs::{Access, access};
+    access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(std::io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn creatable_in(dir: &Path) -> std::io::Result<()> {
+    // No `access` to ask: a uniquely named probe folder, removed at once.
+    tempfile::Builder::new().prefix(".aquamvs-probe.").tempdir_in(dir).map(drop)
 }
 
 /// Whether `output` is, is inside, or contains `input` (compared after resolving both as far
@@ -802,14 +824,50 @@ mod tests {
         std::fs::write(&file, b"").unwrap();
         assert!(check_output_dir(&file, false).unwrap_err().to_string().contains("is a file"));
         let below = file.join("out");
-        let err = check_output_dir(&below, true).unwrap_err().to_string();
-        assert!(err.contains("cannot be created"), "{err}");
+        for keep in [false, true] {
+            let err = check_output_dir(&below, keep).unwrap_err().to_string();
+            assert!(err.contains("cannot be created"), "{err}");
+        }
         let fresh = dir.path().join("a").join("b");
         check_output_dir(&fresh, false).unwrap();
         assert!(!dir.path().join("a").exists(), "a check leaves no trace");
         check_output_dir(&fresh, true).unwrap();
         assert!(fresh.is_dir());
         assert_eq!(std::fs::read_dir(&fresh).unwrap().count(), 0, "the probe is removed");
+    }
+
+    /// Shards of one run check and create the same output folder at the same moment: no
+    /// check may remove a folder another just created, nor fail because of one.
+    #[test]
+    fn concurrent_checks_and_creations_of_one_output_folder() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join(format!("out{round}")).join("output");
+            std::thread::scope(|s| {
+                for i in 0..8 {
+                    let out = &out;
+                    s.spawn(move || check_output_dir(out, i % 2 == 0).unwrap());
+                }
+            });
+            assert!(out.is_dir());
+            assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_that_cannot_be_created_is_refused_without_writing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root may write anywhere; the refusal is only observable for other users.
+        let writable = tempfile::tempfile_in(&locked).is_ok();
+        let result = check_output_dir(&locked.join("a").join("out"), false);
+        assert_eq!(result.is_ok(), writable, "{result:?}");
+        assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]
