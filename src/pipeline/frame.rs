@@ -18,12 +18,12 @@ use super::pictures::{FrameProducts, Pictures};
 use super::read_ahead::FrameRead;
 use super::report::FrameReport;
 use super::roma::roma_depth_maps;
-use super::stage::Stages;
 use super::stage::depth::{depth_ranges, sweep_all};
-use super::stage::fusion::fuse;
+use super::stage::fusion::{export_fused, fuse};
 use super::stage::matching::{match_frame, save_features, triangulate};
 use super::stage::surface::{sparse_outputs, surface_outputs};
 use super::stage::undistort::undistort_frame;
+use super::stage::{Stages, join_export};
 use super::{Observer, PipelineError};
 
 /// Runs every stage on frame `index` and writes its outputs. Frames processed one after
@@ -101,10 +101,15 @@ pub(crate) fn process_read_frame(
             })?
         };
         let fused = stages.run("fusion", |report| fuse(ctx, &views, &ring, &maps, dir, report))?;
-        let mesh = stages.run("surface_reconstruction", |report| {
-            surface_outputs(ctx, &views, &ring, &fused, dir, report)
-        })?;
-        (fused, mesh)
+        std::thread::scope(|scope| -> Result<_, PipelineError> {
+            // `fused.ply` is written while the surface is computed.
+            let (writing, kept) = export_fused(scope, fused, dir, stages.report);
+            let mesh = stages.run("surface_reconstruction", |report| {
+                surface_outputs(ctx, &views, &ring, &kept, dir, report)
+            })?;
+            join_export(writing)?;
+            Ok((kept, mesh))
+        })?
     };
     if super::heightmap::enabled(ctx) {
         stages.run("heightmap", |report| {

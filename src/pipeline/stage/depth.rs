@@ -28,7 +28,7 @@ use super::super::context::Context;
 use super::super::plan::{DepthRangeSource, StageOptions};
 use super::super::report::FrameReport;
 use super::super::{Observer, PipelineError};
-use super::FrameViews;
+use super::{FrameViews, join_export, spawn_export};
 
 /// What the plane sweep of one ring camera needs.
 #[derive(Clone, Debug)]
@@ -306,28 +306,48 @@ pub(crate) fn sweep_all(
     // The last frame of a run (or a lone one) keeps no sweep: nothing would start from it.
     let keep = ctx.warm_next.load(std::sync::atomic::Ordering::Relaxed);
     observer.cameras_started(ring.len());
-    for name in ring {
-        let _span = tracing::info_span!("plane_sweep", camera = name.as_str()).entered();
-        let (reference, sources) = sweep_views(ctx, views, name);
-        if sources.is_empty() {
-            tracing::warn!("camera `{name}` has no source camera in this frame; skipped");
+    std::thread::scope(|scope| -> Result<(), PipelineError> {
+        // Each map is written while the next camera is swept; the map comes back with the
+        // write's result.
+        let mut writing = None;
+        for name in ring {
+            let _span = tracing::info_span!("plane_sweep", camera = name.as_str()).entered();
+            let (reference, sources) = sweep_views(ctx, views, name);
+            if sources.is_empty() {
+                tracing::warn!("camera `{name}` has no source camera in this frame; skipped");
+                observer.camera_done(name);
+                continue;
+            }
+            let input = SweepInput {
+                name,
+                reference,
+                sources,
+                range: ranges[name],
+                mask: ctx.masks.get(name),
+            };
+            let prior = warm.priors.remove(name.as_str());
+            let (map, next) = sweep_camera(&input, &ctx.options, prior.as_ref())?;
+            if let Some(next) = next.filter(|_| keep) {
+                next_priors.insert(name.clone(), next);
+            }
+            if let Some(done) = writing.take() {
+                let (name, map) = join_export(done)?;
+                maps.insert(name, map);
+            }
+            let file = dir.depth_map(name)?;
+            report.outputs.push(file.rel.clone());
+            writing = Some(spawn_export(scope, &file.rel, move || {
+                map.write_npz(&file.path)?;
+                Ok((name.clone(), map))
+            }));
             observer.camera_done(name);
-            continue;
         }
-        let input =
-            SweepInput { name, reference, sources, range: ranges[name], mask: ctx.masks.get(name) };
-        let prior = warm.priors.remove(name.as_str());
-        let (map, next) = sweep_camera(&input, &ctx.options, prior.as_ref())?;
-        if let Some(next) = next.filter(|_| keep) {
-            next_priors.insert(name.clone(), next);
+        if let Some(done) = writing {
+            let (name, map) = join_export(done)?;
+            maps.insert(name, map);
         }
-        let file = dir.depth_map(name)?;
-        tracing::debug_span!("export", file = file.rel.as_str())
-            .in_scope(|| map.write_npz(&file.path))?;
-        report.outputs.push(file.rel);
-        maps.insert(name.clone(), map);
-        observer.camera_done(name);
-    }
+        Ok(())
+    })?;
     let frame = (!next_priors.is_empty()).then_some(report.index);
     *ctx.warm.lock().unwrap_or_else(|e| e.into_inner()) = WarmPriors { frame, priors: next_priors };
     Ok(maps)

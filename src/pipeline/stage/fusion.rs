@@ -4,6 +4,7 @@
 //! AquaMVS does); the stage returns the cloud after outlier removal.
 
 use std::collections::BTreeMap;
+use std::thread::ScopedJoinHandle;
 
 use nalgebra::Point3;
 
@@ -22,7 +23,7 @@ use super::super::PipelineError;
 use super::super::context::Context;
 use super::super::plan::StageOptions;
 use super::super::report::FrameReport;
-use super::{FrameViews, camera_centres};
+use super::{FrameViews, camera_centres, spawn_export};
 
 /// What fusion reads of a frame besides the depth maps: every active camera (normals face
 /// the nearest) and the ring cameras' undistorted colour images.
@@ -42,8 +43,8 @@ pub(crate) struct Fused {
     pub inliers: Option<Vec<bool>>,
 }
 
-/// Consistency filter, back-projection and the fused cloud (written before outlier removal,
-/// as AquaMVS does); returns the cloud after outlier removal.
+/// Consistency filter, back-projection and the fused cloud, with the outlier flags; the cloud
+/// is written by [`export_fused`].
 pub(crate) fn fuse(
     ctx: &Context,
     views: &FrameViews,
@@ -51,7 +52,7 @@ pub(crate) fn fuse(
     maps: &BTreeMap<String, DepthMap>,
     dir: &FrameLayout,
     report: &mut FrameReport,
-) -> Result<PointCloud, PipelineError> {
+) -> Result<Fused, PipelineError> {
     let opts = &ctx.options;
     let fusion_views = FusionViews {
         cameras: ctx.cameras.iter().map(|(n, c)| (n.as_str(), &c.camera)).collect(),
@@ -70,12 +71,7 @@ pub(crate) fn fuse(
     };
     let fused = fuse_maps(&fusion_views, ring, maps, opts, report, &mut save)?;
     report.outputs.extend(written);
-    let Fused { cloud, inliers } = fused;
-    let file = dir.fused_cloud();
-    tracing::debug_span!("export", file = file.rel.as_str())
-        .in_scope(|| crate::io::ply::write_point_cloud(&file.path, &cloud))?;
-    report.outputs.push(file.rel);
-    report.record_cloud(&cloud);
+    report.record_cloud(&fused.cloud);
     if !opts.keep_intermediates {
         for sub in [sub::DEPTH_MAPS, sub::CONSISTENCY_MAPS] {
             let sub_dir = dir.sub_dir(sub);
@@ -87,7 +83,30 @@ pub(crate) fn fuse(
             }
         }
     }
-    Ok(apply_inliers(cloud, inliers.as_deref(), report))
+    Ok(fused)
+}
+
+/// Starts writing the fused cloud as `point_cloud/fused.ply` (before outlier removal, as
+/// AquaMVS does) on a thread of `scope`, and returns the write with the cloud after outlier
+/// removal: the write overlaps the surface. The written cloud is freed when its write ends.
+pub(crate) fn export_fused<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    fused: Fused,
+    dir: &FrameLayout,
+    report: &mut FrameReport,
+) -> (ScopedJoinHandle<'scope, Result<(), PipelineError>>, PointCloud) {
+    let Fused { cloud, inliers } = fused;
+    let kept = match inliers.as_deref() {
+        Some(keep) => select_inliers(&cloud, keep),
+        None => cloud.clone(),
+    };
+    report.n_points_after_outliers = kept.len();
+    let file = dir.fused_cloud();
+    report.outputs.push(file.rel.clone());
+    let writing = spawn_export(scope, &file.rel, move || {
+        Ok(crate::io::ply::write_point_cloud(&file.path, &cloud)?)
+    });
+    (writing, kept)
 }
 
 /// The fused cloud of the ring cameras' depth maps: each filtered against the others (unless
@@ -168,15 +187,18 @@ pub(crate) fn apply_inliers(
     report: &mut FrameReport,
 ) -> PointCloud {
     let cloud = match inliers {
-        Some(keep) => {
-            let kept = cloud.select(keep);
-            tracing::info!("outlier removal kept {} of {} points", kept.len(), cloud.len());
-            kept
-        }
+        Some(keep) => select_inliers(&cloud, keep),
         None => cloud,
     };
     report.n_points_after_outliers = cloud.len();
     cloud
+}
+
+/// The points of `cloud` flagged in `keep`.
+fn select_inliers(cloud: &PointCloud, keep: &[bool]) -> PointCloud {
+    let kept = cloud.select(keep);
+    tracing::info!("outlier removal kept {} of {} points", kept.len(), cloud.len());
+    kept
 }
 
 /// The normal options of the run's cameras: `opts.normals` facing the nearest active camera.

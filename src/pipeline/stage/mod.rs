@@ -8,12 +8,14 @@
 //! report. None reads another stage's files.
 
 use std::collections::BTreeMap;
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use nalgebra::Point3;
 
 use crate::imgproc::{GrayImage, RgbImage};
 
+use super::PipelineError;
 use super::context::Context;
 use super::report::FrameReport;
 
@@ -58,4 +60,23 @@ impl Stages<'_> {
 /// The centres of the run's active cameras (normals face the nearest).
 pub(crate) fn camera_centres(ctx: &Context) -> Vec<Point3<f64>> {
     ctx.cameras.values().map(|c| c.camera.centre()).collect()
+}
+
+/// Writes output file `rel` on a thread of its own in `scope` (inside the current span, as an
+/// `export` span), so that the write overlaps the computation that follows it. The frame
+/// waits for it with [`join_export`] before it is reported done.
+pub(crate) fn spawn_export<'scope, T: Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    rel: &str,
+    write: impl FnOnce() -> Result<T, PipelineError> + Send + 'scope,
+) -> ScopedJoinHandle<'scope, Result<T, PipelineError>> {
+    let span = tracing::debug_span!("export", file = rel);
+    scope.spawn(move || span.in_scope(write))
+}
+
+/// Waits for a write started by [`spawn_export`]; its error is the frame's.
+pub(crate) fn join_export<T>(
+    handle: ScopedJoinHandle<'_, Result<T, PipelineError>>,
+) -> Result<T, PipelineError> {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
