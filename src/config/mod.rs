@@ -401,7 +401,7 @@ config_section! {
         /// `min_consistent_views` rule, as AquaMVS does.
         consistency_close_views: usize = 1,
         /// Agreement tolerance of the tighter rule, in the target camera's ray depth (m).
-        consistency_close_tolerance: f64 = 0.0005; check positive,
+        consistency_close_tolerance: f64 = 0.001; check positive,
         /// Agreement tolerance between RoMa pairwise depths (m).
         roma_depth_tolerance: f64 = 0.02; check positive,
         /// Voxel side of the fused-cloud down-sampling (m).

@@ -80,3 +80,23 @@ pub(crate) fn join_export<T>(
 ) -> Result<T, PipelineError> {
     handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_runs_beside_its_caller_and_returns_its_value_or_its_error() {
+        let data = vec![1u8, 2, 3];
+        std::thread::scope(|scope| {
+            // Borrows what the caller owns, as the frame's writes borrow nothing but move.
+            let sum = spawn_export(scope, "a.bin", || {
+                Ok(data.iter().map(|&b| u32::from(b)).sum::<u32>())
+            });
+            let failed: ScopedJoinHandle<'_, Result<(), _>> =
+                spawn_export(scope, "b.bin", || Err(PipelineError::NoRingCamera { frame: 3 }));
+            assert_eq!(join_export(sum).unwrap(), 6u32);
+            assert!(matches!(join_export(failed), Err(PipelineError::NoRingCamera { frame: 3 })));
+        });
+    }
+}
