@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn an_export_runs_beside_its_caller_and_returns_its_value_or_its_error() {
-        let data = vec![1u8, 2, 3];
+        let data = [1u8, 2, 3];
         std::thread::scope(|scope| {
             // Borrows what the caller owns, as the frame's writes borrow nothing but move.
             let sum = spawn_export(scope, "a.bin", || {
