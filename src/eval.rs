@@ -120,8 +120,7 @@ pub fn completeness(
     tolerances
         .iter()
         .map(|&t| {
-            let covered: f64 =
-                nearest.iter().zip(&samples.areas).filter(|(d, _)| **d <= t).map(|(_, a)| a).sum();
+            let covered = area_where(&nearest, &samples.areas, |d| d <= t);
             AtTolerance { tolerance: t, value: if total > 0.0 { covered / total } else { 0.0 } }
         })
         .collect()
@@ -251,7 +250,7 @@ pub fn mesh_metrics(
     let area = samples.total_area();
     let d = point_distances(&samples.points, surface);
     let share = |keep: &dyn Fn(f64) -> bool| -> f64 {
-        let a: f64 = d.iter().zip(&samples.areas).filter(|(d, _)| keep(**d)).map(|(_, a)| a).sum();
+        let a = area_where(&d, &samples.areas, keep);
         if area > 0.0 { a / area } else { 0.0 }
     };
     let within = tolerances
@@ -269,6 +268,12 @@ pub fn mesh_metrics(
         invented_area_cm2: invented_share * area * 1e4,
         coverage: completeness(visible, &samples.points, tolerances),
     }
+}
+
+/// The total of `areas` whose distance passes `keep`. Summed from +0 (`Iterator::sum` of no
+/// f64 is −0, which a report prints as "-0.00 %").
+fn area_where(distances: &[f64], areas: &[f64], keep: impl Fn(f64) -> bool) -> f64 {
+    distances.iter().zip(areas).filter(|(d, _)| keep(**d)).fold(0.0, |total, (_, a)| total + a)
 }
 
 /// A depth map compared with its ground truth.
@@ -489,6 +494,8 @@ mod tests {
         assert!((m.area_m2 - 0.04).abs() < 1e-12, "{}", m.area_m2);
         assert!(m.within.iter().all(|w| w.value == 1.0), "{:?}", m.within);
         assert_eq!((m.invented_share, m.invented_area_cm2), (0.0, 0.0));
+        // +0, not −0: reports print it as "0.00 %".
+        assert!(m.invented_share.is_sign_positive() && m.invented_area_cm2.is_sign_positive());
         assert!(m.coverage.iter().all(|c| c.value == 1.0), "{:?}", m.coverage);
         // Half the surface meshed: about half of it covered (plus a 1 mm strip at the edge).
         let half = grid_mesh((-0.1, 0.0), (-0.1, 0.1), 25, |_, _| 1.5);
