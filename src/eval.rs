@@ -230,6 +230,22 @@ fn mesh_sample_count(mesh: &crate::mesh::TriangleMesh, spacing: f64) -> usize {
         .fold(0usize, usize::saturating_add)
 }
 
+/// The sub-triangle edge for sampling `mesh`: [`MESH_SAMPLE_SPACING`], coarsened until at most
+/// `max_samples` sub-triangles result (deterministic: a fixed sequence), or until every face is
+/// one sample: a mesh with more faces than `max_samples` is sampled once a face, since no
+/// coarser spacing could fit it.
+fn sample_spacing(mesh: &crate::mesh::TriangleMesh, max_samples: usize) -> f64 {
+    let one_per_face = mesh_sample_count(mesh, f64::INFINITY);
+    let mut spacing = MESH_SAMPLE_SPACING;
+    loop {
+        let n = mesh_sample_count(mesh, spacing);
+        if n <= max_samples.max(one_per_face) {
+            return spacing;
+        }
+        spacing *= ((n as f64 / max_samples.max(1) as f64).sqrt() * 1.05).max(1.05);
+    }
+}
+
 /// Area metrics of `mesh` against `surface`, and its coverage of the `visible` samples.
 pub fn mesh_metrics(
     mesh: &crate::mesh::TriangleMesh,
@@ -237,15 +253,7 @@ pub fn mesh_metrics(
     visible: &SurfaceSamples,
     tolerances: &[f64],
 ) -> MeshMetrics {
-    // Coarsen the spacing until the sample count fits (deterministic: a fixed sequence).
-    let mut spacing = MESH_SAMPLE_SPACING;
-    loop {
-        let n = mesh_sample_count(mesh, spacing);
-        if n <= MAX_MESH_SAMPLES {
-            break;
-        }
-        spacing *= ((n as f64 / MAX_MESH_SAMPLES as f64).sqrt() * 1.05).max(1.05);
-    }
+    let spacing = sample_spacing(mesh, MAX_MESH_SAMPLES);
     let samples = sample_mesh(mesh, spacing);
     let area = samples.total_area();
     let d = point_distances(&samples.points, surface);
@@ -481,6 +489,20 @@ mod tests {
         let mean = s.points.iter().fold(nalgebra::Vector3::zeros(), |m, p| m + p.coords) / 225.0;
         assert!((mean - nalgebra::Vector3::new(1.0, 1.0, 0.0) / 3.0).norm() < 1e-12);
         assert_eq!(sample_mesh(&tri, 0.1), s, "deterministic");
+    }
+
+    /// A mesh with more faces than the sample limit is sampled once a face (the coarsening
+    /// used to loop for ever on one), and a small one is coarsened until it fits.
+    #[test]
+    fn sample_spacing_ends_on_meshes_with_more_faces_than_samples() {
+        let mesh = grid_mesh((-0.1, 0.1), (-0.1, 0.1), 10, |_, _| 1.5); // 200 faces
+        let spacing = sample_spacing(&mesh, 50);
+        assert_eq!(mesh_sample_count(&mesh, spacing), 200);
+        assert_eq!(sample_mesh(&mesh, spacing).points.len(), 200);
+        let spacing = sample_spacing(&mesh, 1000);
+        let n = mesh_sample_count(&mesh, spacing);
+        assert!(n > 200 && n <= 1000, "{n}");
+        assert_eq!(sample_spacing(&mesh, 1_000_000), MESH_SAMPLE_SPACING);
     }
 
     /// A plane mesh on a plane truth: all its area within 1 mm, nothing invented, and the
